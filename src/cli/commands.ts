@@ -1,0 +1,9 @@
+// The list of sub-command modules. Add a line here when adding a command.
+import type { Command } from 'commander';
+
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+export const commandModules: CommandModule[] = [
+];

@@ -1,0 +1,37 @@
+// Entry point of the `pocovid` command. Each sub-command lives in its own module that
+// exports `register(program)`; this file only wires them together and handles errors.
+import { Command, CommanderError } from 'commander';
+import { PocovidError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { commandModules } from './commands.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pocovid')
+    .description('Lung-ultrasound COVID-19 / pneumonia / healthy classification toolkit (research use only, not a diagnostic device)')
+    .version(VERSION)
+    .showHelpAfterError();
+  for (const mod of commandModules) mod.register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof PocovidError) {
+      console.error(`pocovid: ${err.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    console.error(err);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,82 @@
+// Types shared by every backbone, the trainer, explanations, inference and export.
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+/** Where a weight set can be had. `format` says how names and layouts map onto our layers. */
+export interface WeightSource {
+  /** Public URL (downloaded by `pocovid weights fetch`). */
+  url: string;
+  /** Lower-case hex sha256 of the file at `url`. */
+  sha256: string;
+  /** File name in the cache folder. */
+  fileName: string;
+  licence: string;
+  /**
+   * keras-h5: Keras HDF5 (`layer/layer/kernel:0`, HWIO kernels);
+   * keras-safetensors: Keras names (`layer/kernel`), HWIO / HWC1 kernels;
+   * torchvision-safetensors: torchvision names (`layer4.1.conv2.weight`), OIHW kernels.
+   */
+  format: 'keras-h5' | 'keras-safetensors' | 'torchvision-safetensors';
+  /** Tensor names in the file that are deliberately not loaded (e.g. the ImageNet classifier). */
+  dropped?: string[];
+}
+
+/**
+ * Everything about a model's input and explanation layer that other code needs.
+ * Preprocessing is derived from this and nowhere else: x = (pixel / 255 - mean[c]) / std[c].
+ */
+export interface PretrainedCfg {
+  /** e.g. "vgg16.keras_imagenet" or "grayscale_cnn.scratch". */
+  id: string;
+  /** [height, width]. */
+  inputSize: [number, number];
+  /** 3 = RGB, 1 = grey (luma of the decoded frame). */
+  channels: 1 | 3;
+  /** Channel order fed to the network when channels = 3. */
+  channelOrder: 'rgb' | 'bgr';
+  mean: number[];
+  std: number[];
+  /** Layer whose output Grad-CAM / CAM uses. */
+  camLayer: string;
+  /** Name of the final Dense layer (the classifier). */
+  classifier: string;
+  /** Name of the penultimate feature layer (t-SNE). */
+  featureLayer: string;
+  sources: WeightSource[];
+}
+
+export interface ModelOptions {
+  /** 2, 3 or 4 classes. */
+  numClasses: number;
+  /** Trainable conv layers counted from the end of the backbone (each with its BatchNorm); default per model. */
+  trainableLayers?: number;
+  /** Dropout rate in the head; default per model. */
+  dropout?: number;
+  /** Seed for weight initialisation. */
+  seed?: number;
+}
+
+/**
+ * A built model. `model` is one flat functional Layers model, input → softmax probabilities,
+ * with Keras-style layer names (this is what is saved, exported and loaded in the page).
+ * `backbone` and `head` are cut from it and SHARE its layers/weights: backbone = the frozen part
+ * (input → the tensors the trainable part reads), head = the trainable part (those tensors → probabilities).
+ * model(x) = head(backbone(x)). When nothing is frozen, backbone is undefined and head === model.
+ */
+export interface BuiltModel {
+  name: string;
+  cfg: PretrainedCfg;
+  numClasses: number;
+  trainableLayers: number;
+  model: tfl.LayersModel;
+  backbone: tfl.LayersModel | undefined;
+  head: tfl.LayersModel;
+}
+
+export interface ModelSpec {
+  name: string;
+  description: string;
+  /** Default pretrained config (with its weight sources). */
+  cfg: PretrainedCfg;
+  defaultTrainableLayers: number;
+  build(options: ModelOptions): BuiltModel;
+}
