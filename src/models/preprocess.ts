@@ -1,0 +1,55 @@
+// The one place where pixels become network input. Everything (trainer, CLI, server, page)
+// calls this with the model's PretrainedCfg; nothing else scales or reorders channels.
+// Pure TypeScript on typed arrays so that the browser page uses the very same code.
+import type { PretrainedCfg } from './types.js';
+
+/**
+ * Converts interleaved 8-bit RGB pixels (already resized to cfg.inputSize, H×W×3) into the
+ * network's input layout H×W×C (C = cfg.channels) as float32.
+ * Grey models take the Rec. 601 luma, because ultrasound frames are grey images stored as RGB
+ * and a colour tint from a screen capture carries no diagnostic information.
+ */
+export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
+  const [height, width] = cfg.inputSize;
+  const pixels = height * width;
+  if (rgb.length !== pixels * 3) {
+    throw new Error(`expected ${height}x${width}x3 = ${pixels * 3} RGB values, got ${rgb.length}`);
+  }
+  const out = new Float32Array(pixels * cfg.channels);
+  if (cfg.channels === 1) {
+    const mean = cfg.mean[0] ?? 0;
+    const std = cfg.std[0] ?? 1;
+    for (let i = 0; i < pixels; i++) {
+      const luma = (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
+      out[i] = (luma - mean) / std;
+    }
+    return out;
+  }
+  const order = cfg.channelOrder === 'bgr' ? [2, 1, 0] : [0, 1, 2];
+  for (let i = 0; i < pixels; i++) {
+    for (let c = 0; c < 3; c++) {
+      const value = rgb[i * 3 + order[c]!]! / 255;
+      out[i * 3 + c] = (value - cfg.mean[c]!) / cfg.std[c]!;
+    }
+  }
+  return out;
+}
+
+/** Inverse of pixelsToInput for display (maps, class visualisation): network input → 8-bit RGB. */
+export function inputToPixels(input: Float32Array, cfg: PretrainedCfg): Uint8ClampedArray {
+  const [height, width] = cfg.inputSize;
+  const pixels = height * width;
+  const out = new Uint8ClampedArray(pixels * 3);
+  for (let i = 0; i < pixels; i++) {
+    if (cfg.channels === 1) {
+      const v = (input[i]! * (cfg.std[0] ?? 1) + (cfg.mean[0] ?? 0)) * 255;
+      out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = v;
+    } else {
+      const order = cfg.channelOrder === 'bgr' ? [2, 1, 0] : [0, 1, 2];
+      for (let c = 0; c < 3; c++) {
+        out[i * 3 + order[c]!] = (input[i * 3 + c]! * cfg.std[c]! + cfg.mean[c]!) * 255;
+      }
+    }
+  }
+  return out;
+}
