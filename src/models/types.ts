@@ -53,6 +53,8 @@ export interface ModelOptions {
   dropout?: number;
   /** Seed for weight initialisation. */
   seed?: number;
+  /** [height, width]; overrides cfg.inputSize (small inputs for tests; the returned cfg reflects it). */
+  inputSize?: [number, number];
 }
 
 /**
