@@ -1,0 +1,53 @@
+// crop.json: { "<folder>/<probe>/<file>": [[top, left, size], [first_frame, last_frame]] }.
+// Frame numbers count native frames of the video; [0, 0] (images) means "all frames".
+import { readFileSync } from 'node:fs';
+import { BadInputError } from '../errors.js';
+
+export interface CropSpec {
+  top: number;
+  left: number;
+  size: number;
+  /** Native frame range, inclusive; undefined = whole video. */
+  frames?: [number, number];
+}
+
+export function parseCropJson(text: string, file = 'crop.json'): Map<string, CropSpec> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BadInputError(file, `not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BadInputError(file, 'expected an object mapping file paths to [[top, left, size], [first_frame, last_frame]]');
+  }
+  const crops = new Map<string, CropSpec>();
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    const box = Array.isArray(value) ? value[0] : undefined;
+    const range = Array.isArray(value) ? value[1] : undefined;
+    const numbers = (a: unknown, n: number): a is number[] =>
+      Array.isArray(a) && a.length === n && a.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
+    if (!numbers(box, 3) || (range !== undefined && !numbers(range, 2))) {
+      throw new BadInputError(file, `entry "${key}": expected [[top, left, size], [first_frame, last_frame]] of non-negative numbers`);
+    }
+    const [top, left, size] = box.map(Math.round) as [number, number, number];
+    if (size < 1) throw new BadInputError(file, `entry "${key}": crop size must be at least 1`);
+    const spec: CropSpec = { top, left, size };
+    if (range) {
+      const [first, last] = range.map(Math.round) as [number, number];
+      if (last > first) spec.frames = [first, last];
+    }
+    crops.set(key.replace(/\\/g, '/'), spec);
+  }
+  return crops;
+}
+
+export function loadCropFile(path: string): Map<string, CropSpec> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new BadInputError(path, `cannot read (${(err as Error).message})`, { cause: err });
+  }
+  return parseCropJson(text, path);
+}

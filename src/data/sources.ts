@@ -1,0 +1,75 @@
+// Finding the source files of a POCUS-layout folder and labelling them by file-name prefix.
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import type { ClassName } from './types.js';
+
+export type Probe = 'convex' | 'linear';
+export const ALL_PROBES: readonly Probe[] = ['convex', 'linear'];
+
+export const VIDEO_EXTENSIONS = new Set(['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv']);
+export const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff']);
+
+/** Class from the POCUS naming convention: Cov…, Pne…/pne…, Reg…, Vir… (any letter case). */
+export function labelFromFileName(name: string): ClassName | undefined {
+  switch (name.slice(0, 3).toLowerCase()) {
+    case 'cov':
+      return 'covid';
+    case 'pne':
+      return 'pneumonia';
+    case 'reg':
+      return 'regular';
+    case 'vir':
+      return 'viral';
+    default:
+      return undefined;
+  }
+}
+
+export function kindFromFileName(name: string): 'video' | 'image' | undefined {
+  const ext = extname(name).toLowerCase();
+  if (VIDEO_EXTENSIONS.has(ext)) return 'video';
+  if (IMAGE_EXTENSIONS.has(ext)) return 'image';
+  return undefined;
+}
+
+export interface SourceFile {
+  /** Relative to the source folder, '/'-separated (the key used by crop.json and the manifest). */
+  rel: string;
+  name: string;
+  probe: Probe;
+  folder: 'pocus_videos' | 'pocus_images';
+}
+
+/**
+ * Every entry directly inside pocus_{videos,images}/<probe> for the asked probes, sorted so that
+ * builds are reproducible. Sub-folders (e.g. linear/label_uncertain) are returned as well: the
+ * caller reports them as skipped rather than silently dropping them.
+ */
+export function listSources(sourceDir: string, probes: readonly Probe[]): { files: SourceFile[]; folders: string[] } {
+  const files: SourceFile[] = [];
+  const folders: string[] = [];
+  for (const folder of ['pocus_videos', 'pocus_images'] as const) {
+    for (const probe of probes) {
+      const dir = join(sourceDir, folder, probe);
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue; // a layout without e.g. linear images is fine
+      }
+      for (const name of names.sort()) {
+        if (name.startsWith('.')) continue;
+        const rel = `${folder}/${probe}/${name}`;
+        let isDir = false;
+        try {
+          isDir = statSync(join(dir, name)).isDirectory();
+        } catch {
+          // unreadable entries are reported by the builder when it opens them
+        }
+        if (isDir) folders.push(rel);
+        else files.push({ rel, name, probe, folder });
+      }
+    }
+  }
+  return { files, folders };
+}
