@@ -1,0 +1,115 @@
+// Shapes shared by the evaluation code: one prediction per frame in, one Metrics block per
+// grouping (all frames, videos, a fold) out. report.json is made of these.
+
+/** One row of <run>/predictions.csv: one frame, its truth, its prediction and its class probabilities. */
+export interface PredictionRow {
+  path: string;
+  /** The video or image the frame came from: frames sharing a source form one video. */
+  source: string;
+  patient: string;
+  fold: number;
+  label: string;
+  predicted: string;
+  /** One probability per class, in the report's class order. */
+  probs: number[];
+}
+
+export interface ClassMetrics {
+  precision: number;
+  /** Sensitivity. */
+  recall: number;
+  specificity: number;
+  f1: number;
+  /** Number of rows whose true label is this class. */
+  support: number;
+}
+
+export interface AveragedMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+/** A curve as parallel arrays, ready to plot. */
+export interface RocCurve {
+  fpr: number[];
+  tpr: number[];
+  /** Score threshold at each point (Infinity for the (0,0) start). */
+  thresholds: number[];
+  auc: number;
+}
+
+export interface PrCurve {
+  recall: number[];
+  precision: number[];
+  thresholds: number[];
+  /** Average precision: sum over thresholds of (R_n - R_{n-1}) * P_n (no interpolation). */
+  averagePrecision: number;
+}
+
+export interface Curves {
+  /** Per class (one-vs-rest) plus "micro" and, for ROC, "macro". */
+  roc: Record<string, RocCurve>;
+  pr: Record<string, PrCurve>;
+}
+
+/** The metric block of report.json ("M" in the issue). */
+export interface Metrics {
+  n: number;
+  classes: string[];
+  accuracy: number;
+  balancedAccuracy: number;
+  mcc: number;
+  perClass: Record<string, ClassMetrics>;
+  macro: AveragedMetrics;
+  weighted: AveragedMetrics;
+  /** rows = true class, columns = predicted class, both in `classes` order. */
+  confusionMatrix: number[][];
+  /** ROC AUC per class (one-vs-rest), "micro" and "macro"; null where undefined (a class with no positives or no negatives). */
+  auc: Record<string, number | null>;
+  /** Average precision per class and "micro"; null where the class has no positives. */
+  averagePrecision: Record<string, number | null>;
+}
+
+/** Mean and sample standard deviation over folds (std is 0 with a single fold). */
+export interface MeanStd {
+  mean: number;
+  std: number;
+  /** Folds that contributed (a metric that is null in some fold is averaged over the rest). */
+  n: number;
+}
+
+export interface FoldSummary {
+  accuracy: MeanStd;
+  balancedAccuracy: MeanStd;
+  mcc: MeanStd;
+  perClass: Record<string, Record<keyof ClassMetrics, MeanStd>>;
+  macro: Record<keyof AveragedMetrics, MeanStd>;
+  auc: Record<string, MeanStd>;
+}
+
+export type VideoAggregation = 'mean' | 'vote';
+export const VIDEO_AGGREGATIONS: readonly VideoAggregation[] = ['mean', 'vote'];
+
+export type BinaryTask = 'healthy-vs-disease';
+export const BINARY_TASKS: readonly BinaryTask[] = ['healthy-vs-disease'];
+
+export interface EvaluateOptions {
+  /** How a video's frames become one decision (default "mean"). */
+  videoAggregation?: VideoAggregation;
+}
+
+export interface Report {
+  classes: string[];
+  /** What was evaluated: task reduction, aggregation, row counts. */
+  task: { description: string; videoAggregation: VideoAggregation; frames: number; videos: number; folds: number[] };
+  frame: Metrics;
+  video: Metrics;
+  /** Frame-level metrics of each fold, in `task.folds` order. */
+  folds: Metrics[];
+  videoFolds: Metrics[];
+  foldSummary: FoldSummary | null;
+  videoFoldSummary: FoldSummary | null;
+  /** Both video decisions side by side (the one in `video` is `task.videoAggregation`). */
+  videoByAggregation: Record<VideoAggregation, Metrics>;
+}
