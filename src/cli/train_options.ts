@@ -1,0 +1,102 @@
+// Options shared by `pocovid train` and `pocovid cv`, parsed into the trainer's config input.
+import { Command, Option, InvalidArgumentError } from 'commander';
+import type { TrainConfigInput } from '../train/config.js';
+
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not an integer`);
+  return n;
+}
+
+function float(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number`);
+  return n;
+}
+
+function onOff(value: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new InvalidArgumentError(`"${value}": use on or off`);
+}
+
+function size(value: string): [number, number] {
+  const parts = value.split(/[x,]/).map(Number);
+  const [h, w] = parts.length === 1 ? [parts[0], parts[0]] : parts;
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) throw new InvalidArgumentError(`"${value}": use N or HxW`);
+  return [h!, w!];
+}
+
+export function addTrainOptions(command: Command): Command {
+  return command
+    .requiredOption('--data <dataset>', 'dataset folder written by `pocovid data build`')
+    .requiredOption('--model <name>', 'model name (see `pocovid models`)')
+    .requiredOption('--out <run>', 'run folder to write (re-running resumes)')
+    .option('--epochs <n>', 'epochs', int, 40)
+    .option('--batch-size <n>', 'batch size', int, 16)
+    .option('--lr <rate>', 'Adam learning rate', float, 1e-4)
+    .addOption(new Option('--lr-decay <kind>', "'original' = Keras decay lr/epochs as POCOVID-Net").choices(['original', 'none']).default('original'))
+    .option('--weights <file>', 'pretrained weights (Keras .h5, safetensors) or a model saved by pocovid')
+    .option('--trainable-layers <n>', 'trainable conv layers from the end of the backbone', int)
+    .option('--augment <on|off>', 'augmentation (rotation ±10°, shifts ±10%, flips)', onOff, true)
+    .option('--views <n>', 'augmented views per image in the frozen-feature cache', int, 4)
+    .addOption(new Option('--feature-cache <mode>', 'auto: run the frozen backbone once per view; off: every step').choices(['auto', 'off']).default('auto'))
+    .option('--seed <n>', 'random seed (split, shuffling, augmentation, init)', int, 0)
+    .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
+    .addOption(new Option('--class-weights <kind>', 'loss weights per class').choices(['none', 'balanced']).default('none'))
+    .option('--validation-fraction <f>', 'share of training patients held out for model selection', float, 0.2)
+    .option('--patience <n>', 'early-stopping patience (epochs)', int, 20)
+    .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)')
+    .option('--input-size <N|HxW>', 'override the model input size', size)
+    .option('--dropout <rate>', 'dropout rate of the head', float)
+    .option('--quiet', 'no progress output');
+}
+
+export interface ParsedTrainOptions {
+  data: string;
+  model: string;
+  out: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  lrDecay: 'original' | 'none';
+  weights?: string;
+  trainableLayers?: number;
+  augment: boolean;
+  views: number;
+  featureCache: 'auto' | 'off';
+  seed: number;
+  init?: string;
+  classWeights: 'none' | 'balanced';
+  validationFraction: number;
+  patience: number;
+  classes?: string;
+  inputSize?: [number, number];
+  dropout?: number;
+  quiet?: boolean;
+}
+
+export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fold'> {
+  return {
+    data: o.data,
+    model: o.model,
+    out: o.out,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    lrDecay: o.lrDecay,
+    weights: o.weights,
+    trainableLayers: o.trainableLayers,
+    augment: o.augment,
+    views: o.views,
+    featureCache: o.featureCache,
+    seed: o.seed,
+    init: o.init,
+    classWeights: o.classWeights,
+    validationFraction: o.validationFraction,
+    earlyStoppingPatience: o.patience,
+    classes: o.classes ? o.classes.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
+    inputSize: o.inputSize,
+    dropout: o.dropout,
+  };
+}

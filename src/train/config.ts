@@ -1,0 +1,44 @@
+// The resolved configuration of a training run. Every run writes it to <out>/config.json,
+// so a result can always be traced back to the exact options and seed that produced it.
+import { z } from 'zod';
+
+export const CLASS_WEIGHTING = ['none', 'balanced'] as const;
+
+export const trainConfigSchema = z.object({
+  data: z.string().min(1),
+  model: z.string().min(1),
+  fold: z.number().int().min(0),
+  out: z.string().min(1),
+  epochs: z.number().int().positive().default(40),
+  batchSize: z.number().int().positive().default(16),
+  lr: z.number().positive().default(1e-4),
+  /** Keras' Adam `decay` as in POCOVID-Net (lr / epochs): lr_t = lr / (1 + decay * step). */
+  lrDecay: z.enum(['original', 'none']).default('original'),
+  weights: z.string().optional(),
+  trainableLayers: z.number().int().min(0).optional(),
+  augment: z.boolean().default(true),
+  /** Augmented views per training image computed once by the frozen backbone (the feature cache). */
+  views: z.number().int().positive().default(4),
+  /** 'auto' = cache when a frozen backbone exists; 'off' runs the whole network every step. */
+  featureCache: z.enum(['auto', 'off']).default('auto'),
+  seed: z.number().int().default(0),
+  init: z.string().optional(),
+  classWeights: z.enum(CLASS_WEIGHTING).default('none'),
+  /** Share of the training folds' patients held out for model selection. */
+  validationFraction: z.number().gt(0).lt(1).default(0.2),
+  earlyStoppingPatience: z.number().int().positive().default(20),
+  plateauPatience: z.number().int().positive().default(7),
+  plateauFactor: z.number().gt(0).lt(1).default(0.7),
+  /** Classes to train on, in output order; default: those of the dataset (without viral). */
+  classes: z.array(z.string()).optional(),
+  /** Input size override [h, w] (small phantom runs); default: the model's pretrained config. */
+  inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+  dropout: z.number().min(0).lt(1).optional(),
+});
+
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
+  return trainConfigSchema.parse(input);
+}

@@ -1,0 +1,95 @@
+// What the trainer needs from a dataset folder: the fold's rows split into train / validation /
+// test, labels as class indices, and preprocessed (optionally augmented) network inputs.
+import { join } from 'node:path';
+import type { ManifestRow } from '../data/types.js';
+import { openDataset, splitForFold } from '../data/dataset.js';
+import { createAugmenter } from '../data/augment.js';
+import { readImageAsInput } from '../data/image.js';
+import { getModelSpec } from '../models/registry.js';
+import '../models/index.js';
+import type { PretrainedCfg } from '../models/types.js';
+import type { Rng } from '../util/rng.js';
+import { PocovidError } from '../errors.js';
+import type { TrainConfig } from './config.js';
+
+export interface FrameInputs {
+  rows: ManifestRow[];
+  count: number;
+  labels: number[];
+  /** The preprocessed input of frame i; augmented with `rng` when one is given. */
+  input(index: number, rng?: Rng): Promise<Float32Array>;
+}
+
+export interface FoldData {
+  classes: string[];
+  train: FrameInputs;
+  validation: FrameInputs;
+  test: FrameInputs;
+  validationPatients: string[];
+}
+
+export function countFolds(dataDir: string): number {
+  return openDataset(dataDir).info.folds;
+}
+
+/** Decoded inputs are kept in memory: a POCUS dataset is a few thousand frames (~0.6 MB each at 224²). */
+function frameInputs(
+  dir: string,
+  rows: ManifestRow[],
+  classes: string[],
+  cfg: PretrainedCfg,
+  augment: (input: Float32Array, rng: Rng) => Float32Array,
+  decoded: Map<string, Float32Array>,
+): FrameInputs {
+  return {
+    rows,
+    count: rows.length,
+    labels: rows.map((r) => classes.indexOf(r.label)),
+    async input(index, rng) {
+      const row = rows[index]!;
+      let value = decoded.get(row.path);
+      if (!value) {
+        value = await readImageAsInput(join(dir, row.path), cfg);
+        decoded.set(row.path, value);
+      }
+      return rng ? augment(value, rng) : value;
+    },
+  };
+}
+
+export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
+  const { rows, info } = openDataset(config.data);
+  const classes = config.classes ?? info.classes.filter((c) => c !== 'viral');
+  const unknown = classes.filter((c) => !info.classes.includes(c as never));
+  if (unknown.length) {
+    throw new PocovidError(`${config.data}: classes ${unknown.join(', ')} are not in the dataset (it has ${info.classes.join(', ')})`);
+  }
+  if (config.fold >= info.folds) {
+    throw new PocovidError(`${config.data}: fold ${config.fold} does not exist; the dataset has folds 0..${info.folds - 1}`);
+  }
+  const kept = rows.filter((r) => classes.includes(r.label));
+  const split = splitForFold(kept, config.fold, { validationFraction: config.validationFraction, seed: config.seed });
+  for (const [name, part] of Object.entries({ train: split.train, validation: split.validation, test: split.test })) {
+    if (part.length === 0) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
+  }
+  // The model's own config decides preprocessing.
+  const cfg = resolveCfg(config);
+  const [height, width] = cfg.inputSize;
+  const augmenter = createAugmenter({ enabled: config.augment });
+  const augment = (input: Float32Array, rng: Rng): Float32Array => augmenter(input, width, height, cfg.channels, rng);
+  const decoded = new Map<string, Float32Array>();
+  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augment, decoded);
+  return {
+    classes,
+    train: make(split.train),
+    validation: make(split.validation),
+    test: make(split.test),
+    validationPatients: [...new Set(split.validation.map((r) => r.patient))],
+  };
+}
+
+/** The model's pretrained config with the run's input-size override (what createModel returns too). */
+export function resolveCfg(config: Pick<TrainConfig, 'model' | 'inputSize'>): PretrainedCfg {
+  const cfg = getModelSpec(config.model).cfg;
+  return config.inputSize ? { ...cfg, inputSize: config.inputSize } : cfg;
+}

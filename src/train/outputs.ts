@@ -1,0 +1,47 @@
+// What a finished fold leaves in its folder: the test predictions, the selected model (in the
+// format predict/serve/export read) and a summary. Evaluation reports are written from these.
+import { join } from 'node:path';
+import type { BuiltModel } from '../models/types.js';
+import type { ManifestRow } from '../data/types.js';
+import { writePredictionsCsv } from '../eval/csv.js';
+import type { PredictionRow } from '../eval/types.js';
+import { saveModelDir } from '../infer/model_dir.js';
+import { writeJsonAtomicSync } from '../util/atomic.js';
+import type { TrainFoldResult } from './train_fold.js';
+
+export interface PredictionOut {
+  row: ManifestRow;
+  label: string;
+  predicted: string;
+  probabilities: number[];
+}
+
+export const PREDICTIONS_FILE = 'predictions.csv';
+export const SUMMARY_FILE = 'result.json';
+export const MODEL_DIR = 'model';
+
+export function toPredictionRows(predictions: readonly PredictionOut[]): PredictionRow[] {
+  return predictions.map((p) => ({
+    path: p.row.path,
+    source: p.row.source,
+    patient: p.row.patient,
+    fold: p.row.fold,
+    label: p.label,
+    predicted: p.predicted,
+    probs: p.probabilities,
+  }));
+}
+
+export async function writeFoldOutputs(out: string, built: BuiltModel, result: TrainFoldResult): Promise<void> {
+  writePredictionsCsv(join(out, PREDICTIONS_FILE), toPredictionRows(result.testPredictions), result.classes);
+  await saveModelDir(join(out, MODEL_DIR), {
+    name: built.name,
+    classes: result.classes,
+    cfg: built.cfg,
+    members: [built.model],
+    aggregation: 'mean',
+    source: { run: out, fold: result.config.fold, bestEpoch: result.bestEpoch, model: result.config.model },
+  });
+  const { testPredictions: _omit, ...summary } = result;
+  writeJsonAtomicSync(join(out, SUMMARY_FILE), summary);
+}
