@@ -1,0 +1,154 @@
+// Cutting one flat functional model into a frozen backbone and a trainable head that share
+// the very same layer objects (so weights are shared), plus freezing by "last n conv units".
+//
+// Why cut instead of building two models: the flat model is what is saved, exported and run in
+// the page (Keras names, one graph), while the trainer wants to run the frozen part once per
+// image (feature cache) and train only the head on those features.
+import * as tfl from '@tensorflow/tfjs-layers';
+import { PocovidError } from '../errors.js';
+import type { BuiltModel } from './types.js';
+
+type Layer = tfl.LayersModel['layers'][number];
+type LayerNode = Layer['inboundNodes'][number];
+type SymbolicTensor = tfl.SymbolicTensor;
+
+/** The node through which `layer` takes part in `model`'s graph (a shared layer has one per graph). */
+function nodeInModel(model: tfl.LayersModel, layer: Layer): LayerNode {
+  for (let i = 0; i < layer.inboundNodes.length; i++) {
+    if (model.containerNodes.has(`${layer.name}_ib-${i}`)) return layer.inboundNodes[i]!;
+  }
+  throw new Error(`layer "${layer.name}" has no node in model "${model.name}"`);
+}
+
+/**
+ * The output tensor of layer `layerName` inside `model`'s graph. Use this instead of
+ * `model.getLayer(name).output`: head layers are shared by the flat model and the head, so they
+ * have two inbound nodes and tfjs refuses `.output` on them.
+ */
+export function layerOutput(model: tfl.LayersModel, layerName: string): SymbolicTensor {
+  const layer = model.getLayer(layerName);
+  const outputs = nodeInModel(model, layer).outputTensors;
+  if (outputs.length !== 1) throw new Error(`layer "${layerName}" has ${outputs.length} outputs, expected 1`);
+  return outputs[0]!;
+}
+
+const hasTrainableWeights = (layer: Layer): boolean => layer.trainableWeights.length > 0;
+
+/**
+ * Head = every layer that depends, transitively, on a layer with trainable weights; backbone =
+ * the rest. Boundary = backbone tensors read by head layers (several when the cut falls inside a
+ * residual block). Returns backbone undefined and head = model when the boundary is the input.
+ */
+export function cutModel(model: tfl.LayersModel): { backbone: tfl.LayersModel | undefined; head: tfl.LayersModel } {
+  // model.layers is in topological order (inputs first), so one pass finds every dependant.
+  const headLayers: Layer[] = [];
+  const inHead = new Set<Layer>();
+  for (const layer of model.layers) {
+    if (model.inputLayers.includes(layer)) continue;
+    const node = nodeInModel(model, layer);
+    if (hasTrainableWeights(layer) || node.inboundLayers.some((source) => inHead.has(source))) {
+      inHead.add(layer);
+      headLayers.push(layer);
+    }
+  }
+  if (headLayers.length === 0) throw new PocovidError(`model "${model.name}" has no trainable layer to cut a head from`);
+
+  const boundary: SymbolicTensor[] = [];
+  for (const layer of headLayers) {
+    for (const tensor of nodeInModel(model, layer).inputTensors) {
+      if (!inHead.has(tensor.sourceLayer) && !boundary.includes(tensor)) boundary.push(tensor);
+    }
+  }
+  if (boundary.every((tensor) => model.inputs.includes(tensor))) return { backbone: undefined, head: model };
+
+  const backbone = tfl.model({ inputs: model.inputs, outputs: boundary, name: `${model.name}_backbone` });
+
+  // Re-apply the head layers on fresh inputs: applying a layer again adds a node to it but keeps
+  // its weights, so the head trains the flat model's variables.
+  const replaced = new Map<SymbolicTensor, SymbolicTensor>();
+  const headInputs = boundary.map((tensor) => {
+    const input = tfl.input({ shape: tensor.shape.slice(1) as number[], name: `${tensor.sourceLayer.name}_output` });
+    replaced.set(tensor, input);
+    return input;
+  });
+  for (const layer of headLayers) {
+    const node = nodeInModel(model, layer);
+    const inputs = node.inputTensors.map((tensor) => replaced.get(tensor)!);
+    const applied = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs ?? {});
+    const outputs = (Array.isArray(applied) ? applied : [applied]) as SymbolicTensor[];
+    node.outputTensors.forEach((tensor, i) => replaced.set(tensor, outputs[i]!));
+  }
+  const headOutputs = model.outputs.map((tensor) => {
+    const output = replaced.get(tensor);
+    if (!output) throw new Error(`output "${tensor.name}" of model "${model.name}" does not depend on a trainable layer`);
+    return output;
+  });
+  const head = tfl.model({ inputs: headInputs, outputs: headOutputs, name: `${model.name}_head` });
+  return { backbone, head };
+}
+
+/**
+ * Freezes every unit (a conv layer and its BatchNorm, by name) except the last `trainable` of
+ * `units`; layers not named in any unit (the head) are left trainable.
+ */
+export function freezeAllButLast(model: tfl.LayersModel, units: readonly (readonly string[])[], trainable: number): void {
+  if (trainable > units.length) {
+    throw new PocovidError(`trainableLayers ${trainable} exceeds the ${units.length} conv layers of model "${model.name}"`);
+  }
+  units.forEach((unit, index) => {
+    const frozen = index < units.length - trainable;
+    for (const name of unit) model.getLayer(name).trainable = !frozen;
+  });
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'BatchNormalization') runInferenceWhenFrozen(layer);
+  }
+}
+
+const patched = new WeakSet<Layer>();
+
+/**
+ * tfjs BatchNormalization uses batch statistics and updates its moving mean/variance whenever it
+ * is called with training=true, even when trainable is false. Keras (>= 2.1.3) runs a frozen
+ * BatchNorm in inference mode instead, which is what fine-tuning a pretrained backbone needs:
+ * otherwise a frozen layer's statistics drift during `fit`. The check is made per call so that
+ * unfreezing later restores normal training behaviour. Serialisation is unaffected.
+ */
+function runInferenceWhenFrozen(layer: Layer): void {
+  if (patched.has(layer)) return;
+  patched.add(layer);
+  const call = layer.call.bind(layer);
+  layer.call = (inputs, kwargs) => call(inputs, layer.trainable ? kwargs : { ...kwargs, training: false });
+}
+
+/** Disposes a built model's weights once (backbone and head share the flat model's layers). */
+export function disposeBuiltModel(built: BuiltModel): void {
+  built.model.dispose();
+  if (built.head !== built.model) built.head.dispose();
+}
+
+export interface ModelGraph {
+  name: string;
+  cfg: BuiltModel['cfg'];
+  numClasses: number;
+  trainableLayers: number;
+  input: SymbolicTensor;
+  output: SymbolicTensor;
+  /** Conv units in backbone order, each [conv, its BatchNorm?]; the last `trainableLayers` stay trainable. */
+  units: readonly (readonly string[])[];
+}
+
+/** Makes the flat model from a built graph, freezes it and cuts it: the last step of every backbone's build. */
+export function assembleBuiltModel(graph: ModelGraph): BuiltModel {
+  const model = tfl.model({ inputs: graph.input, outputs: graph.output, name: graph.name });
+  freezeAllButLast(model, graph.units, graph.trainableLayers);
+  const { backbone, head } = cutModel(model);
+  return {
+    name: graph.name,
+    cfg: graph.cfg,
+    numClasses: graph.numClasses,
+    trainableLayers: graph.trainableLayers,
+    model,
+    backbone,
+    head,
+  };
+}

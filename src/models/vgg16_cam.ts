@@ -1,0 +1,55 @@
+// POCOVID-Net's CAM variant: VGG-16 conv base → global average pooling → Dropout → softmax.
+// The classifier reads block5_conv3 through one global pooling, so the class activation map of
+// class c is exactly Σ_k w[k, c] · block5_conv3[:, :, k] (Zhou et al. 2016), at 14×14.
+import * as tfl from '@tensorflow/tfjs-layers';
+import { PocovidError } from '../errors.js';
+import { assembleBuiltModel } from './cut.js';
+import { camHead, SeededInit } from './heads.js';
+import { registerModel } from './registry.js';
+import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
+import { VGG16_CONV_UNITS, VGG16_SOURCES, vgg16Features } from './vgg16.js';
+
+/** Same input convention as POCOVID-Net (pixels / 255); featureLayer is the 512-d pooled map. */
+const cfg: PretrainedCfg = {
+  id: 'vgg16_cam.pocovid_imagenet',
+  inputSize: [224, 224],
+  channels: 3,
+  channelOrder: 'rgb',
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  camLayer: 'block5_conv3',
+  classifier: 'classifier',
+  featureLayer: 'cam_gap',
+  sources: VGG16_SOURCES,
+};
+
+/** Four 2× poolings: anything from 32 up keeps a 2×2 map for the class activation map. */
+const MIN_INPUT = 32;
+
+export function buildVgg16Cam(options: ModelOptions): BuiltModel {
+  const inputSize = options.inputSize ?? cfg.inputSize;
+  if (Math.min(...inputSize) < MIN_INPUT) {
+    throw new PocovidError(`vgg16_cam needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
+  }
+  const init = new SeededInit(options.seed ?? 0);
+  const input = tfl.input({ shape: [...inputSize, 3], name: 'input' });
+  const features = vgg16Features(input, init, false);
+  const output = camHead(features, { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init });
+  return assembleBuiltModel({
+    name: 'vgg16_cam',
+    cfg: { ...cfg, inputSize: [...inputSize] },
+    numClasses: options.numClasses,
+    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
+    input,
+    output,
+    units: VGG16_CONV_UNITS,
+  });
+}
+
+export const spec: ModelSpec = registerModel({
+  name: 'vgg16_cam',
+  description: 'POCOVID-Net CAM variant: VGG-16 conv base (ImageNet) + global average pooling, Dropout, softmax',
+  cfg,
+  defaultTrainableLayers: 1,
+  build: buildVgg16Cam,
+});
