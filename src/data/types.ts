@@ -31,5 +31,14 @@ export interface DatasetInfo {
   counts: { perClass: Record<string, number>; perFold: Record<string, Record<string, number>> };
   tools: Record<string, string>;
   skipped: { source: string; reason: string }[];
+  /** True when built from the synthetic phantom (never real patients). */
   synthetic?: boolean;
+  /** Sources (videos/images) per class and per fold, and groups (patients or videos) per fold. */
+  sourceCounts?: {
+    perClass: Record<string, number>;
+    perFold: Record<string, Record<string, number>>;
+    groupsPerFold: Record<string, number>;
+  };
+  /** Wall time of the build run that wrote this file. */
+  elapsedSeconds?: number;
 }

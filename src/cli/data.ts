@@ -1,0 +1,61 @@
+// `pocovid data build | phantom | fetch`: parse options, call src/data, print a summary.
+import { Command, Option } from 'commander';
+import { buildDataset, type GroupBy } from '../data/build.js';
+import type { Probe } from '../data/sources.js';
+import type { ClassName } from '../data/types.js';
+
+const list = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
+const int = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new Error(`not an integer: ${value}`);
+  return n;
+};
+
+function registerBuild(data: Command): void {
+  data
+    .command('build')
+    .description('decode a POCUS-layout folder (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json) into PNG frames, manifest.csv and patient-grouped folds')
+    .requiredOption('--source <dir>', 'folder laid out like the POCUS repository data/ folder')
+    .requiredOption('--out <dir>', 'dataset folder to write (re-runs reuse finished sources)')
+    .option('--fps <n>', 'frames per second kept from videos', Number, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', int, 30)
+    .option('--size <n>', 'frame side in pixels', int, 224)
+    .option('--probes <list>', 'convex, linear or both', list, ['convex'])
+    .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', list, ['covid', 'pneumonia', 'regular'])
+    .option('--folds <k>', 'number of folds', int, 5)
+    .option('--seed <n>', 'seed of the fold assignment', int, 0)
+    .addOption(new Option('--group-by <what>', 'keep each patient (honest) or each video (original protocol) in one fold').choices(['patient', 'video']).default('patient'))
+    .option('--crop <file>', 'crop.json (default: <source>/crop.json when present)')
+    .option('--concurrency <n>', 'sources decoded at once', int, 2)
+    .option('--quiet', 'no progress output')
+    .action(async (o: { source: string; out: string; fps: number; maxFrames: number; size: number; probes: string[]; classes: string[]; folds: number; seed: number; groupBy: string; crop?: string; concurrency: number; quiet?: boolean }) => {
+      const result = await buildDataset({
+        source: o.source,
+        out: o.out,
+        fps: o.fps,
+        maxFrames: o.maxFrames,
+        size: o.size,
+        probes: o.probes as Probe[],
+        classes: o.classes as ClassName[],
+        folds: o.folds,
+        seed: o.seed,
+        groupBy: o.groupBy as GroupBy,
+        crop: o.crop,
+        concurrency: o.concurrency,
+        quiet: o.quiet,
+      });
+      const { info } = result;
+      console.log(`wrote ${result.rows.length} frames to ${o.out} (${result.decoded.length} sources decoded, ${result.reused.length} reused, ${info.skipped.length} skipped) in ${info.elapsedSeconds} s`);
+      console.log(`fold  ${info.classes.map((c) => c.padStart(10)).join('')}`);
+      for (const [fold, counts] of Object.entries(info.counts.perFold)) {
+        console.log(`${fold.padStart(4)}  ${info.classes.map((c) => String(counts[c] ?? 0).padStart(10)).join('')}`);
+      }
+      console.log(`all   ${info.classes.map((c) => String(info.counts.perClass[c] ?? 0).padStart(10)).join('')}`);
+      for (const s of info.skipped) console.log(`skipped ${s.source}: ${s.reason}`);
+    });
+}
+
+export function register(program: Command): void {
+  const data = program.command('data').description('datasets: build frames and folds from POCUS videos, write the synthetic phantom, fetch the public POCUS data');
+  registerBuild(data);
+}
