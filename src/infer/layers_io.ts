@@ -1,0 +1,74 @@
+// TF.js layers-format (model.json + weights.bin) serialisation without a file:// handler:
+// Node has none unless tfjs-node is installed (it cannot be here), so we capture the artifacts
+// with tf.io.withSaveHandler and write / read the files ourselves. The same files load in the
+// browser with tf.loadLayersModel(url).
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+export const WEIGHTS_FILE = 'weights.bin';
+
+export interface LayersFiles {
+  /** Contents of model.json (tf.io.ModelJSON). */
+  modelJson: tf.io.ModelJSON;
+  /** Weight files named in modelJson.weightsManifest, by file name. */
+  weightFiles: Map<string, Uint8Array>;
+}
+
+/** Captures a Layers model as model.json + one weights.bin (in memory). */
+export async function layersModelToFiles(model: tfl.LayersModel): Promise<LayersFiles> {
+  let captured: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      captured = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!captured || !captured.modelTopology || !captured.weightSpecs) {
+    throw new Error('model.save produced no topology or weight specs');
+  }
+  const weightData = captured.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(captured.weightData);
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: captured.modelTopology,
+    format: 'layers-model',
+    generatedBy: captured.generatedBy ?? 'TensorFlow.js',
+    convertedBy: null,
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: captured.weightSpecs }],
+  };
+  return { modelJson, weightFiles: new Map([[WEIGHTS_FILE, new Uint8Array(weightData)]]) };
+}
+
+/** Builds a Layers model from model.json + its weight files (in memory). */
+export async function layersModelFromFiles(files: LayersFiles): Promise<tfl.LayersModel> {
+  const { modelJson, weightFiles } = files;
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const group of modelJson.weightsManifest) {
+    weightSpecs.push(...group.weights);
+    for (const path of group.paths) {
+      const data = weightFiles.get(path);
+      if (!data) throw new Error(`weight file "${path}" named in model.json is missing`);
+      chunks.push(data);
+    }
+  }
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return tfl.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs, weightData: joined.buffer }),
+  );
+}
+
+/** Weight-file names in a manifest must be plain names: a model folder never reaches outside itself. */
+export function weightFileNames(modelJson: tf.io.ModelJSON): string[] {
+  const names = modelJson.weightsManifest.flatMap((group) => group.paths);
+  for (const name of names) {
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) {
+      throw new Error(`weight file name "${name}" is not a plain file name`);
+    }
+  }
+  return names;
+}

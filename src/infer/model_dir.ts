@@ -1,0 +1,273 @@
+// The saved-model folder: what `pocovid export` and the trainer write and what predict, serve and
+// the page load.
+//   <dir>/pocovid.json          ModelDirMeta (format "pocovid-model", version 1)
+//   <dir>/member-<k>/model.json TF.js layers format, one per ensemble member
+//   <dir>/member-<k>/weights.bin
+// A training run holds one such folder per fold at <run>/fold-<k>/model/, so a run is read as the
+// ensemble of its folds.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
+import { BadInputError } from '../errors.js';
+import type { PretrainedCfg } from '../models/types.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { layersModelFromFiles, layersModelToFiles, weightFileNames, type LayersFiles } from './layers_io.js';
+
+export const MODEL_DIR_FORMAT = 'pocovid-model';
+export const MODEL_DIR_VERSION = 1;
+export const MODEL_META_FILE = 'pocovid.json';
+
+export type Aggregation = 'mean' | 'vote';
+
+export interface ModelDirMeta {
+  format: typeof MODEL_DIR_FORMAT;
+  version: typeof MODEL_DIR_VERSION;
+  name: string;
+  classes: string[];
+  cfg: PretrainedCfg;
+  /** Sub-folder per ensemble member (one for a single model). */
+  members: string[];
+  /** How the members' probabilities are combined. */
+  aggregation: Aggregation;
+  createdAt: string;
+  /** Where it came from (run folder, folds, config, metrics...). */
+  source: Record<string, unknown>;
+}
+
+export interface SaveModelDirOptions {
+  name: string;
+  classes: string[];
+  cfg: PretrainedCfg;
+  members: tfl.LayersModel[];
+  aggregation?: Aggregation;
+  source?: Record<string, unknown>;
+}
+
+export interface LoadedModel {
+  /** Folder it was read from (a model folder or a run). */
+  path: string;
+  meta: ModelDirMeta;
+  members: tfl.LayersModel[];
+}
+
+const weightSourceSchema = z.object({
+  url: z.string(),
+  sha256: z.string(),
+  fileName: z.string(),
+  licence: z.string(),
+  format: z.enum(['keras-h5', 'keras-safetensors', 'torchvision-safetensors']),
+  dropped: z.array(z.string()).optional(),
+});
+
+const cfgSchema = z.object({
+  id: z.string(),
+  inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
+  channels: z.union([z.literal(1), z.literal(3)]),
+  channelOrder: z.enum(['rgb', 'bgr']),
+  mean: z.array(z.number()),
+  std: z.array(z.number()),
+  camLayer: z.string(),
+  classifier: z.string(),
+  featureLayer: z.string(),
+  sources: z.array(weightSourceSchema),
+});
+
+const metaSchema = z.object({
+  format: z.literal(MODEL_DIR_FORMAT),
+  version: z.literal(MODEL_DIR_VERSION),
+  name: z.string().min(1),
+  classes: z.array(z.string().min(1)).min(2),
+  cfg: cfgSchema,
+  members: z.array(z.string().regex(/^member-\d+$/)).min(1),
+  aggregation: z.enum(['mean', 'vote']),
+  createdAt: z.string(),
+  source: z.record(z.string(), z.unknown()),
+});
+
+/** Writes a model folder from in-memory models (used by the trainer for each fold, and by tests). */
+export async function saveModelDir(dir: string, options: SaveModelDirOptions): Promise<ModelDirMeta> {
+  if (options.members.length === 0) throw new Error('saveModelDir: at least one member model is needed');
+  const files = [];
+  for (const member of options.members) files.push(await layersModelToFiles(member));
+  return writeModelDirFiles(dir, {
+    name: options.name,
+    classes: options.classes,
+    cfg: options.cfg,
+    aggregation: options.aggregation ?? 'mean',
+    source: options.source ?? {},
+  }, files);
+}
+
+/** Writes a model folder from members already in file form (export copies them this way). */
+export async function writeModelDirFiles(
+  dir: string,
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source'>,
+  members: LayersFiles[],
+): Promise<ModelDirMeta> {
+  const meta: ModelDirMeta = {
+    format: MODEL_DIR_FORMAT,
+    version: MODEL_DIR_VERSION,
+    name: info.name,
+    classes: info.classes,
+    cfg: info.cfg,
+    members: members.map((_, k) => `member-${k}`),
+    aggregation: info.aggregation,
+    createdAt: new Date().toISOString(),
+    source: info.source,
+  };
+  metaSchema.parse(meta);
+  for (const [k, files] of members.entries()) {
+    const memberDir = join(dir, meta.members[k]!);
+    for (const [name, data] of files.weightFiles) await writeFileAtomic(join(memberDir, name), data);
+    await writeFileAtomic(join(memberDir, 'model.json'), JSON.stringify(files.modelJson));
+  }
+  // Written last: a folder with pocovid.json is complete.
+  await writeFileAtomic(join(dir, MODEL_META_FILE), JSON.stringify(meta, null, 2) + '\n');
+  return meta;
+}
+
+/** Reads and validates <dir>/pocovid.json. */
+export function readModelMeta(dir: string): ModelDirMeta {
+  const file = join(dir, MODEL_META_FILE);
+  if (!existsSync(file)) throw new BadInputError(dir, `not a model folder (no ${MODEL_META_FILE})`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new BadInputError(file, `invalid JSON (${(err as Error).message})`);
+  }
+  const parsed = metaSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new BadInputError(file, `not a valid pocovid model description: ${problems}`);
+  }
+  return parsed.data as ModelDirMeta;
+}
+
+/** Reads one member's model.json and weight files. */
+export function readMemberFiles(dir: string, member: string): LayersFiles {
+  const memberDir = join(dir, member);
+  const modelFile = join(memberDir, 'model.json');
+  if (!existsSync(modelFile)) throw new BadInputError(modelFile, 'missing');
+  let modelJson;
+  try {
+    modelJson = JSON.parse(readFileSync(modelFile, 'utf8'));
+  } catch (err) {
+    throw new BadInputError(modelFile, `invalid JSON (${(err as Error).message})`);
+  }
+  if (!modelJson?.modelTopology || !Array.isArray(modelJson?.weightsManifest)) {
+    throw new BadInputError(modelFile, 'not a TF.js layers model (no modelTopology / weightsManifest)');
+  }
+  const weightFiles = new Map<string, Uint8Array>();
+  let names: string[];
+  try {
+    names = weightFileNames(modelJson);
+  } catch (err) {
+    throw new BadInputError(modelFile, (err as Error).message);
+  }
+  for (const name of names) {
+    const path = join(memberDir, name);
+    if (!existsSync(path)) throw new BadInputError(path, 'weight file named in model.json is missing');
+    weightFiles.set(name, new Uint8Array(readFileSync(path)));
+  }
+  return { modelJson, weightFiles };
+}
+
+/** Loads a model folder: meta + every member as a Layers model. */
+export async function loadModelDir(dir: string): Promise<LoadedModel> {
+  const meta = readModelMeta(dir);
+  const members: tfl.LayersModel[] = [];
+  for (const member of meta.members) {
+    const files = readMemberFiles(dir, member);
+    try {
+      members.push(await layersModelFromFiles(files));
+    } catch (err) {
+      throw new BadInputError(join(dir, member, 'model.json'), `cannot be loaded: ${(err as Error).message}`, { cause: err });
+    }
+    checkOutputs(members.at(-1)!, meta, join(dir, member));
+  }
+  return { path: dir, meta, members };
+}
+
+function checkOutputs(model: tfl.LayersModel, meta: ModelDirMeta, where: string): void {
+  const outShape = model.outputs[0]?.shape;
+  const classes = outShape?.[outShape.length - 1];
+  if (classes !== meta.classes.length) {
+    throw new BadInputError(where, `model has ${classes} outputs but pocovid.json names ${meta.classes.length} classes`);
+  }
+}
+
+/** The fold model folders of a training run (<run>/fold-<k>/model), sorted by k. */
+export function runFoldDirs(run: string): { fold: number; dir: string }[] {
+  if (!existsSync(run) || !statSync(run).isDirectory()) return [];
+  return readdirSync(run)
+    .map((name) => /^fold-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ fold: Number(m[1]), dir: join(run, m[0], 'model') }))
+    .filter((f) => existsSync(join(f.dir, MODEL_META_FILE)))
+    .sort((a, b) => a.fold - b.fold);
+}
+
+export interface CollectedRun {
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source'>;
+  members: LayersFiles[];
+}
+
+/**
+ * Gathers the members of a run's folds (all folds → ensemble, or one fold) in file form.
+ * Every fold must agree on classes and preprocessing, or the ensemble would mix inputs.
+ */
+export function collectRun(run: string, fold?: number): CollectedRun {
+  const folds = runFoldDirs(run);
+  if (folds.length === 0) throw new BadInputError(run, 'not a training run (no fold-<k>/model/pocovid.json)');
+  const chosen = fold === undefined ? folds : folds.filter((f) => f.fold === fold);
+  if (chosen.length === 0) {
+    throw new BadInputError(run, `has no fold ${fold}; folds present: ${folds.map((f) => f.fold).join(', ')}`);
+  }
+  const first = readModelMeta(chosen[0]!.dir);
+  const members: LayersFiles[] = [];
+  for (const { dir } of chosen) {
+    const meta = readModelMeta(dir);
+    if (JSON.stringify(meta.classes) !== JSON.stringify(first.classes) || JSON.stringify(meta.cfg) !== JSON.stringify(first.cfg)) {
+      throw new BadInputError(dir, 'classes or preprocessing differ from the first fold; cannot ensemble');
+    }
+    for (const member of meta.members) members.push(readMemberFiles(dir, member));
+  }
+  let config: unknown;
+  const configFile = join(run, 'config.json');
+  if (existsSync(configFile)) {
+    try {
+      config = JSON.parse(readFileSync(configFile, 'utf8'));
+    } catch {
+      config = undefined;
+    }
+  }
+  return {
+    info: {
+      name: first.name,
+      classes: first.classes,
+      cfg: first.cfg,
+      aggregation: 'mean',
+      source: { run, folds: chosen.map((f) => f.fold), config },
+    },
+    members,
+  };
+}
+
+/** A model folder, or a run read as the ensemble of its folds (or one fold). */
+export async function loadModel(path: string, fold?: number): Promise<LoadedModel> {
+  if (existsSync(join(path, MODEL_META_FILE))) return loadModelDir(path);
+  const collected = collectRun(path, fold);
+  const members: tfl.LayersModel[] = [];
+  for (const files of collected.members) members.push(await layersModelFromFiles(files));
+  const meta: ModelDirMeta = {
+    format: MODEL_DIR_FORMAT,
+    version: MODEL_DIR_VERSION,
+    ...collected.info,
+    members: members.map((_, k) => `member-${k}`),
+    createdAt: new Date().toISOString(),
+  };
+  for (const m of members) checkOutputs(m, meta, path);
+  return { path, meta, members };
+}

@@ -1,0 +1,199 @@
+// The one inference pipeline (CLI and server; the page runs the same steps from classify.ts,
+// combine.ts, preprocess.ts and explain/): frames at the model's input size → pixelsToInput →
+// every ensemble member → probabilities, label, confidence, uncertainty, and Grad-CAM when asked.
+// A video is sampled into frames, each classified, and decided by mean probability (or vote).
+import * as tf from '@tensorflow/tfjs-core';
+import { UnknownChoiceError } from '../errors.js';
+import { gradCam } from '../explain/gradcam.js';
+import { overlayMap } from '../explain/overlay.js';
+import { initEngine } from '../engine/index.js';
+import { pixelsToInput } from '../models/preprocess.js';
+import { classifyInputs } from './classify.js';
+import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
+import type { DecodeLimits } from './ffmpeg.js';
+import { decodeImageTo, decodeVideoTo, sniffFile, type Frame } from './media.js';
+import { loadModel, type LoadedModel } from './model_dir.js';
+import { rgbToPngDataUrl } from './png.js';
+import type { SniffedType } from './sniff.js';
+
+/** Verdict of a not-ultrasound guard (section 3 of the issue plugs in here). */
+export interface GuardResult {
+  flagged: boolean;
+  reason: string;
+  score: number;
+}
+/** Called on every frame (RGB at the model's input size) before any diagnosis is given. */
+export type Guard = (rgb: Uint8Array, width: number, height: number) => GuardResult | Promise<GuardResult>;
+
+export const RUNTIMES = ['tfjs'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+export interface PipelineOptions {
+  /** Inference runtime; 'tfjs' (the wasm engine). */
+  runtime?: Runtime;
+  /** Grad-CAM heatmap in every result unless a call says otherwise. */
+  gradcam?: boolean;
+  /** Monte-Carlo dropout passes per member for the uncertainty (0 = off). */
+  mcDropout?: number;
+  /** Seed of the MC-dropout masks. */
+  seed?: number;
+  guard?: Guard;
+  /** Decoder limits (time, memory) for untrusted files. */
+  limits?: Partial<DecodeLimits>;
+  /** Load a run as one fold only. */
+  fold?: number;
+}
+
+export interface FrameResult {
+  index: number;
+  time: number;
+  label: string | null;
+  probabilities: Record<string, number>;
+  guard?: GuardResult;
+}
+
+export interface PredictionResult {
+  kind: 'image' | 'video';
+  format?: string;
+  /** null when the guard flagged the input: no diagnosis. */
+  label: string | null;
+  probabilities: Record<string, number> | null;
+  confidence: number | null;
+  uncertainty: Uncertainty | null;
+  /** Videos: how the frames were combined. */
+  aggregation?: VideoAggregation;
+  frames?: FrameResult[];
+  /** Grad-CAM overlay (PNG data URL) of the image, or of the video frame most typical of the label. */
+  heatmap?: string;
+  heatmapFrame?: number;
+  guard?: GuardResult;
+}
+
+export interface ImageCallOptions {
+  heatmap?: boolean;
+}
+export interface VideoCallOptions extends ImageCallOptions {
+  fps?: number;
+  maxFrames?: number;
+  aggregation?: VideoAggregation;
+}
+
+export interface Pipeline {
+  model: LoadedModel;
+  classes: string[];
+  predictImage(source: string | Uint8Array, options?: ImageCallOptions): Promise<PredictionResult>;
+  predictVideo(file: string, options?: VideoCallOptions): Promise<PredictionResult>;
+  /** Sniffs the file's bytes and runs predictImage or predictVideo. */
+  predictFile(file: string, options?: VideoCallOptions): Promise<PredictionResult>;
+  dispose(): void;
+}
+
+export async function createPipeline(source: string | LoadedModel, options: PipelineOptions = {}): Promise<Pipeline> {
+  const runtime = options.runtime ?? 'tfjs';
+  if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UnknownChoiceError('runtime', runtime, RUNTIMES);
+  await initEngine();
+  const model = typeof source === 'string' ? await loadModel(source, options.fold) : source;
+  const { cfg, classes } = model.meta;
+  const [height, width] = cfg.inputSize;
+  const inputShape: [number, number, number] = [height, width, cfg.channels];
+
+  async function guardFrames(frames: Frame[]): Promise<(GuardResult | undefined)[]> {
+    if (!options.guard) return frames.map(() => undefined);
+    const out: GuardResult[] = [];
+    for (const f of frames) out.push(await options.guard(f.rgb, f.width, f.height));
+    return out;
+  }
+
+  async function heatmapOf(frame: Frame, input: Float32Array, classIndex: number): Promise<string> {
+    const maps = tf.tidy(() => {
+      const x = tf.tensor4d(input, [1, ...inputShape]);
+      return model.members.map((m) => gradCam(m, x, cfg.camLayer, classIndex).map);
+    });
+    const mean = new Float32Array(width * height);
+    for (const map of maps) for (let i = 0; i < mean.length; i++) mean[i]! += map[i]! / maps.length;
+    const peak = mean.reduce((a, b) => Math.max(a, b), 0);
+    if (peak > 0) for (let i = 0; i < mean.length; i++) mean[i]! /= peak;
+    return rgbToPngDataUrl(overlayMap(frame.rgb, width, height, mean), width, height);
+  }
+
+  async function run(frames: Frame[], kind: 'image' | 'video', type: SniffedType | undefined, call: VideoCallOptions): Promise<PredictionResult> {
+    const aggregation = call.aggregation ?? 'mean';
+    const guards = await guardFrames(frames);
+    const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const scores = classifyInputs(model.members, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
+    const frameResults: FrameResult[] = frames.map((f, i) => ({
+      index: f.index,
+      time: f.time,
+      label: guards[i]?.flagged ? null : classes[argMax(scores[i]!.probabilities)]!,
+      probabilities: byClass(classes, scores[i]!.probabilities),
+      ...(guards[i] ? { guard: guards[i] } : {}),
+    }));
+    const base: PredictionResult = {
+      kind,
+      ...(type ? { format: type.format } : {}),
+      label: null,
+      probabilities: null,
+      confidence: null,
+      uncertainty: null,
+      ...(kind === 'video' ? { aggregation, frames: frameResults } : {}),
+    };
+    // Frames the guard flags take no part in the decision; if most are flagged there is none.
+    const usable = scores.map((s, i) => ({ s, i })).filter(({ i }) => !guards[i]?.flagged);
+    if (options.guard) base.guard = summariseGuard(guards as GuardResult[], usable.length);
+    if (usable.length === 0 || usable.length * 2 < frames.length) return base;
+    const decision = decide(usable.map(({ s }) => s as FrameScores), aggregation);
+    const result: PredictionResult = {
+      ...base,
+      label: classes[decision.classIndex]!,
+      probabilities: byClass(classes, decision.probabilities),
+      confidence: decision.confidence,
+      uncertainty: decision.uncertainty,
+    };
+    if (call.heatmap ?? options.gradcam ?? false) {
+      const best = usable.reduce((a, b) => (b.s.probabilities[decision.classIndex]! > a.s.probabilities[decision.classIndex]! ? b : a));
+      result.heatmap = await heatmapOf(frames[best.i]!, inputs[best.i]!, decision.classIndex);
+      if (kind === 'video') result.heatmapFrame = frames[best.i]!.index;
+    }
+    return result;
+  }
+
+  const pipeline: Pipeline = {
+    model,
+    classes,
+    async predictImage(src, call = {}) {
+      const frame = await decodeImageTo(src, width, height, undefined, options.limits);
+      return run([frame], 'image', undefined, call);
+    },
+    async predictVideo(file, call = {}) {
+      const type = await sniffFile(file);
+      const frames = await decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits }, type);
+      return run(frames, 'video', type, call);
+    },
+    async predictFile(file, call = {}) {
+      const type = await sniffFile(file);
+      if (type.kind === 'image') {
+        const frame = await decodeImageTo(file, width, height, type, options.limits);
+        return run([frame], 'image', type, call);
+      }
+      const frames = await decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits }, type);
+      return run(frames, 'video', type, call);
+    },
+    dispose() {
+      for (const m of model.members) m.dispose();
+    },
+  };
+  return pipeline;
+}
+
+function summariseGuard(guards: GuardResult[], usable: number): GuardResult {
+  if (guards.length === 1) return guards[0]!;
+  const flagged = guards.filter((g) => g.flagged);
+  const score = guards.reduce((a, g) => a + g.score, 0) / guards.length;
+  const isFlagged = usable === 0 || usable * 2 < guards.length;
+  return {
+    flagged: isFlagged,
+    reason: isFlagged ? `${flagged.length} of ${guards.length} frames flagged: ${flagged[0]?.reason ?? ''}` : `${flagged.length} of ${guards.length} frames flagged`,
+    score,
+  };
+}
+
