@@ -1,6 +1,7 @@
 // The list of sub-command modules. Add a line here when adding a command.
 import type { Command } from 'commander';
 import * as dataCommands from './data.js';
+import * as modelsCommands from './models.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -8,4 +9,5 @@ export interface CommandModule {
 
 export const commandModules: CommandModule[] = [
   dataCommands,
+  modelsCommands,
 ];

@@ -7,5 +7,5 @@ import './grayscale_cnn.js';
 
 export { createModel, getModelSpec, listModels, modelNames, registerModel } from './registry.js';
 export { cutModel, disposeBuiltModel, layerOutput } from './cut.js';
-export { countParams, type ParamCounts } from './params.js';
+export { countParams, summarizeModel, type ModelSummary, type ParamCounts } from './params.js';
 export type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg, WeightSource } from './types.js';
