@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import * as dataCommands from './data.js';
 import * as modelsCommands from './models.js';
+import * as benchCommands from './bench.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -10,4 +11,5 @@ export interface CommandModule {
 export const commandModules: CommandModule[] = [
   dataCommands,
   modelsCommands,
+  benchCommands,
 ];
