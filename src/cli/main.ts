@@ -35,3 +35,9 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   }
 }
+
+// Run when this file is the entry point (`tsx src/cli/main.ts ...` during development);
+// bin/pocovid.js imports it and calls main() itself.
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  await main(process.argv);
+}
