@@ -68,7 +68,11 @@ function classScore(model: tfl.LayersModel, camLayer: string, activation: tf.Ten
   const output = values.get((model.outputs[0] as Sym).id);
   if (!output) throw new Error(`Grad-CAM: the model output does not depend on layer "${camLayer}"`);
   const scores = logits ?? tf.log(tf.add(output, 1e-12));
-  return tf.sum(tf.gather(tf.reshape(scores, [scores.shape[0]!, -1]), [classIndex], 1));
+  // A one-hot mask rather than tf.gather: gather's gradient needs UnsortedSegmentSum, which wasm lacks.
+  const classes = scores.shape[scores.shape.length - 1]!;
+  const mask = new Float32Array(classes);
+  mask[classIndex] = 1;
+  return tf.sum(tf.mul(tf.reshape(scores, [-1, classes]), tf.tensor2d(mask, [1, classes])));
 }
 
 function logitsOf(layer: tfl.layers.Layer, input: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
