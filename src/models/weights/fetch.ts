@@ -24,7 +24,7 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(homedir(), '.cache', 'pocovid');
 }
 
-export function cachedWeightsPath(source: WeightSource, cacheDir: string = defaultCacheDir()): string {
+export function cachePathFor(source: WeightSource, cacheDir: string = defaultCacheDir()): string {
   return join(cacheDir, source.fileName);
 }
 
@@ -49,7 +49,7 @@ function byHandHint(source: WeightSource, path: string): string {
  */
 export async function fetchWeights(source: WeightSource, options: FetchOptions = {}): Promise<string> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const path = cachedWeightsPath(source, cacheDir);
+  const path = cachePathFor(source, cacheDir);
   const expected = source.sha256.toLowerCase();
   let staleNote = '';
   if (existsSync(path)) {
