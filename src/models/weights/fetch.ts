@@ -59,6 +59,12 @@ export async function fetchWeights(source: WeightSource, options: FetchOptions =
     staleNote = ` The cached ${path} has sha256 ${actual}, not ${expected}, so it is downloaded again.`;
   }
 
+  if (!source.url) {
+    throw new PocovidError(
+      `${source.fileName} has no download URL (it is distributed as a file); copy it to ${path} ` +
+        `(or set POCOVID_CACHE to a folder holding it).${staleNote}`,
+    );
+  }
   await mkdir(cacheDir, { recursive: true });
   const partial = `${path}.partial`;
   const fetchImpl = options.fetchImpl ?? fetch;

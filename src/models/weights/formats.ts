@@ -4,7 +4,7 @@ import { BadInputError } from '../../errors.js';
 import type { WeightSource } from '../types.js';
 import { HDF5_SIGNATURE, readKerasH5 } from './keras_h5.js';
 import { readSafetensors } from './safetensors.js';
-import type { TensorMap } from './tensors.js';
+import { matchesAnyName, type TensorMap } from './tensors.js';
 import { convertTorchvision, looksLikeTorchvision } from './torchvision.js';
 
 export type WeightFormat = WeightSource['format'];
@@ -14,7 +14,7 @@ export interface WeightsFileContents {
   format: WeightFormat;
   /** Our names (`layer/weight`) and layouts. */
   tensors: TensorMap;
-  /** File tensor names dropped by a conversion rule (torchvision classifier and counters). */
+  /** File tensor names left out: those asked for, and those dropped by the torchvision rule (classifier, counters). */
   dropped: string[];
   /** safetensors `__metadata__` (empty for HDF5). */
   metadata: Record<string, string>;
@@ -53,22 +53,44 @@ export async function detectContainer(file: string): Promise<ContainerKind> {
  * the file when given; otherwise it is inferred (HDF5 → keras-h5; safetensors with torchvision names →
  * torchvision-safetensors; other safetensors → keras-safetensors).
  */
-export async function readWeightsFile(file: string, format?: WeightFormat): Promise<WeightsFileContents> {
+export async function readWeightsFile(
+  file: string,
+  format?: WeightFormat,
+  options: ReadWeightsOptions = {},
+): Promise<WeightsFileContents> {
   const container = await detectContainer(file);
   if (container === 'hdf5') {
     if (format !== undefined && format !== 'keras-h5') {
       throw new BadInputError(file, `expected ${format} but the file is HDF5 (keras-h5)`);
     }
-    return { format: 'keras-h5', tensors: await readKerasH5(file), dropped: [], metadata: {} };
+    const { kept, dropped } = dropNamed(await readKerasH5(file), options.dropped ?? []);
+    return { format: 'keras-h5', tensors: kept, dropped, metadata: {} };
   }
   if (format === 'keras-h5') throw new BadInputError(file, 'expected keras-h5 (HDF5) but the file is safetensors');
-  const { tensors, metadata } = await readSafetensors(file);
-  const torchNames = looksLikeTorchvision(tensors.keys());
+  const contents = await readSafetensors(file);
+  const { kept, dropped } = dropNamed(contents.tensors, options.dropped ?? []);
+  const torchNames = looksLikeTorchvision(contents.tensors.keys());
   const resolved: WeightFormat = format ?? (torchNames ? 'torchvision-safetensors' : 'keras-safetensors');
   if (resolved === 'torchvision-safetensors') {
-    const converted = convertTorchvision(tensors, file);
-    return { format: resolved, ...converted, metadata };
+    const converted = convertTorchvision(kept, file);
+    return { format: resolved, tensors: converted.tensors, dropped: [...dropped, ...converted.dropped], metadata: contents.metadata };
   }
   if (torchNames) throw new BadInputError(file, 'expected keras-safetensors names ("layer/weight") but the file has torchvision names');
-  return { format: resolved, tensors, dropped: [], metadata };
+  return { format: resolved, tensors: kept, dropped, metadata: contents.metadata };
+}
+
+export interface ReadWeightsOptions {
+  /** File tensor names (as in the file, before conversion) to leave out; a trailing `*` matches a prefix. */
+  dropped?: string[];
+}
+
+function dropNamed(tensors: TensorMap, patterns: readonly string[]): { kept: TensorMap; dropped: string[] } {
+  if (patterns.length === 0) return { kept: tensors, dropped: [] };
+  const kept: TensorMap = new Map();
+  const dropped: string[] = [];
+  for (const [name, tensor] of tensors) {
+    if (matchesAnyName(name, patterns)) dropped.push(name);
+    else kept.set(name, tensor);
+  }
+  return { kept, dropped };
 }

@@ -9,7 +9,7 @@ import { VERSION } from '../../version.js';
 import type { BuiltModel } from '../types.js';
 import { readWeightsFile, type WeightFormat } from './formats.js';
 import { writeSafetensors } from './safetensors.js';
-import { formatShape, sameShape, type TensorMap } from './tensors.js';
+import { formatShape, matchesAnyName, sameShape, type TensorMap } from './tensors.js';
 
 export interface LoadIntoModelOptions {
   /** Layer-name prefixes whose weights are deliberately left at their initial values (e.g. the head). */
@@ -53,10 +53,6 @@ export function modelWeightsByName(model: tfl.LayersModel): Map<string, tfl.Laye
   return byName;
 }
 
-function matchesAny(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
-}
-
 function layerOf(weightName: string): string {
   return weightName.slice(0, weightName.lastIndexOf('/'));
 }
@@ -72,7 +68,7 @@ export function loadWeightsIntoModel(model: tfl.LayersModel, tensors: TensorMap,
   const dropped: string[] = [];
   const assignments: [tfl.LayerVariable, string][] = [];
   for (const [name, tensor] of tensors) {
-    if (matchesAny(name, droppedPatterns)) {
+    if (matchesAnyName(name, droppedPatterns)) {
       dropped.push(name);
       continue;
     }
@@ -134,18 +130,14 @@ export function headLayerPrefixes(built: BuiltModel): string[] {
  * (by the conversion rule or by the matching WeightSource's `dropped`).
  */
 export async function loadPretrained(built: BuiltModel, file: string, format?: WeightFormat): Promise<LoadReport> {
-  const contents = await readWeightsFile(file, format);
   const sources = built.cfg.sources;
   const named = sources.filter((s) => s.fileName === basename(file));
-  const relevant = named.length > 0 ? named : sources.filter((s) => s.format === contents.format);
-  const dropped = [...contents.dropped, ...relevant.flatMap((s) => s.dropped ?? [])];
-  const report = loadWeightsIntoModel(built.model, contents.tensors, {
-    allowUnset: headLayerPrefixes(built),
-    dropped,
-    source: file,
-  });
-  // Names dropped by the torchvision rule never reached the loader; report them too.
-  return { ...report, dropped: [...contents.dropped, ...report.dropped] };
+  const candidates = named.length > 0 ? named : sources.filter((s) => format === undefined || s.format === format);
+  // `dropped` names are the file's own names (before conversion); the reader removes them.
+  const dropped = candidates.flatMap((s) => s.dropped ?? []);
+  const contents = await readWeightsFile(file, format, { dropped });
+  const report = loadWeightsIntoModel(built.model, contents.tensors, { allowUnset: headLayerPrefixes(built), source: file });
+  return { ...report, dropped: contents.dropped };
 }
 
 /** Metadata keys that saveModelWeights writes and loadModelWeightsFile checks. */

@@ -10,6 +10,11 @@ export interface NamedTensor {
 /** name → tensor, in file order. */
 export type TensorMap = Map<string, NamedTensor>;
 
+/** True when `name` is one of `patterns`; a pattern ending in `*` matches every name starting with the rest. */
+export function matchesAnyName(name: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+}
+
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

@@ -99,6 +99,13 @@ describe('fetchWeights', () => {
     expect(existsSync(join(cacheDir, 'vgg16_notop.h5.partial'))).toBe(false);
   });
 
+  it('explains where to put a file that has no download URL', async () => {
+    const cacheDir = join(dir, 'cache6');
+    await expect(fetchWeights(source({ url: '', fileName: 'mobilenet.safetensors' }), { cacheDir })).rejects.toThrow(
+      `mobilenet.safetensors has no download URL (it is distributed as a file); copy it to ${join(cacheDir, 'mobilenet.safetensors')}`,
+    );
+  });
+
   it('finds the cache folder from POCOVID_CACHE, then XDG_CACHE_HOME, then ~/.cache', () => {
     expect(defaultCacheDir({ POCOVID_CACHE: '/c', XDG_CACHE_HOME: '/x' })).toBe('/c');
     expect(defaultCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/pocovid');

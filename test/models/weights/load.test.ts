@@ -152,6 +152,9 @@ describe('torchvision-layout weights', () => {
     conv('layer2.0.downsample.0', 4, 3, 1); bn('layer2.0.downsample.1', 4);
     sd.set('fc.weight', tensorOf([1000, 4], seed++));
     sd.set('fc.bias', tensorOf([1000], seed++));
+    // timm names its classifier head.fc: not dropped by rule, only by the WeightSource's `dropped`.
+    sd.set('head.fc.weight', tensorOf([5, 4], seed++));
+    sd.set('head.fc.bias', tensorOf([5], seed++));
     return sd;
   }
 
@@ -174,12 +177,19 @@ describe('torchvision-layout weights', () => {
     const sd = stateDict();
     const file = join(dir, 'resnet_like.safetensors');
     await writeSafetensors(file, sd, { source: 'test' });
-    const b = built('tiny_resnet', resnetLike(), 'layer2_0_out');
+    const withoutSource = built('tiny_resnet', resnetLike(), 'layer2_0_out');
+    await expect(loadPretrained(withoutSource, file)).rejects.toThrow(/2 file tensor\(s\) match no model weight: head_fc\/kernel, head_fc\/bias/);
+    withoutSource.model.dispose();
+
+    const b = built('tiny_resnet', resnetLike(), 'layer2_0_out', [
+      { url: '', sha256: '', fileName: 'resnet_like.safetensors', licence: 'test', format: 'torchvision-safetensors', dropped: ['head.fc.*'] },
+    ]);
     const before = tf.memory().numTensors;
     const report = await loadPretrained(b, file);
     expect(tf.memory().numTensors).toBe(before);
     expect(report.dropped.sort()).toEqual(
-      ['bn1', 'layer2.0.bn1', 'layer2.0.bn2', 'layer2.0.downsample.1'].map((n) => `${n}.num_batches_tracked`).concat(['fc.bias', 'fc.weight']).sort(),
+      ['bn1', 'layer2.0.bn1', 'layer2.0.bn2', 'layer2.0.downsample.1'].map((n) => `${n}.num_batches_tracked`)
+        .concat(['fc.bias', 'fc.weight', 'head.fc.bias', 'head.fc.weight']).sort(),
     );
     expect(report.unset.sort()).toEqual(['classifier/bias', 'classifier/kernel']);
     expect(report.loaded).toContain('layer2_0_downsample_0/kernel');
