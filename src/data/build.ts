@@ -105,7 +105,8 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
   const started = Date.now();
   const opts = resolveOptions(options);
   if (!existsSync(options.source)) throw new PocovidError(`source folder ${options.source} does not exist`);
-  const crops: Map<string, CropSpec> = opts.crop ? loadCropFile(opts.crop) : new Map();
+  const warnings: string[] = [];
+  const crops: Map<string, CropSpec> = opts.crop ? loadCropFile(opts.crop, (p) => warnings.push(p)) : new Map();
   const metadataPath = join(options.source, 'dataset_metadata.csv');
   const patients = existsSync(metadataPath) ? PatientIndex.fromFile(metadataPath) : PatientIndex.empty();
   const ffmpeg = findFfmpeg();
@@ -207,6 +208,7 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
     pocovid: VERSION,
     node: process.version,
   });
+  info.warnings = warnings;
   info.synthetic = existsSync(join(options.source, 'phantom.json'));
   info.elapsedSeconds = Math.round((Date.now() - started) / 100) / 10;
   writeFileAtomicSync(join(options.out, 'manifest.csv'), formatManifest(rows));

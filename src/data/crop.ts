@@ -1,5 +1,7 @@
 // crop.json: { "<folder>/<probe>/<file>": [[top, left, size], [first_frame, last_frame]] }.
-// Frame numbers count native frames of the video; [0, 0] (images) means "all frames".
+// Frame numbers count native frames of the video; [0, 0] (images) means "all frames", and so does
+// a range that is empty or negative (the real file has [0, -9.2e18] for some images, from cv2).
+// A malformed entry is reported through `onProblem` and ignored: one bad line must not stop a build.
 import { readFileSync } from 'node:fs';
 import { BadInputError } from '../errors.js';
 
@@ -11,7 +13,7 @@ export interface CropSpec {
   frames?: [number, number];
 }
 
-export function parseCropJson(text: string, file = 'crop.json'): Map<string, CropSpec> {
+export function parseCropJson(text: string, file = 'crop.json', onProblem: (problem: string) => void = () => undefined): Map<string, CropSpec> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -26,28 +28,28 @@ export function parseCropJson(text: string, file = 'crop.json'): Map<string, Cro
     const box = Array.isArray(value) ? value[0] : undefined;
     const range = Array.isArray(value) ? value[1] : undefined;
     const numbers = (a: unknown, n: number): a is number[] =>
-      Array.isArray(a) && a.length === n && a.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
-    if (!numbers(box, 3) || (range !== undefined && !numbers(range, 2))) {
-      throw new BadInputError(file, `entry "${key}": expected [[top, left, size], [first_frame, last_frame]] of non-negative numbers`);
+      Array.isArray(a) && a.length === n && a.every((x) => typeof x === 'number' && Number.isFinite(x));
+    if (!numbers(box, 3) || box.some((x) => x < 0) || box[2]! < 1) {
+      onProblem(`${file}: entry "${key}" ignored: expected [[top, left, size], [first_frame, last_frame]] with top, left >= 0 and size >= 1`);
+      continue;
     }
     const [top, left, size] = box.map(Math.round) as [number, number, number];
-    if (size < 1) throw new BadInputError(file, `entry "${key}": crop size must be at least 1`);
     const spec: CropSpec = { top, left, size };
-    if (range) {
+    if (numbers(range, 2)) {
       const [first, last] = range.map(Math.round) as [number, number];
-      if (last > first) spec.frames = [first, last];
+      if (first >= 0 && last > first) spec.frames = [first, last];
     }
     crops.set(key.replace(/\\/g, '/'), spec);
   }
   return crops;
 }
 
-export function loadCropFile(path: string): Map<string, CropSpec> {
+export function loadCropFile(path: string, onProblem?: (problem: string) => void): Map<string, CropSpec> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new BadInputError(path, `cannot read (${(err as Error).message})`, { cause: err });
   }
-  return parseCropJson(text, path);
+  return parseCropJson(text, path, onProblem);
 }

@@ -39,6 +39,8 @@ export interface DatasetInfo {
     perFold: Record<string, Record<string, number>>;
     groupsPerFold: Record<string, number>;
   };
+  /** Problems that did not skip a source (e.g. an ignored crop.json entry). */
+  warnings?: string[];
   /** Wall time of the build run that wrote this file. */
   elapsedSeconds?: number;
 }
