@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import * as dataCommands from './data.js';
 import * as modelsCommands from './models.js';
 import * as benchCommands from './bench.js';
+import * as evaluateCommands from './evaluate.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -12,4 +13,5 @@ export const commandModules: CommandModule[] = [
   dataCommands,
   modelsCommands,
   benchCommands,
+  evaluateCommands,
 ];

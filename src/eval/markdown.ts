@@ -1,0 +1,152 @@
+// report.md: the tables of the POCOVID-Net paper (per class recall, precision, F1, specificity as
+// mean ± std over folds; overall accuracy, balanced accuracy, MCC, AUC), at frame and video level.
+import type { FoldSummary, MeanStd, Metrics, Report } from './types.js';
+
+const num = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
+const pm = (s: MeanStd | undefined): string => (!s || s.n === 0 || !Number.isFinite(s.mean) ? 'n/a' : `${num(s.mean)} ± ${num(s.std)}`);
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+function summaryTable(m: Metrics, s: FoldSummary | null): string {
+  const withFolds = s !== null && s.accuracy.n > 1;
+  const rows: [string, number | null, MeanStd | undefined][] = [
+    ['Accuracy', m.accuracy, s?.accuracy],
+    ['Balanced accuracy', m.balancedAccuracy, s?.balancedAccuracy],
+    ['MCC', m.mcc, s?.mcc],
+    ['AUC (macro, one-vs-rest)', m.auc.macro ?? null, s?.auc.macro],
+    ['AUC (micro)', m.auc.micro ?? null, s?.auc.micro],
+    ['F1 (macro)', m.macro.f1, s?.macro.f1],
+    ['Precision (macro)', m.macro.precision, s?.macro.precision],
+    ['Recall (macro)', m.macro.recall, s?.macro.recall],
+    ['F1 (weighted)', m.weighted.f1, undefined],
+  ];
+  return table(
+    withFolds ? ['Metric', 'Pooled', `Mean ± std over ${s!.accuracy.n} folds`] : ['Metric', 'Value'],
+    rows.map(([name, pooled, folds]) => (withFolds ? [name, num(pooled), folds ? pm(folds) : '–'] : [name, num(pooled)])),
+  );
+}
+
+function perClassFoldTable(m: Metrics, s: FoldSummary): string {
+  return table(
+    ['Class', 'Recall (sensitivity)', 'Precision', 'F1-score', 'Specificity', 'AUC', 'Support (per fold)'],
+    m.classes.map((c) => {
+      const k = s.perClass[c]!;
+      return [c, pm(k.recall), pm(k.precision), pm(k.f1), pm(k.specificity), pm(s.auc[c]), pm(k.support)];
+    }),
+  );
+}
+
+function perClassPooledTable(m: Metrics): string {
+  return table(
+    ['Class', 'Recall (sensitivity)', 'Precision', 'F1-score', 'Specificity', 'AUC', 'AP', 'Support'],
+    m.classes.map((c) => {
+      const k = m.perClass[c]!;
+      return [c, num(k.recall), num(k.precision), num(k.f1), num(k.specificity), num(m.auc[c]), num(m.averagePrecision[c]), String(k.support)];
+    }),
+  );
+}
+
+function confusionTable(m: Metrics): string {
+  return table(
+    ['true \\ predicted', ...m.classes],
+    m.confusionMatrix.map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return [m.classes[i]!, ...row.map((v) => (total === 0 ? String(v) : `${v} (${((100 * v) / total).toFixed(1)}%)`))];
+    }),
+  );
+}
+
+export interface MarkdownOptions {
+  title?: string;
+  /** Plot paths relative to report.md, by name (e.g. "frame-roc" -> "plots/frame-roc.png"). */
+  plots?: Record<string, string>;
+  /** Key/value facts shown under "Run" (model, protocol, wall time...). */
+  extra?: Record<string, unknown>;
+  /** Markdown appended at the end. */
+  notes?: string;
+}
+
+function plotLines(plots: Record<string, string>, names: [string, string][]): string[] {
+  return names.filter(([key]) => plots[key]).map(([key, alt]) => `![${alt}](${plots[key]})`);
+}
+
+function levelSection(heading: string, level: 'frame' | 'video', m: Metrics, s: FoldSummary | null, plots: Record<string, string>): string[] {
+  const unit = level === 'frame' ? 'frames' : 'videos/images';
+  const out = [`## ${heading}`, '', `${m.n} ${unit}.`, '', '### Summary', '', summaryTable(m, s), ''];
+  if (s !== null && s.accuracy.n > 1) out.push('### Per class, mean ± std over folds', '', perClassFoldTable(m, s), '');
+  out.push('### Per class, all predictions pooled', '', perClassPooledTable(m), '', '### Confusion matrix (rows: true class)', '', confusionTable(m), '');
+  const images = plotLines(plots, [
+    [`${level}-confusion-counts`, `${level} confusion matrix`],
+    [`${level}-confusion-normalized`, `${level} confusion matrix, row-normalised`],
+    [`${level}-roc`, `${level} ROC curves`],
+    [`${level}-pr`, `${level} precision-recall curves`],
+  ]);
+  if (images.length > 0) out.push(images.join('\n'), '');
+  return out;
+}
+
+export function formatReportMarkdown(report: Report, options: MarkdownOptions = {}): string {
+  const plots = options.plots ?? {};
+  const t = report.task;
+  const out: string[] = [
+    `# ${options.title ?? 'Evaluation report'}`,
+    '',
+    `Task: ${t.description}. Classes: ${report.classes.join(', ')}. ${t.frames} frames from ${t.videos} videos/images, folds ${t.folds.join(', ')}.`,
+    `Video decision: ${t.videoAggregation === 'mean' ? 'argmax of the mean frame probability' : 'majority vote of the frame predictions (ties: higher mean probability)'}.`,
+    '',
+    '_Research use only; not a diagnostic device._',
+    '',
+  ];
+  if (options.extra && Object.keys(options.extra).length > 0) {
+    out.push('## Run', '', table(['', ''], Object.entries(options.extra).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])), '');
+  }
+  out.push(...levelSection('Frame level', 'frame', report.frame, report.foldSummary, plots));
+  out.push(...levelSection(`Video level (${t.videoAggregation === 'mean' ? 'mean probability' : 'majority vote'})`, 'video', report.video, report.videoFoldSummary, plots));
+
+  out.push('### Video decision: mean probability vs majority vote', '');
+  out.push(
+    table(
+      ['Decision', 'Accuracy', 'Balanced accuracy', 'MCC', 'F1 (macro)'],
+      (['mean', 'vote'] as const).map((a) => {
+        const m = report.videoByAggregation[a];
+        return [a === 'mean' ? 'mean probability' : 'majority vote', num(m.accuracy), num(m.balancedAccuracy), num(m.mcc), num(m.macro.f1)];
+      }),
+    ),
+    '',
+  );
+
+  if (report.folds.length > 0) {
+    out.push('## Per fold', '');
+    out.push(
+      table(
+        ['Fold', 'Frames', 'Accuracy', 'Balanced acc.', 'MCC', 'AUC (macro)', 'Videos', 'Video acc.', 'Video balanced acc.'],
+        report.folds.map((f, i) => {
+          const v = report.videoFolds[i];
+          return [String(t.folds[i]), String(f.n), num(f.accuracy), num(f.balancedAccuracy), num(f.mcc), num(f.auc.macro), String(v?.n ?? ''), num(v?.accuracy), num(v?.balancedAccuracy)];
+        }),
+      ),
+      '',
+    );
+    out.push(...plotLines(plots, [['folds-balanced-accuracy', 'balanced accuracy per fold']]), '');
+  }
+
+  const histories = Object.keys(plots).filter((k) => k.startsWith('history'));
+  if (histories.length > 0) out.push('## Training history', '', ...histories.map((k) => `![${k}](${plots[k]})`), '');
+
+  out.push(
+    '## Definitions',
+    '',
+    '- Recall = sensitivity = TP/(TP+FN); specificity = TN/(TN+FP), one class against the rest. A ratio with a zero denominator is reported as 0 (e.g. the precision of a class that is never predicted).',
+    '- Balanced accuracy: mean recall over the classes present in the truth. MCC: Gorodkin\'s multiclass R_K (the usual MCC for two classes).',
+    '- Macro averages run over the classes present in the truth or the predictions; weighted averages weight classes by support.',
+    '- AUC: area under the one-vs-rest ROC curve (trapezoid; rows with tied scores form one diagonal step). Micro: all (row, class) pairs pooled. Macro: mean of the class AUCs. AP: average precision, Σ(Rₙ − Rₙ₋₁)·Pₙ.',
+    '- Pooled: metrics over all out-of-fold predictions at once. Mean ± std: each fold evaluated on its own, sample standard deviation; per-class values of a fold without that class are left out.',
+    '- Video level: the frames of one source video or image form one decision; its probabilities are the mean of its frames\'.',
+    '',
+  );
+  if (options.notes) out.push(options.notes.trim(), '');
+  return out.join('\n');
+}

@@ -1,0 +1,158 @@
+// Writes an evaluation to a folder: report.json, report.md and plots/*.svg|png, all atomically.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { BadInputError, UnknownChoiceError } from '../errors.js';
+import { renderConfusionMatrix, renderFoldBars, renderHistory, renderPr, renderRoc } from '../plots/charts.js';
+import { readHistoryJsonl } from '../plots/history.js';
+import type { HistoryEntry } from '../plots/charts.js';
+import { writeFileAtomicSync } from '../util/atomic.js';
+import { readPredictionsCsv } from './csv.js';
+import { evaluatePredictions, type Evaluation } from './evaluate.js';
+import { formatReportMarkdown } from './markdown.js';
+import { applyBinaryTask, restrictClasses, type TaskTable } from './tasks.js';
+import { VIDEO_AGGREGATIONS, type Report, type VideoAggregation } from './types.js';
+
+export interface WriteReportOptions {
+  title?: string;
+  /** Facts about the run (model, protocol, wall time, images/s...): stored in report.json as "extra" and shown in report.md. */
+  extra?: Record<string, unknown>;
+  /** Markdown appended to report.md. */
+  notes?: string;
+  /** Training histories to plot, e.g. one per fold. */
+  histories?: { label: string; entries: HistoryEntry[] }[];
+  /** Skip the charts (report.json and report.md only). */
+  plots?: boolean;
+}
+
+export interface WrittenReport {
+  reportJson: string;
+  reportMd: string;
+  /** Plot base names (no extension) to paths relative to the folder, PNG. */
+  plots: Record<string, string>;
+}
+
+/** The report without the plotting-only curves: what report.json holds. */
+function reportForJson(report: Report | Evaluation): Report {
+  const { curves: _curves, ...rest } = report as Evaluation;
+  return rest;
+}
+
+async function renderPlots(dir: string, report: Evaluation | Report, histories: WriteReportOptions['histories']): Promise<Record<string, string>> {
+  const plots: Record<string, string> = {};
+  const plotDir = join(dir, 'plots');
+  const add = async (name: string, render: (base: string) => Promise<unknown>): Promise<void> => {
+    await render(join(plotDir, name));
+    plots[name] = `plots/${name}.png`;
+  };
+  const curves = 'curves' in report ? report.curves : undefined;
+  for (const level of ['frame', 'video'] as const) {
+    const m = report[level];
+    const unit = level === 'frame' ? 'frames' : 'videos';
+    await add(`${level}-confusion-counts`, (b) => renderConfusionMatrix(m.confusionMatrix, m.classes, b, { title: `Confusion matrix, ${unit} (counts)` }));
+    await add(`${level}-confusion-normalized`, (b) => renderConfusionMatrix(m.confusionMatrix, m.classes, b, { normalize: true, title: `Confusion matrix, ${unit} (row-normalised)` }));
+    if (curves) {
+      await add(`${level}-roc`, (b) => renderRoc(curves[level].roc, m.classes, b, `ROC, ${unit} (one-vs-rest)`));
+      await add(`${level}-pr`, (b) => renderPr(curves[level].pr, m.classes, b, `Precision-recall, ${unit} (one-vs-rest)`));
+    }
+  }
+  if (report.folds.length > 1) {
+    const scores = report.folds.flatMap((f, i) => [
+      { fold: report.task.folds[i]!, level: 'frame', value: f.balancedAccuracy },
+      ...(report.videoFolds[i] ? [{ fold: report.task.folds[i]!, level: 'video', value: report.videoFolds[i]!.balancedAccuracy }] : []),
+    ]);
+    await add('folds-balanced-accuracy', (b) => renderFoldBars(scores, b));
+  }
+  for (const h of histories ?? []) {
+    if (h.entries.length === 0) continue;
+    const name = `history-${h.label.replace(/[^A-Za-z0-9_-]+/g, '_')}`;
+    await add(name, (b) => renderHistory(h.entries, b, `Training history (${h.label})`));
+  }
+  return plots;
+}
+
+/** Writes `<dir>/report.json`, `<dir>/report.md` and `<dir>/plots/*.{svg,png}`. */
+export async function writeReport(dir: string, report: Evaluation | Report, options: WriteReportOptions = {}): Promise<WrittenReport> {
+  const plots = options.plots === false ? {} : await renderPlots(dir, report, options.histories);
+  const json = { ...reportForJson(report), ...(options.extra ? { extra: options.extra } : {}) };
+  const reportJson = join(dir, 'report.json');
+  const reportMd = join(dir, 'report.md');
+  // JSON.stringify turns the NaN of an undefined mean into null.
+  writeFileAtomicSync(reportJson, JSON.stringify(json, null, 2) + '\n');
+  writeFileAtomicSync(reportMd, formatReportMarkdown(report, { title: options.title, plots, extra: options.extra, notes: options.notes }));
+  return { reportJson, reportMd, plots };
+}
+
+/** history.jsonl in the run folder and in its immediate sub-folders (one per fold in a cv run). */
+export function findHistories(runDir: string): { label: string; entries: HistoryEntry[] }[] {
+  const found: { label: string; entries: HistoryEntry[] }[] = [];
+  const top = join(runDir, 'history.jsonl');
+  if (existsSync(top)) found.push({ label: basename(runDir), entries: readHistoryJsonl(top) });
+  for (const name of readdirSync(runDir).sort()) {
+    const sub = join(runDir, name);
+    const file = join(sub, 'history.jsonl');
+    if (statSync(sub).isDirectory() && existsSync(file)) found.push({ label: name, entries: readHistoryJsonl(file) });
+  }
+  return found;
+}
+
+export interface EvaluateRunOptions {
+  /** Keep only these classes (at least two). */
+  classes?: string[];
+  /** A binary reduction such as "healthy-vs-disease". */
+  binary?: string;
+  videoAggregation?: VideoAggregation;
+  /** Output folder; default: the run folder for the full task, `<run>/tasks/<task>` for a reduction. */
+  outDir?: string;
+  title?: string;
+  extra?: Record<string, unknown>;
+  notes?: string;
+  plots?: boolean;
+}
+
+function readRunConfig(runDir: string): Record<string, unknown> | undefined {
+  const file = join(runDir, 'config.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch (err) {
+    throw new BadInputError(file, `not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/** Reads `<run>/predictions.csv`, applies the task reduction, evaluates and writes the report. */
+export async function evaluateRun(runDir: string, options: EvaluateRunOptions = {}): Promise<{ report: Evaluation; written: WrittenReport; outDir: string }> {
+  const predictionsFile = join(runDir, 'predictions.csv');
+  if (!existsSync(predictionsFile)) throw new BadInputError(predictionsFile, 'not found; a run folder holds the predictions.csv written by train or cv');
+  if (options.videoAggregation && !VIDEO_AGGREGATIONS.includes(options.videoAggregation)) {
+    throw new UnknownChoiceError('video aggregation', options.videoAggregation, VIDEO_AGGREGATIONS);
+  }
+  const config = readRunConfig(runDir);
+  const table = readPredictionsCsv(predictionsFile);
+  const configClasses = config?.classes;
+  if (Array.isArray(configClasses) && configClasses.join(',') !== table.classes.join(',')) {
+    throw new BadInputError(predictionsFile, `probability columns (${table.classes.join(', ')}) do not match the classes of config.json (${configClasses.join(', ')})`);
+  }
+  let task: TaskTable = { classes: table.classes, rows: table.rows, description: table.classes.join(' vs ') };
+  let taskName: string | undefined;
+  if (options.classes && options.classes.length > 0) {
+    task = restrictClasses(task.rows, task.classes, options.classes);
+    taskName = task.classes.join('-vs-');
+  }
+  if (options.binary) {
+    task = applyBinaryTask(options.binary, task.rows, task.classes);
+    taskName = taskName ? `${taskName}_${options.binary}` : options.binary;
+  }
+  const report = evaluatePredictions(task.rows, task.classes, { videoAggregation: options.videoAggregation, description: task.description });
+  const outDir = options.outDir ?? (taskName ? join(runDir, 'tasks', taskName) : runDir);
+  const model = typeof config?.model === 'string' ? config.model : undefined;
+  const title = options.title ?? `Evaluation of ${basename(runDir)}${model ? ` (${model})` : ''}${taskName ? `: ${task.description}` : ''}`;
+  const written = await writeReport(outDir, report, {
+    title,
+    extra: options.extra,
+    notes: options.notes,
+    plots: options.plots,
+    histories: taskName ? [] : findHistories(runDir),
+  });
+  return { report, written, outDir };
+}
