@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import * as dataCommands from './data.js';
 import * as modelsCommands from './models.js';
 import * as benchCommands from './bench.js';
+import * as weightsCommands from './weights.js';
 import * as evaluateCommands from './evaluate.js';
 
 export interface CommandModule {
@@ -13,5 +14,6 @@ export const commandModules: CommandModule[] = [
   dataCommands,
   modelsCommands,
   benchCommands,
+  weightsCommands,
   evaluateCommands,
 ];

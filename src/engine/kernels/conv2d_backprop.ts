@@ -1,0 +1,70 @@
+// Conv2D gradients on wasm as plain convolutions, so that XNNPACK does the arithmetic:
+// - the filter gradient (missing on wasm) is a convolution of the input, batch and channels
+//   swapped, with the output gradient as the filter, dilated by the stride;
+// - the input gradient (on wasm a naive loop at ~2 GFLOP/s) is a convolution of the output gradient,
+//   spread out by the stride, with the filter flipped in space and its channel axes swapped.
+import { backend_util, Conv2DBackpropFilter, Conv2DBackpropInput } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { cropHW, dilateHW, explicitPad, fitAxis, release, reverse, run, transpose, type WasmBackendLike } from './wasm_ops.js';
+
+type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+type Shape4 = [number, number, number, number];
+
+function channelsLastInfo(kernel: string, xShape: Shape4, filterShape: Shape4, attrs: NamedAttrMap): backend_util.Conv2DInfo {
+  const format = backend_util.convertConv2DDataFormat((attrs['dataFormat'] as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC');
+  if (format !== 'channelsLast') throw new Error(`${kernel} on wasm supports only dataFormat NHWC`);
+  return backend_util.computeConv2DInfo(xShape, filterShape, attrs['strides'] as number | [number, number], 1,
+    attrs['pad'] as Pad, attrs['dimRoundingMode'] as Rounding, false, format);
+}
+
+export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackendLike; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs: { x, dy }, backend: b, attrs } = args;
+  const info = channelsLastInfo(Conv2DBackpropFilter, x.shape as Shape4, attrs['filterShape'] as Shape4, attrs);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight, outWidth, inHeight, inWidth } = info;
+  // dW[i,j,ci,co] = Σ_{n,oh,ow} x[n, oh·sh + i − top, ow·sw + j − left, ci] · dy[n, oh, ow, co]
+  const h = fitAxis(inHeight, info.padInfo.top, (outHeight - 1) * sh + 1, kh);
+  const w = fitAxis(inWidth, info.padInfo.left, (outWidth - 1) * sw + 1, kw);
+  const xCropped = cropHW(b, x, h, w);
+  const xSwapped = transpose(b, xCropped, [3, 1, 2, 0]); // [ci, H, W, n]
+  const dyFilter = transpose(b, dy, [1, 2, 0, 3]); // [oh, ow, n, co]
+  const grad = run(b, 'Conv2D', { x: xSwapped, filter: dyFilter }, {
+    strides: [1, 1], pad: explicitPad(h, w), dataFormat: 'NHWC', dilations: [sh, sw],
+  }); // [ci, kh, kw, co]
+  const dW = transpose(b, grad, [1, 2, 0, 3]);
+  release(b, xSwapped, dyFilter, grad);
+  if (xCropped !== x) release(b, xCropped);
+  return dW;
+}
+
+export function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackendLike; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs: { dy, filter }, backend: b, attrs } = args;
+  const info = channelsLastInfo(Conv2DBackpropInput, attrs['inputShape'] as Shape4, filter.shape as Shape4, attrs);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight, outWidth, inHeight, inWidth } = info;
+  // dx[n,y,x,ci] = Σ_{i,j,co} dyDilated[n, y − (kh−1−top) + i, x − (kw−1−left) + j, co] · W[kh−1−i, kw−1−j, ci, co]
+  const spread = dilateHW(b, dy, sh, sw);
+  const h = fitAxis(outHeight * sh, kh - 1 - info.padInfo.top, kh, inHeight);
+  const w = fitAxis(outWidth * sw, kw - 1 - info.padInfo.left, kw, inWidth);
+  const cropped = cropHW(b, spread, h, w);
+  const flipped = reverse(b, filter, [0, 1]);
+  const flippedT = transpose(b, flipped, [0, 1, 3, 2]); // [kh, kw, co, ci]
+  const dx = run(b, 'Conv2D', { x: cropped, filter: flippedT }, {
+    strides: [1, 1], pad: explicitPad(h, w), dataFormat: 'NHWC', dilations: [1, 1],
+  });
+  release(b, flipped, flippedT);
+  if (cropped !== spread) release(b, cropped);
+  if (spread !== dy) release(b, spread);
+  return dx;
+}
+
+export const conv2DBackpropFilterConfig: KernelConfig = {
+  kernelName: Conv2DBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropFilter as unknown as KernelFunc,
+};
+
+export const conv2DBackpropInputConfig: KernelConfig = {
+  kernelName: Conv2DBackpropInput,
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInput as unknown as KernelFunc,
+};
