@@ -1,0 +1,70 @@
+// Eager walks over a flat functional Layers model: sub-models ending at a named layer, and a
+// forward pass where chosen layers are replaced (MC dropout). Shared by every explanation method.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+type Sym = tfl.SymbolicTensor;
+type Layer = tfl.LayersModel['layers'][number];
+
+/** The layer called `name`, or an error naming the model and the layers it does have. */
+export function findLayer(model: tfl.LayersModel, name: string, purpose: string): Layer {
+  const layer = model.layers.find((l) => l.name === name);
+  if (!layer) {
+    const names = model.layers.map((l) => l.name);
+    const shown = names.length > 12 ? [...names.slice(0, 6), '...', ...names.slice(-6)] : names;
+    throw new Error(`${purpose}: layer "${name}" is not in model "${model.name}" (layers: ${shown.join(', ')})`);
+  }
+  return layer;
+}
+
+/** Output of `layer` in the full model (node 0; sub-models cut from it add later nodes). */
+export function layerOutput(layer: Layer): Sym {
+  return layer.getOutputAt(0) as Sym;
+}
+
+/** Input of `layer` in the full model. */
+export function layerInput(layer: Layer): Sym {
+  const input = layer.getInputAt(0);
+  if (Array.isArray(input)) throw new Error(`layer "${layer.name}" has ${input.length} inputs; expected one`);
+  return input as Sym;
+}
+
+const subModels = new WeakMap<tfl.LayersModel, Map<string, tfl.LayersModel>>();
+
+/** input → `tensor` as a model sharing the weights of `model`; cached per (model, key). */
+export function modelTo(model: tfl.LayersModel, key: string, tensor: Sym): tfl.LayersModel {
+  let byKey = subModels.get(model);
+  if (!byKey) subModels.set(model, (byKey = new Map()));
+  let sub = byKey.get(key);
+  if (!sub) {
+    sub = tfl.model({ inputs: model.inputs, outputs: tensor });
+    byKey.set(key, sub);
+  }
+  return sub;
+}
+
+/**
+ * Runs `model` eagerly layer by layer (inference mode). `replace(layer, input)` may return a tensor
+ * to use instead of the layer's own output (undefined = run the layer normally).
+ */
+export function forwardWith(
+  model: tfl.LayersModel,
+  input: tf.Tensor,
+  replace: (layer: Layer, input: tf.Tensor) => tf.Tensor | undefined,
+): tf.Tensor {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('forwardWith: only single-input, single-output models');
+  const values = new Map<number, tf.Tensor>([[model.inputs[0]!.id, input]]);
+  for (const layer of model.layers) {
+    const node = layer.inboundNodes[0];
+    if (!node || node.inputTensors.length === 0 || layer.getClassName() === 'InputLayer') continue;
+    const inputs = node.inputTensors.map((t) => values.get(t.id));
+    if (inputs.some((t) => t === undefined)) continue; // an InputLayer, or a branch not fed by the input
+    const args = inputs as tf.Tensor[];
+    const x = args.length === 1 ? args[0]! : args;
+    const out = (!Array.isArray(x) ? replace(layer, x) : undefined) ?? (layer.apply(x, { training: false }) as tf.Tensor | tf.Tensor[]);
+    node.outputTensors.forEach((t, i) => values.set(t.id, Array.isArray(out) ? out[i]! : out));
+  }
+  const output = values.get(model.outputs[0]!.id);
+  if (!output) throw new Error(`forwardWith: the output of model "${model.name}" was not reached`);
+  return output;
+}
