@@ -5,6 +5,9 @@ import * as modelsCommands from './models.js';
 import * as benchCommands from './bench.js';
 import * as weightsCommands from './weights.js';
 import * as evaluateCommands from './evaluate.js';
+import * as predictCommand from './predict.js';
+import * as exportCommand from './export.js';
+import * as serveCommand from './serve.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -16,4 +19,7 @@ export const commandModules: CommandModule[] = [
   benchCommands,
   weightsCommands,
   evaluateCommands,
+  predictCommand,
+  exportCommand,
+  serveCommand,
 ];

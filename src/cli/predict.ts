@@ -1,0 +1,67 @@
+// `pocovid predict`: parse options, run the inference pipeline over files and folders, print results.
+import { Command, Option } from 'commander';
+import { createPipeline } from '../infer/pipeline.js';
+import { collectInputs, noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
+import type { VideoAggregation } from '../infer/combine.js';
+
+const int = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${value}`);
+  return n;
+};
+
+interface PredictOptions {
+  model: string;
+  fold?: number;
+  json?: boolean;
+  csv?: boolean;
+  heatmaps?: string;
+  fps: number;
+  maxFrames: number;
+  aggregate: VideoAggregation;
+  mcDropout: number;
+  seed: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('predict')
+    .description(
+      'classify images (png, jpg, bmp, webp, tif) and videos (mp4, avi, mov, gif, mpeg, m4v, webm, mkv); folders are searched recursively. ' +
+        'A file that cannot be read is reported (stderr, and as {file, error} in JSON/CSV) and the rest go on. ' +
+        'Exit code 0 when at least one file was classified, 1 when none was. Research use only, not a diagnostic device.',
+    )
+    .argument('<paths...>', 'image or video files, or folders')
+    .requiredOption('--model <dir>', 'exported model folder (pocovid.json) or a training run (ensemble of its folds)')
+    .option('--fold <k>', 'with a run: use this fold only', int)
+    .addOption(new Option('--json', 'print a JSON array of results').conflicts('csv'))
+    .addOption(new Option('--csv', 'print CSV (one row per file)').conflicts('json'))
+    .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
+    .option('--fps <n>', 'video frames sampled per second', Number, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', int, 30)
+    .addOption(new Option('--aggregate <how>', 'video decision: mean probability or majority vote of frames').choices(['mean', 'vote']).default('mean'))
+    .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', int, 0)
+    .option('--seed <n>', 'seed of the MC-dropout masks', int, 0)
+    .action(async (paths: string[], o: PredictOptions) => {
+      const files = collectInputs(paths);
+      if (files.length === 0) throw noFilesError(paths);
+      const pipeline = await createPipeline(o.model, { fold: o.fold, mcDropout: o.mcDropout, seed: o.seed });
+      const streaming = !o.json && !o.csv;
+      const outcomes = await predictFiles(pipeline, files, {
+        fps: o.fps,
+        maxFrames: o.maxFrames,
+        aggregation: o.aggregate,
+        heatmaps: o.heatmaps,
+        onResult: (outcome) => {
+          if ('error' in outcome) console.error(`pocovid: ${outcome.error}`);
+          else if (streaming) console.log(toLine(outcome));
+        },
+      });
+      if (o.json) console.log(JSON.stringify(outcomes, null, 2));
+      if (o.csv) process.stdout.write(toCsv(outcomes, pipeline.classes));
+      pipeline.dispose();
+      const ok = outcomes.filter((x) => !('error' in x)).length;
+      if (streaming) console.log(`${ok} of ${outcomes.length} files classified (research use only, not a diagnostic device)`);
+      process.exitCode = ok > 0 ? 0 : 1;
+    });
+}

@@ -1,0 +1,33 @@
+// `pocovid serve`: parse options, start the HTTP API and page, stop cleanly on Ctrl-C.
+import { Command } from 'commander';
+import { createServer } from '../serve/server.js';
+
+const int = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`not a port number: ${value}`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('HTTP API (POST /api/predict, GET /api/health, GET /api/model) and the in-browser page at / (research use only, not a diagnostic device)')
+    .requiredOption('--model <dir>', 'exported model folder, or a training run')
+    .option('--port <n>', 'port', int, 8080)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--keep-uploads', 'keep uploaded files (in the private temp folder printed at start)')
+    .option('--max-upload-mb <n>', 'largest upload accepted', Number, 200)
+    .option('--log', 'log every request')
+    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean }) => {
+      const server = await createServer({ model: o.model, keepUploads: o.keepUploads, maxUploadMb: o.maxUploadMb, logger: o.log ?? false });
+      const address = await server.app.listen({ port: o.port, host: o.host });
+      console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}")`);
+      if (o.keepUploads) console.log(`uploads kept in ${server.workDir}`);
+      const stop = async (): Promise<void> => {
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+}

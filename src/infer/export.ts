@@ -1,0 +1,30 @@
+// Export: a run's fold models → one model folder (ensemble or one fold) + a copy of the page, so
+// the folder works from any static file server.
+import { copyFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findPageDir, PAGE_FILES } from '../serve/page_dir.js';
+import { collectRun, writeModelDirFiles, type ModelDirMeta } from './model_dir.js';
+
+export interface ExportOptions {
+  fold?: number;
+  /** Copy the page (default true). */
+  page?: boolean;
+  /** Built page folder (default: dist/page). */
+  pageDir?: string;
+}
+
+export async function exportRun(run: string, out: string, options: ExportOptions = {}): Promise<{ meta: ModelDirMeta; pageFiles: string[] }> {
+  const collected = collectRun(run, options.fold);
+  const meta = await writeModelDirFiles(out, collected.info, collected.members);
+  const pageFiles: string[] = [];
+  const pageDir = options.page === false ? undefined : (options.pageDir ?? findPageDir());
+  if (pageDir) {
+    const present = new Set(await readdir(pageDir));
+    for (const name of PAGE_FILES.concat([...present].filter((n) => n.endsWith('.map') || n.endsWith('.wasm')))) {
+      if (!present.has(name)) continue;
+      await copyFile(join(pageDir, name), join(out, name));
+      pageFiles.push(name);
+    }
+  }
+  return { meta, pageFiles };
+}

@@ -1,0 +1,13 @@
+// Where the built page (index.html, app.js, style.css) lives: dist/page, next to the compiled code
+// or under the repository root when running from sources.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
+
+export function findPageDir(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [process.env['POCOVID_PAGE_DIR'], join(here, '..', 'page'), join(here, '..', '..', 'dist', 'page')];
+  return candidates.find((dir): dir is string => dir !== undefined && existsSync(join(dir, 'index.html')));
+}
