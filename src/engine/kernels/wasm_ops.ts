@@ -25,7 +25,7 @@ export function keepOriginal(kernelName: string): void {
 }
 
 /** The wasm package's kernel `kernelName` (its original when we replaced it). */
-function wasmKernel(kernelName: string): KernelFn {
+export function wasmKernel(kernelName: string): KernelFn {
   const kept = originals.get(kernelName);
   if (kept) return kept;
   const config = tf.getKernel(kernelName, 'wasm');
