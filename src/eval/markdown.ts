@@ -3,7 +3,7 @@
 import type { FoldSummary, MeanStd, Metrics, Report } from './types.js';
 
 const num = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
-const pm = (s: MeanStd | undefined): string => (!s || s.n === 0 || !Number.isFinite(s.mean) ? 'n/a' : `${num(s.mean)} ± ${num(s.std)}`);
+const pm = (s: MeanStd | undefined, digits = 3): string => (!s || s.n === 0 || !Number.isFinite(s.mean) ? 'n/a' : `${num(s.mean, digits)} ± ${num(s.std, digits)}`);
 
 function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
@@ -34,7 +34,7 @@ function perClassFoldTable(m: Metrics, s: FoldSummary): string {
     ['Class', 'Recall (sensitivity)', 'Precision', 'F1-score', 'Specificity', 'AUC', 'Support (per fold)'],
     m.classes.map((c) => {
       const k = s.perClass[c]!;
-      return [c, pm(k.recall), pm(k.precision), pm(k.f1), pm(k.specificity), pm(s.auc[c]), pm(k.support)];
+      return [c, pm(k.recall), pm(k.precision), pm(k.f1), pm(k.specificity), pm(s.auc[c]), pm(k.support, 1)];
     }),
   );
 }
@@ -101,7 +101,7 @@ export function formatReportMarkdown(report: Report, options: MarkdownOptions = 
     '',
   ];
   if (options.extra && Object.keys(options.extra).length > 0) {
-    out.push('## Run', '', table(['', ''], Object.entries(options.extra).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])), '');
+    out.push('## Run details', '', table(['Run', 'Value'], Object.entries(options.extra).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])), '');
   }
   out.push(...levelSection('Frame level', 'frame', report.frame, report.foldSummary, plots));
   out.push(...levelSection(`Video level (${t.videoAggregation === 'mean' ? 'mean probability' : 'majority vote'})`, 'video', report.video, report.videoFoldSummary, plots));
