@@ -78,7 +78,7 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
   const meta = readModelMeta(modelDir);
   const pipeline = await createPipeline(modelDir, { ...options.pipeline, guard: options.guard });
   const queue = createQueue(options.maxQueued ?? 500);
-  const pageDir = options.pageDir ?? findPageDir();
+  const pageDir = [options.pageDir ?? findPageDir()].find((d): d is string => d !== undefined && existsSync(join(d, 'index.html')));
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024 });
   await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 1, fields: 8, parts: 9, headerPairs: 100 } });
@@ -124,13 +124,14 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
     // The client's file name is only echoed back, never used as a path.
     const shownName = basename(part.filename || 'upload').replace(/[^\w.\- ]/g, '_').slice(0, 100);
     const target = join(workDir, `upload-${randomUUID()}`);
+    let result;
     try {
       await pipeStreams(part.file, createWriteStream(target, { mode: 0o600 }));
       if (part.file.truncated) throw httpError(413, `file larger than the ${options.maxUploadMb ?? 200} MB limit`);
       const head = await readHead(target);
       const type = sniffType(head);
       if (!type) throw httpError(head.length === 0 ? 400 : 415, `${shownName}: ${describeUnknown(head)}`);
-      const result = await queue.run(() =>
+      result = await queue.run(() =>
         type.kind === 'image'
           ? pipeline.predictImage(target, { heatmap: wantHeatmap })
           : pipeline.predictVideo(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
@@ -138,10 +139,11 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
         if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
         throw err;
       });
-      return reply.send({ file: shownName, ...result });
     } finally {
+      // Deleted before the answer leaves, so a client never sees its upload linger.
       if (!options.keepUploads) await rm(target, { force: true });
     }
+    return reply.send({ file: shownName, ...result });
   });
 
   // The page and the model files it loads (./pocovid.json, ./member-k/model.json + weights).

@@ -1,0 +1,139 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../src/engine/index.js';
+import { decodeRawFrames } from '../../src/infer/ffmpeg.js';
+import { saveModelDir } from '../../src/infer/model_dir.js';
+import { createServer, type PocovidServer } from '../../src/serve/server.js';
+import { writePng, writeVideo } from '../infer/fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+
+let work: string;
+let server: PocovidServer;
+let base: string;
+let png: Buffer;
+
+async function upload(data: Uint8Array | string, name: string, query = ''): Promise<{ status: number; body: any }> {
+  const form = new FormData();
+  form.append('file', new Blob([typeof data === 'string' ? data : new Uint8Array(data)]), name);
+  const res = await fetch(`${base}/api/predict${query}`, { method: 'POST', body: form });
+  return { status: res.status, body: await res.json() };
+}
+
+beforeAll(async () => {
+  await initEngine();
+  work = mkdtempSync(join(tmpdir(), 'pocovid-srv-'));
+  await saveModelDir(join(work, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(1), tinyModel(2)] });
+  await writePng(join(work, 'a.png'), 64, 48, 2);
+  png = readFileSync(join(work, 'a.png'));
+  server = await createServer({ model: join(work, 'model'), maxUploadMb: 0.25, pageDir: join(work, 'no-page') });
+  base = await server.app.listen({ port: 0, host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('HTTP API', () => {
+  it('answers health and model information', async () => {
+    expect(await (await fetch(`${base}/api/health`)).json()).toMatchObject({ status: 'ok', model: 'tiny' });
+    expect(await (await fetch(`${base}/api/model`)).json()).toMatchObject({ name: 'tiny', classes: TINY_CLASSES, inputSize: [32, 32], members: 2, formatVersion: 1 });
+    const missing = await fetch(`${base}/api/nothing`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ error: 'not found: GET /api/nothing' });
+  });
+
+  it('classifies a good image, with a heatmap when asked, and deletes the upload', async () => {
+    const { status, body } = await upload(png, 'scan.png', '?heatmap=1');
+    expect(status).toBe(200);
+    expect(TINY_CLASSES).toContain(body.label);
+    expect(Object.values(body.probabilities as Record<string, number>).reduce((a, b) => a + b)).toBeCloseTo(1, 5);
+    expect(body.uncertainty.ensembleStd).toBeGreaterThan(0);
+    expect(body.heatmap).toMatch(/^data:image\/png;base64,/);
+    const plain = await upload(png, 'scan.png');
+    expect(plain.body.heatmap).toBeUndefined();
+    expect(plain.body.probabilities).toEqual(body.probabilities);
+    expect(readdirSync(server.workDir).filter((n) => n.startsWith('upload-'))).toEqual([]);
+  });
+
+  it('classifies a video (typed from its bytes, not its name) with a frame timeline', async () => {
+    const video = readFileSync(writeVideo(work, 'clip.mp4', 1));
+    const { status, body } = await upload(video, 'clip.dat', '?maxFrames=4');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ kind: 'video', format: 'mp4', aggregation: 'mean' });
+    expect(body.frames).toHaveLength(3);
+    expect(body.frames[2].time).toBeCloseTo(2 / 3, 6);
+  });
+
+  it('rejects empty, wrong-type, truncated and oversized files with a JSON error', async () => {
+    expect(await upload(new Uint8Array(), 'empty.png')).toEqual({ status: 400, body: { error: 'empty.png: the file is empty' } });
+    const text = await upload('just some text, not an image', 'notes.png');
+    expect(text.status).toBe(415);
+    expect(text.body.error).toMatch(/^notes.png: not a supported image/);
+    const truncated = await upload(png.subarray(0, 60), 'cut.png');
+    expect(truncated.status).toBe(422);
+    expect(truncated.body.error).toMatch(/^cut.png: cannot decode png image/);
+    expect(truncated.body.error).not.toContain(server.workDir);
+    const big = await upload(new Uint8Array(400 * 1024).fill(7), 'big.png');
+    expect(big.status).toBe(413);
+    expect(big.body.error).toMatch(/limit/);
+    const notMultipart = await fetch(`${base}/api/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(notMultipart.status).toBe(415);
+    expect(await notMultipart.json()).toHaveProperty('error');
+    const badQuery = await upload(png, 'a.png', '?aggregate=median');
+    expect(badQuery.status).toBe(400);
+  });
+
+  it('never lets a playlist make ffmpeg read a local file', async () => {
+    // The "secret" is a FIFO with a writer waiting on it: if anything opens it for reading, the
+    // writer completes and leaves a marker file.
+    const fifo = join(work, 'secret.ts');
+    const marker = join(work, 'secret-was-read');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('/bin/sh', ['-c', `printf x > '${fifo}' && touch '${marker}'`], { stdio: 'ignore' });
+    try {
+      const playlist = `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:${fifo}\n#EXT-X-ENDLIST\n`;
+      for (const name of ['list.m3u8', 'list.mp4']) {
+        const { status, body } = await upload(playlist, name);
+        expect(status).toBe(415);
+        expect(body.error).toMatch(/HLS playlist \(m3u8\) is not accepted/);
+      }
+      const concat = await upload(`ffconcat version 1.0\nfile ${fifo}\n`, 'list.avi');
+      expect(concat.status).toBe(415);
+      // Behind the sniffer, the demuxer whitelist and the forced demuxer refuse it too.
+      const file = join(work, 'playlist.mp4');
+      writeFileSync(file, playlist);
+      await expect(decodeRawFrames({ file, demuxer: 'mov', width: 8, height: 8, maxFrames: 1 })).rejects.toThrow(/cannot decode/);
+      await expect(decodeRawFrames({ file, demuxer: 'hls', width: 8, height: 8, maxFrames: 1 })).rejects.toThrow(/demuxer "hls" is not allowed/);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
+  it('answers 50 concurrent requests', async () => {
+    const other = await sharp(png).jpeg().toBuffer();
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => upload(i % 2 ? png : other, i % 2 ? 'a.png' : 'a.jpg')));
+    expect(results.map((r) => r.status)).toEqual(new Array(50).fill(200));
+    expect(new Set(results.filter((_, i) => i % 2).map((r) => JSON.stringify(r.body.probabilities))).size).toBe(1);
+    expect((await (await fetch(`${base}/api/health`)).json()).queued).toBe(0);
+  });
+
+  it('keeps uploads only when asked', async () => {
+    const keeping = await createServer({ model: join(work, 'model'), keepUploads: true, pageDir: join(work, 'no-page') });
+    try {
+      const url = await keeping.app.listen({ port: 0, host: '127.0.0.1' });
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(png)]), 'a.png');
+      expect((await fetch(`${url}/api/predict`, { method: 'POST', body: form })).status).toBe(200);
+      expect(readdirSync(keeping.workDir).filter((n) => n.startsWith('upload-'))).toHaveLength(1);
+      expect((await fetch(`${url}/`)).status).toBe(503);
+    } finally {
+      await keeping.close();
+    }
+  });
+});
