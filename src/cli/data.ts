@@ -1,6 +1,8 @@
 // `pocovid data build | phantom | fetch`: parse options, call src/data, print a summary.
 import { Command, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
+import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
+import { writePhantom } from '../data/phantom.js';
 import type { Probe } from '../data/sources.js';
 import type { ClassName } from '../data/types.js';
 
@@ -55,7 +57,41 @@ function registerBuild(data: Command): void {
     });
 }
 
+function registerPhantom(data: Command): void {
+  data
+    .command('phantom')
+    .description('write a SYNTHETIC lung-ultrasound set (convex sector, speckle; A-lines / B-lines / consolidation) in the POCUS folder layout')
+    .requiredOption('--out <dir>', 'folder to write (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json)')
+    .option('--per-class <n>', 'videos per class', int, 6)
+    .option('--images-per-class <n>', 'still images per class', int, 2)
+    .option('--size <n>', 'frame side in pixels', int, 160)
+    .option('--frames <n>', 'frames per video', int, 10)
+    .option('--seed <n>', 'seed', int, 0)
+    .option('--quiet', 'no progress output')
+    .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; quiet?: boolean }) => {
+      const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, quiet: o.quiet });
+      console.log(`wrote a SYNTHETIC phantom to ${o.out}: ${result.videos.length} videos, ${result.images.length} images, ${result.patients} synthetic patients`);
+    });
+}
+
+function registerFetch(data: Command): void {
+  data
+    .command('fetch')
+    .description('download the public POCUS repository archive and extract its data/ folder')
+    .requiredOption('--out <dir>', 'folder to receive the contents of data/')
+    .option('--url <url>', 'archive URL (zip)', DEFAULT_POCUS_URL)
+    .option('--archive <file>', 'use a local zip instead of downloading')
+    .option('--keep-archive', 'keep the downloaded zip in <out>')
+    .option('--quiet', 'no progress output')
+    .action(async (o: { out: string; url: string; archive?: string; keepArchive?: boolean; quiet?: boolean }) => {
+      const result = await fetchPocusData({ out: o.out, url: o.url, archive: o.archive, keepArchive: o.keepArchive, quiet: o.quiet });
+      console.log(`extracted ${result.files} files (${(result.bytes / 2 ** 20).toFixed(1)} MiB) to ${result.out}; next: pocovid data build --source ${result.out} --out <dataset>`);
+    });
+}
+
 export function register(program: Command): void {
   const data = program.command('data').description('datasets: build frames and folds from POCUS videos, write the synthetic phantom, fetch the public POCUS data');
   registerBuild(data);
+  registerPhantom(data);
+  registerFetch(data);
 }

@@ -288,7 +288,7 @@ export async function decodeVideoFrames(file: string, options: DecodeOptions): P
   filters.push('format=rgb24');
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-noautorotate', '-protocol_whitelist', 'file',
     '-f', info.demuxer, '-i', `file:${file}`, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', filters.join(','),
-    '-fps_mode', 'passthrough', '-frames:v', String(Math.floor(options.maxFrames)), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+    '-vsync', '0', '-frames:v', String(Math.floor(options.maxFrames)), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
   const frameBytes = width * height * 3;
   const maxBytes = Math.min(options.maxBytes ?? 1 << 30, frameBytes * Math.floor(options.maxFrames));
   const out = await run(findFfmpeg().ffmpeg, args, file, { timeoutMs: options.timeoutMs ?? 60_000, maxBytes: maxBytes + 1 });
