@@ -1,0 +1,131 @@
+// Accumulates ONNX nodes and initializers with unique names. Float initializers stay mutable
+// Float32Arrays until `build`, so that a BatchNorm met after a conv can still be folded into it.
+import {
+  AttributeType,
+  DataType,
+  type AttributeMessage,
+  type GraphMessage,
+  type NodeMessage,
+  type TensorMessage,
+  type ValueInfoMessage,
+} from './onnx_proto.js';
+
+/** A value flowing through the graph. Rank-4 values are NCHW inside the graph (ONNX Conv's layout). */
+export interface OnnxValue {
+  name: string;
+  rank: number;
+}
+
+interface FloatInitializer {
+  dims: number[];
+  data: Float32Array;
+}
+
+export type AttributeValue = number | number[] | string | { floats: number[] } | { float: number };
+
+export class OnnxGraphBuilder {
+  private readonly usedNames = new Set<string>();
+  private readonly nodes: NodeMessage[] = [];
+  private readonly floats = new Map<string, FloatInitializer>();
+  private readonly int64s = new Map<string, { dims: number[]; data: number[] }>();
+  private readonly inputs: ValueInfoMessage[] = [];
+  private readonly outputs: ValueInfoMessage[] = [];
+
+  /** `base`, or `base_1`, `base_2`… if taken; characters outside [A-Za-z0-9_.:/-] become '_'. */
+  uniqueName(base: string): string {
+    const clean = base.replace(/[^A-Za-z0-9_.:/-]/g, '_') || 'value';
+    let name = clean;
+    for (let i = 1; this.usedNames.has(name); i++) name = `${clean}_${i}`;
+    this.usedNames.add(name);
+    return name;
+  }
+
+  /** Reserves an exact name (graph inputs/outputs); throws if it is already used. */
+  reserveName(name: string): string {
+    if (this.usedNames.has(name)) throw new Error(`ONNX value name "${name}" is used twice`);
+    this.usedNames.add(name);
+    return name;
+  }
+
+  addFloatInitializer(base: string, dims: number[], data: Float32Array): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== expected) throw new Error(`initializer ${base}: ${data.length} values for dims [${dims}]`);
+    const name = this.uniqueName(base);
+    this.floats.set(name, { dims, data });
+    return name;
+  }
+
+  addInt64Initializer(base: string, values: number[]): string {
+    const name = this.uniqueName(base);
+    this.int64s.set(name, { dims: [values.length], data: values });
+    return name;
+  }
+
+  /** The live data of a float initializer (mutated in place when folding). */
+  floatInitializer(name: string): FloatInitializer {
+    const found = this.floats.get(name);
+    if (!found) throw new Error(`no float initializer "${name}"`);
+    return found;
+  }
+
+  /** Adds a node; returns it so that a later fold can add an input (e.g. a bias) to it. */
+  addNode(opType: string, inputs: string[], output: string, attributes: Record<string, AttributeValue> = {}): NodeMessage {
+    const node: NodeMessage = {
+      name: this.uniqueName(`${output}/${opType}`),
+      opType,
+      input: inputs,
+      output: [output],
+      attribute: Object.entries(attributes).map(([name, value]) => toAttribute(name, value)),
+    };
+    this.nodes.push(node);
+    return node;
+  }
+
+  addInput(name: string, shape: (number | string)[]): void {
+    this.inputs.push(valueInfo(name, shape));
+  }
+
+  addOutput(name: string, shape: (number | string)[]): void {
+    this.outputs.push(valueInfo(name, shape));
+  }
+
+  build(name: string, docString?: string): GraphMessage {
+    const initializer: TensorMessage[] = [];
+    for (const [tensorName, { dims, data }] of this.floats) {
+      initializer.push({
+        name: tensorName,
+        dims,
+        dataType: DataType.FLOAT,
+        // raw_data is little-endian by the ONNX spec, as are the machines we run on.
+        rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      });
+    }
+    for (const [tensorName, { dims, data }] of this.int64s) {
+      initializer.push({ name: tensorName, dims, dataType: DataType.INT64, int64Data: data });
+    }
+    return { name, node: this.nodes, initializer, input: this.inputs, output: this.outputs, docString };
+  }
+}
+
+function valueInfo(name: string, shape: (number | string)[]): ValueInfoMessage {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: DataType.FLOAT,
+        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function toAttribute(name: string, value: AttributeValue): AttributeMessage {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw new Error(`attribute ${name}: ${value} is not an integer; pass { float }`);
+    return { name, type: AttributeType.INT, i: value };
+  }
+  if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
+  if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: value };
+  if ('floats' in value) return { name, type: AttributeType.FLOATS, floats: value.floats };
+  return { name, type: AttributeType.FLOAT, f: value.float };
+}

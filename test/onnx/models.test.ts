@@ -1,0 +1,84 @@
+// Every registered model: ONNX Runtime on the exported graph equals TF.js (wasm) on random inputs,
+// for the whole model (probabilities) and for the frozen backbone cut (feature maps).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine, tf } from '../../src/engine/index.js';
+import { createModel, disposeBuiltModel, modelNames, type BuiltModel } from '../../src/models/index.js';
+import { decodeModel } from '../../src/onnx/onnx_proto.js';
+import { modelToOnnx } from '../../src/onnx/export.js';
+import { createForwardRunner, createTfjsRunner, type ForwardRunner } from '../../src/onnx/runtime.js';
+import { createRng } from '../../src/util/rng.js';
+import { maxAbs, maxAbsDiff, randomInput, randomizeBatchNorms, spread } from './helpers.js';
+
+/** Small inputs keep the test quick; vgg16's 4×4 average pooling after five poolings needs 128. */
+const INPUT_SIZE: Record<string, number> = { vgg16: 128 };
+const BATCH = 2;
+
+await initEngine();
+
+async function compareRunners(ort: ForwardRunner, tfjs: ForwardRunner, x: Float32Array): Promise<{ diffs: number[]; scales: number[]; reference: Float32Array[] }> {
+  const [fromOrt, fromTfjs] = [await ort.run(x, BATCH), await tfjs.run(x, BATCH)];
+  expect(fromOrt.length).toBe(fromTfjs.length);
+  return {
+    diffs: fromOrt.map((out, i) => maxAbsDiff(out, fromTfjs[i]!)),
+    scales: fromTfjs.map(maxAbs),
+    reference: fromTfjs,
+  };
+}
+
+describe.each(modelNames())('ONNX export of %s', (name) => {
+  const size = INPUT_SIZE[name] ?? 64;
+  let built: BuiltModel;
+  let x: Float32Array;
+  const runners: ForwardRunner[] = [];
+
+  beforeAll(() => {
+    built = createModel(name, { numClasses: 3, inputSize: [size, size], seed: 7 });
+    x = randomInput(createRng(11), BATCH, built.model.inputs[0]!.shape.slice(1) as number[]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(runners.map((runner) => runner.dispose()));
+    disposeBuiltModel(built);
+  });
+
+  it('matches TF.js on the whole model within 1e-4 (probabilities)', async () => {
+    const batchNorms = randomizeBatchNorms(built.model, x, BATCH, 5);
+    const tensorsBefore = tf.memory().numTensors;
+    const ort = await createForwardRunner(built.model, { runtime: 'ort', cacheDir: false, threads: 2 });
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // exporting reads weights without leaking
+    const tfjs = createTfjsRunner(built.model);
+    runners.push(ort);
+    expect(ort.runtime).toBe('ort');
+
+    const { diffs, reference } = await compareRunners(ort, tfjs, x);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(reference[0]!.length).toBe(BATCH * 3);
+    // The comparison means something only if the probabilities are not all equal.
+    expect(spread(reference[0]!)).toBeGreaterThan(0.01);
+    expect(diffs[0]).toBeLessThanOrEqual(1e-4);
+
+    // Every BatchNorm that directly follows a conv is folded: none of those leaves a Mul behind.
+    const graph = decodeModel(modelToOnnx(built.model).bytes).graph;
+    const muls = graph.node.filter((node) => node.opType === 'Mul').length;
+    const standaloneBatchNorms = built.model.layers.filter(
+      (layer) => layer.getClassName() === 'BatchNormalization' && layer.name.startsWith('head_'),
+    ).length;
+    expect(muls).toBe(standaloneBatchNorms);
+    if (name !== 'vgg16' && name !== 'vgg16_cam') expect(batchNorms).toBeGreaterThan(standaloneBatchNorms);
+  });
+
+  it('matches TF.js on the frozen backbone cut (every output)', async () => {
+    if (!built.backbone) {
+      expect(built.head).toBe(built.model); // nothing frozen: nothing to cut
+      return;
+    }
+    const ort = await createForwardRunner(built.backbone, { runtime: 'ort', cacheDir: false, threads: 2 });
+    runners.push(ort);
+    const tfjs = createTfjsRunner(built.backbone);
+    expect(ort.outputShapes).toEqual(built.backbone.outputs.map((o) => o.shape.slice(1)));
+    const { diffs, scales } = await compareRunners(ort, tfjs, x);
+    expect(diffs.length).toBe(built.backbone.outputs.length);
+    // Feature maps are unbounded: compare relative to their magnitude.
+    diffs.forEach((diff, i) => expect(diff).toBeLessThanOrEqual(1e-4 * Math.max(1, scales[i]!)));
+  });
+});
