@@ -8,6 +8,8 @@ import * as evaluateCommands from './evaluate.js';
 import * as predictCommand from './predict.js';
 import * as exportCommand from './export.js';
 import * as serveCommand from './serve.js';
+import * as trainCommand from './train.js';
+import * as cvCommand from './cv.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -22,4 +24,6 @@ export const commandModules: CommandModule[] = [
   predictCommand,
   exportCommand,
   serveCommand,
+  trainCommand,
+  cvCommand,
 ];

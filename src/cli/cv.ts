@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { runCrossValidation } from '../train/cv.js';
-import { evaluateRunFolder } from '../eval/run.js';
+import { evaluateRun } from '../eval/report.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
 export function register(program: Command): void {
@@ -21,7 +21,8 @@ export function register(program: Command): void {
       },
       opts.quiet,
     );
-    const report = await evaluateRunFolder(result.out);
+    const { written } = await evaluateRun(result.out);
+    const report = written.reportMd;
     console.log(`run: ${result.out} (${result.folds.length} folds, ${result.wallSeconds.toFixed(0)} s)`);
     console.log(`predictions: ${result.predictions}`);
     console.log(`ensemble: ${result.ensemble}`);

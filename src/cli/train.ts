@@ -1,7 +1,7 @@
 // `pocovid train`: one fold.
 import type { Command } from 'commander';
 import { trainFold } from '../train/train_fold.js';
-import { evaluateRunFolder } from '../eval/run.js';
+import { evaluateRun } from '../eval/report.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
 export function register(program: Command): void {
@@ -12,7 +12,8 @@ export function register(program: Command): void {
       .option('--fold <k>', 'test fold', (v) => Number.parseInt(v, 10), 0),
   ).action(async (opts: ParsedTrainOptions & { fold: number }) => {
     const result = await trainFold({ ...toConfigInput(opts), fold: opts.fold }, { quiet: opts.quiet });
-    const report = await evaluateRunFolder(result.out);
+    const { written } = await evaluateRun(result.out);
+    const report = written.reportMd;
     console.log(`run: ${result.out}`);
     console.log(`best epoch ${result.bestEpoch + 1}, validation balanced accuracy ${result.bestValBalancedAccuracy.toFixed(3)}`);
     console.log(`report: ${report}`);

@@ -2,8 +2,8 @@
 // test, labels as class indices, and preprocessed (optionally augmented) network inputs.
 import { join } from 'node:path';
 import type { ManifestRow } from '../data/types.js';
-import { openDataset, splitForFold } from '../data/dataset.js';
-import { createAugmenter } from '../data/augment.js';
+import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
+import { pocovidAugmenter, type Augmenter } from '../data/augment.js';
 import { readImageAsInput } from '../data/image.js';
 import { getModelSpec } from '../models/registry.js';
 import '../models/index.js';
@@ -38,9 +38,10 @@ function frameInputs(
   rows: ManifestRow[],
   classes: string[],
   cfg: PretrainedCfg,
-  augment: (input: Float32Array, rng: Rng) => Float32Array,
-  decoded: Map<string, Float32Array>,
+  augmenter: Augmenter,
+  decoded: InputCache,
 ): FrameInputs {
+  const shape = [cfg.inputSize[0], cfg.inputSize[1], cfg.channels] as const;
   return {
     rows,
     count: rows.length,
@@ -52,14 +53,14 @@ function frameInputs(
         value = await readImageAsInput(join(dir, row.path), cfg);
         decoded.set(row.path, value);
       }
-      return rng ? augment(value, rng) : value;
+      return rng ? augmenter.apply(value, shape, rng) : value;
     },
   };
 }
 
 export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
   const { rows, info } = openDataset(config.data);
-  const classes = config.classes ?? info.classes.filter((c) => c !== 'viral');
+  const classes: string[] = config.classes ?? info.classes.filter((c) => c !== 'viral');
   const unknown = classes.filter((c) => !info.classes.includes(c as never));
   if (unknown.length) {
     throw new PocovidError(`${config.data}: classes ${unknown.join(', ')} are not in the dataset (it has ${info.classes.join(', ')})`);
@@ -74,11 +75,10 @@ export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
   }
   // The model's own config decides preprocessing.
   const cfg = resolveCfg(config);
-  const [height, width] = cfg.inputSize;
-  const augmenter = createAugmenter({ enabled: config.augment });
-  const augment = (input: Float32Array, rng: Rng): Float32Array => augmenter(input, width, height, cfg.channels, rng);
-  const decoded = new Map<string, Float32Array>();
-  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augment, decoded);
+  // Augmentation is applied only where the caller passes an rng (training views).
+  const augmenter = pocovidAugmenter();
+  const decoded = new InputCache(8 * 1024 ** 3);
+  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augmenter, decoded);
   return {
     classes,
     train: make(split.train),
