@@ -20,7 +20,7 @@ export async function exportRun(run: string, out: string, options: ExportOptions
   const pageDir = options.page === false ? undefined : (options.pageDir ?? findPageDir());
   if (pageDir) {
     const present = new Set(await readdir(pageDir));
-    for (const name of PAGE_FILES.concat([...present].filter((n) => n.endsWith('.map') || n.endsWith('.wasm')))) {
+    for (const name of PAGE_FILES) {
       if (!present.has(name)) continue;
       await copyFile(join(pageDir, name), join(out, name));
       pageFiles.push(name);

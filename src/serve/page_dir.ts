@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
+export const PAGE_FILES = ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
 
 export function findPageDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -1,0 +1,34 @@
+// Bundles the in-browser page (src/serve/page/) with esbuild into dist/page/ (or a given folder):
+// app.js (TF.js core + layers + cpu/wasm backends and our shared modules), index.html, style.css,
+// and the TF.js wasm binaries. Usage: node scripts/build-page.mjs [outDir]
+import { copyFile, mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+
+export async function buildPage(outDir = join(root, 'dist', 'page')) {
+  await mkdir(outDir, { recursive: true });
+  await build({
+    entryPoints: [join(root, 'src/serve/page/app.ts')],
+    outfile: join(outDir, 'app.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  });
+  for (const name of ['index.html', 'style.css']) await copyFile(join(root, 'src/serve/page', name), join(outDir, name));
+  for (const name of WASM_FILES) await copyFile(join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', name), join(outDir, name));
+  return outDir;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = await buildPage(process.argv[2] ? resolve(process.argv[2]) : undefined);
+  console.log(`page built in ${out}`);
+}

@@ -1,0 +1,114 @@
+// End-to-end: the exported folder served as plain static files, the page in headless Chromium,
+// an image chosen, the result card checked against the Node pipeline, and every request recorded
+// to prove the image never left the browser.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import Fastify from 'fastify';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM build script without types
+import { buildPage } from '../../scripts/build-page.mjs';
+import { initEngine } from '../../src/engine/index.js';
+import { exportRun } from '../../src/infer/export.js';
+import { saveModelDir } from '../../src/infer/model_dir.js';
+import { createPipeline } from '../../src/infer/pipeline.js';
+import { createServer } from '../../src/serve/server.js';
+import { writePng } from '../infer/fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`skipping the page test: ${CHROMIUM} is not installed`);
+
+let work: string;
+let exported: string;
+let pageDir: string;
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  await initEngine();
+  work = mkdtempSync(join(tmpdir(), 'pocovid-page-'));
+  pageDir = await buildPage(join(work, 'page'));
+  // A run with two folds, exported as an ensemble with the page next to it.
+  for (const k of [0, 1]) {
+    await saveModelDir(join(work, 'run', `fold-${k}`, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(20 + k)] });
+  }
+  exported = join(work, 'export');
+  const { pageFiles } = await exportRun(join(work, 'run'), exported, { pageDir });
+  expect(pageFiles).toContain('index.html');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe.skipIf(!haveChromium)('in-browser page', () => {
+  it('classifies a chosen image in the browser, like the Node pipeline, without sending it anywhere', async () => {
+    // Plain static file server over the exported folder: nothing but files.
+    const statics = Fastify();
+    await statics.register(fastifyStatic, { root: exported });
+    const url = await statics.listen({ port: 0, host: '127.0.0.1' });
+    const image = join(work, 'scan.png');
+    await writePng(image, 32, 32, 5); // already the input size: browser and Node see identical pixels
+    const imageBytes = readFileSync(image);
+    const expected = await (await createPipeline(exported)).predictImage(image);
+    const page = await browser!.newPage({ viewport: { width: 1000, height: 900 } });
+    const requests: { method: string; url: string; body: Buffer | null }[] = [];
+    page.on('request', (r) => requests.push({ method: r.method(), url: r.url(), body: r.postDataBuffer() }));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await page.goto(`${url}/`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+      await expect(page.textContent('.disclaimer')).resolves.toMatch(/not a diagnostic device/);
+      await page.setInputFiles('#file-input', image);
+      await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 });
+      expect(await page.textContent('#label')).toBe(expected.label);
+      const shown = await page.$$eval('.prob-row', (rows) => rows.map((r) => [(r as HTMLElement).dataset['class'], Number((r as HTMLElement).dataset['value'])]));
+      expect(shown.map(([c]) => c)).toEqual(TINY_CLASSES);
+      for (const [c, p] of shown) expect(p as number).toBeCloseTo(expected.probabilities![c as string]!, 4);
+      expect(Number(await page.getAttribute('#uncertainty', 'data-entropy'))).toBeCloseTo(expected.uncertainty!.entropy, 4);
+      expect(await page.$eval('#heatmap-canvas', (c) => (c as HTMLCanvasElement).width)).toBe(32);
+      await page.screenshot({ path: process.env['POCOVID_PAGE_SCREENSHOT'] ?? join(work, 'page.png'), fullPage: true });
+      expect(errors).toEqual([]);
+      // Only GETs for the page, the wasm binary, pocovid.json and the members; no body carries the image.
+      expect(requests.filter((r) => r.method !== 'GET')).toEqual([]);
+      const needle = imageBytes.subarray(16, 48);
+      expect(requests.filter((r) => r.body && r.body.includes(needle))).toEqual([]);
+      const paths = requests.map((r) => new URL(r.url).pathname);
+      expect(paths).toContain('/member-1/model.json');
+      expect(paths.every((p) => /^\/(|index\.html|app\.js|style\.css|pocovid\.json|tfjs-backend-wasm(-simd)?\.wasm|member-\d\/(model\.json|weights\.bin))$/.test(p))).toBe(true);
+    } finally {
+      await page.close();
+      await statics.close();
+    }
+  });
+
+  it('is served by `pocovid serve` at / together with the model files', async () => {
+    const server = await createServer({ model: exported, pageDir });
+    try {
+      const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
+      const html = await (await fetch(`${url}/`)).text();
+      expect(html).toContain('not a diagnostic device');
+      expect((await (await fetch(`${url}/pocovid.json`)).json()).members).toEqual(['member-0', 'member-1']);
+      const member = await fetch(`${url}/member-0/model.json`);
+      expect(member.status).toBe(200);
+      expect((await member.json()).format).toBe('layers-model');
+      const app = await fetch(`${url}/app.js`);
+      expect(app.headers.get('content-type')).toMatch(/javascript/);
+      await app.arrayBuffer(); // drained, so the connection is idle and close() is immediate
+      const hidden = await fetch(`${url}/../config.json`);
+      expect(hidden.status).toBe(404);
+      await hidden.arrayBuffer();
+    } finally {
+      await server.close();
+    }
+  });
+});
