@@ -1,0 +1,82 @@
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { initEngine } from '../../src/engine/index.js';
+import { loadModelDir, saveModelDir } from '../../src/infer/model_dir.js';
+import { writeJpeg, writePng, writeVideo } from './fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from './tiny_model.js';
+
+let work: string;
+
+async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+  try {
+    process.exitCode = 0;
+    await main(['node', 'pocovid', ...args]);
+    return { out: out.join('\n'), err: err.join('\n'), code: Number(process.exitCode ?? 0) };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+    write.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  await initEngine();
+  work = mkdtempSync(join(tmpdir(), 'pocovid-cli-'));
+  for (const k of [0, 1]) {
+    await saveModelDir(join(work, 'run', `fold-${k}`, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(30 + k)] });
+  }
+  const data = join(work, 'data', 'nested');
+  mkdirSync(data, { recursive: true });
+  await writePng(join(work, 'data', 'a.PNG'), 40, 30, 1);
+  await writeJpeg(join(data, 'b.jpg'), 50, 50, 2);
+  writeVideo(data, 'c.avi', 1);
+  writeFileSync(join(data, 'broken.mp4'), 'not a video at all');
+  writeFileSync(join(data, 'notes.txt'), 'ignored: unknown extension inside a folder');
+});
+
+afterEach(() => {
+  process.exitCode = 0;
+});
+
+describe('pocovid predict / export', () => {
+  it('predicts a folder (recursed) as JSON, reporting the bad file and going on', async () => {
+    const heatmaps = join(work, 'maps');
+    const { out, err, code } = await run(['predict', '--model', join(work, 'run'), join(work, 'data'), '--json', '--heatmaps', heatmaps, '--max-frames', '2']);
+    expect(code).toBe(0);
+    const results = JSON.parse(out);
+    expect(results.map((r: { file: string }) => r.file.split('/').pop())).toEqual(['a.PNG', 'b.jpg', 'broken.mp4', 'c.avi']);
+    expect(results[2].error).toMatch(/broken.mp4: not a supported image/);
+    expect(err).toContain('broken.mp4');
+    expect(results[3]).toMatchObject({ kind: 'video', frames: [{ index: 0 }, { index: 1 }] });
+    expect(results[0].uncertainty.ensembleStd).toBeGreaterThan(0);
+    expect(readdirSync(heatmaps)).toHaveLength(3);
+  });
+
+  it('writes CSV, and exits 1 when no file could be classified', async () => {
+    const csv = await run(['predict', '--model', join(work, 'run'), '--fold', '1', join(work, 'data', 'a.PNG'), '--csv']);
+    const [header, row] = csv.out.trim().split('\n');
+    expect(header).toBe('file,kind,label,confidence,entropy,ensemble_std,mc_dropout_std,p_covid,p_pneumonia,p_regular,frames,flagged,heatmap,error');
+    expect(row).toMatch(/a\.PNG,image,(covid|pneumonia|regular),0\.\d{4},/);
+    const bad = await run(['predict', '--model', join(work, 'run'), join(work, 'data', 'nested', 'broken.mp4')]);
+    expect(bad.code).toBe(1);
+    const missing = await run(['predict', '--model', join(work, 'nowhere'), join(work, 'data')]);
+    expect(missing.err).toMatch(/nowhere: not a training run/);
+  });
+
+  it('exports a run as an ensemble or a single fold', async () => {
+    const all = await run(['export', '--run', join(work, 'run'), '--out', join(work, 'exp-all'), '--no-page']);
+    expect(all.out).toMatch(/wrote 2 member\(s\) of "tiny"/);
+    expect((await loadModelDir(join(work, 'exp-all'))).members).toHaveLength(2);
+    await run(['export', '--run', join(work, 'run'), '--out', join(work, 'exp-1'), '--fold', '1', '--no-page']);
+    const one = await loadModelDir(join(work, 'exp-1'));
+    expect(one.meta.source).toMatchObject({ folds: [1] });
+  });
+});
