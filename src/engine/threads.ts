@@ -10,7 +10,8 @@
 //  3. the threadpool is capped at half the logical cores (os.cpus() in Node), so on a 2-core
 //     machine it gets 1 thread: while the backend initialises os.cpus() reports 2 × the wanted
 //     thread count.
-// Workers are unref()'d afterwards so that an idle threadpool never keeps the process alive.
+// Workers are unref()'d afterwards so that an idle threadpool never keeps the process alive, and
+// the workers Emscripten starts beyond what the threadpool takes are stand-ins (IdleWorker).
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -77,13 +78,61 @@ function wasmModule(): EmscriptenThreadedModule {
   return (tf.backend() as unknown as { wasm: EmscriptenThreadedModule }).wasm;
 }
 
-/** Runs `init` with createObjectURL and os.cpus patched as described at the top; always restores them. */
+/**
+ * Stands in for the pthread workers the threadpool will never use. Emscripten starts 8 workers up
+ * front whatever the thread count, each a Node isolate that loads the whole module (seconds on a
+ * busy 2-core machine, ~20 MB each); the threadpool takes threads − 1 of them. These answer the
+ * 'load' handshake and nothing else; they are dropped once the backend is up.
+ */
+class IdleWorker {
+  private readonly messageListeners: Array<(data: unknown) => void> = [];
+  on(event: string, listener: (data: unknown) => void): this {
+    if (event === 'message') this.messageListeners.push(listener);
+    return this;
+  }
+  postMessage(message: unknown): void {
+    if ((message as { cmd?: unknown } | null)?.cmd !== 'load') return;
+    setImmediate(() => {
+      for (const listener of this.messageListeners) listener({ cmd: 'loaded' });
+    });
+  }
+  ref(): void {}
+  unref(): void {}
+  terminate(): Promise<number> {
+    return Promise.resolve(0);
+  }
+}
+
+const IDLE_WORKER_URL = 'pocovid:idle-worker';
+const EMSCRIPTEN_POOL_SIZE = 8;
+
+/**
+ * Runs `init` with createObjectURL, os.cpus and the global Worker patched as described at the top
+ * and on IdleWorker; always restores them.
+ */
 async function withNodeThreadPatches<T>(workerPath: string, threads: number, init: () => Promise<T>): Promise<T> {
+  const globals = globalThis as { Worker?: unknown };
+  const workerBefore = globals.Worker;
   const createObjectURL = URL.createObjectURL;
   const cpus = os.cpus;
-  URL.createObjectURL = (obj: Blob | MediaSource): string =>
+  // Emscripten hands out its pool from the end (pop), so the last `threads` workers are real
+  // (threads − 1 for the threadpool, one spare) and the first ones idle.
+  const idle = Math.max(0, EMSCRIPTEN_POOL_SIZE - threads);
+  let workersAsked = 0;
+  URL.createObjectURL = (obj: Blob | MediaSource): string => {
     // Only the worker script's Blob has this type (the main script's is text/javascript).
-    obj instanceof Blob && obj.type === 'application/javascript' ? workerPath : createObjectURL(obj);
+    if (!(obj instanceof Blob && obj.type === 'application/javascript')) return createObjectURL(obj);
+    // Called just before `new Worker(url)`, after Emscripten has set the global Worker to Node's.
+    const NodeWorker = globals.Worker as new (path: string) => unknown;
+    if (!(NodeWorker as { pocovidDispatch?: boolean }).pocovidDispatch) {
+      const dispatch = function (path: string): unknown {
+        return path === IDLE_WORKER_URL ? new IdleWorker() : new NodeWorker(path);
+      };
+      (dispatch as { pocovidDispatch?: boolean }).pocovidDispatch = true;
+      globals.Worker = dispatch;
+    }
+    return workersAsked++ < idle ? IDLE_WORKER_URL : workerPath;
+  };
   const realCpus = cpus();
   os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => realCpus[i % Math.max(1, realCpus.length)]!);
   try {
@@ -91,6 +140,8 @@ async function withNodeThreadPatches<T>(workerPath: string, threads: number, ini
   } finally {
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
+    if (workerBefore === undefined) delete globals.Worker;
+    else globals.Worker = workerBefore;
   }
 }
 
@@ -122,10 +173,13 @@ async function startThreaded(threads: number, options: ThreadedStartOptions): Pr
   const locateFile = module.locateFile;
   module.locateFile = (path, prefix) => (path.endsWith('.worker.js') ? workerPath : locateFile ? locateFile(path, prefix) : prefix + path);
   module.mainScriptUrlOrBlob = require.resolve(`${WASM_OUT}tfjs-backend-wasm-threaded-simd.js`);
+  // Idle stand-ins and the spare go; a worker needed later is started from the file (above).
+  for (const worker of pthread.unusedWorkers.splice(0)) void worker.terminate();
+  if (pthread.runningWorkers.some((worker) => worker instanceof IdleWorker)) {
+    throw new PocovidError('the wasm threadpool took a stand-in worker');
+  }
   // The threadpool's threads are long-lived pthreads that Emscripten ref()'s: let the process exit anyway.
   for (const worker of pthread.runningWorkers) worker.unref();
-  // Emscripten pre-starts 8 workers; the ones the threadpool did not take only cost memory.
-  for (const worker of pthread.unusedWorkers.splice(0)) void worker.terminate();
   return getThreadsCount();
 }
 

@@ -47,17 +47,17 @@ describe('whole-model gradients on wasm', () => {
     expect(kernels.length).toBe(4);
     const eps = 1e-2;
     for (const weight of kernels) {
-      const g = grads.get(weight.read().name)!;
+      const g = grads.get((weight.read() as tf.Variable).name)!;
       const at = g.reduce((best, v, i) => (Math.abs(v) > Math.abs(g[best]!) ? i : best), 0);
       const original = weight.read().dataSync().slice() as Float32Array;
       const shifted = (delta: number): number => {
         const values = original.slice();
         values[at] = values[at]! + delta;
-        weight.write(tf.tensor(values, weight.shape));
+        weight.write(tf.tensor(values, weight.shape as number[]));
         return lossNow();
       };
       const numeric = (shifted(eps) - shifted(-eps)) / (2 * eps);
-      weight.write(tf.tensor(original, weight.shape));
+      weight.write(tf.tensor(original, weight.shape as number[]));
       expect(Math.abs(numeric - g[at]!), weight.name).toBeLessThanOrEqual(0.05 * Math.abs(g[at]!) + 1e-3);
     }
     tf.dispose([x, y]);
