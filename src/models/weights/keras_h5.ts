@@ -45,6 +45,19 @@ function attributeStrings(value: unknown): string[] {
   return items.map((item) => (item instanceof Uint8Array ? new TextDecoder().decode(item).replace(/\0+$/, '') : String(item)));
 }
 
+/**
+ * A list-of-strings attribute. Keras splits one above HDF5's 64 kB attribute limit into `name0`,
+ * `name1`, ... (save_attributes_to_hdf5_group), so both forms are read. Undefined when absent.
+ */
+function stringListAttribute(group: InstanceType<typeof h5wasm.Group>, name: string): string[] | undefined {
+  const attrs = group.attrs;
+  if (name in attrs) return attributeStrings(attrs[name]!.value);
+  if (!(`${name}0` in attrs)) return undefined;
+  const out: string[] = [];
+  for (let chunk = 0; `${name}${chunk}` in attrs; chunk++) out.push(...attributeStrings(attrs[`${name}${chunk}`]!.value));
+  return out;
+}
+
 let ready: Promise<unknown> | undefined;
 
 /** Reads every weight of a Keras HDF5 weight file, keyed `<layer>/<weight>`, in layer order. */
@@ -67,20 +80,25 @@ export async function readKerasH5(file: string): Promise<TensorMap> {
 
 function collectWeights(h5: InstanceType<typeof h5wasm.File>, file: string): TensorMap {
   let root: InstanceType<typeof h5wasm.Group> = h5;
-  if (!('layer_names' in h5.attrs)) {
+  let layers = stringListAttribute(h5, 'layer_names');
+  if (layers === undefined) {
     // A whole model saved with model.save(): the weights sit under /model_weights.
     const nested = h5.keys().includes('model_weights') ? h5.get('model_weights') : null;
-    if (nested instanceof h5wasm.Group && 'layer_names' in nested.attrs) root = nested;
-    else throw new BadInputError(file, 'not a Keras weight file: no "layer_names" attribute on the root or /model_weights');
+    if (nested instanceof h5wasm.Group) {
+      root = nested;
+      layers = stringListAttribute(nested, 'layer_names');
+    }
+    if (layers === undefined) {
+      throw new BadInputError(file, 'not a Keras weight file: no "layer_names" attribute on the root or /model_weights');
+    }
   }
-  const layers = attributeStrings(root.attrs['layer_names']!.value);
   const tensors: TensorMap = new Map();
   for (const layer of layers) {
     const group = root.get(layer);
     if (!(group instanceof h5wasm.Group)) {
       throw new BadInputError(file, `layer "${layer}" is listed in layer_names but has no group`);
     }
-    const weightNames = 'weight_names' in group.attrs ? attributeStrings(group.attrs['weight_names']!.value) : [];
+    const weightNames = stringListAttribute(group, 'weight_names') ?? [];
     for (const h5Name of weightNames) {
       const name = kerasWeightName(layer, h5Name);
       if (name === undefined) {

@@ -76,7 +76,7 @@ export interface H5Layer {
 }
 
 /** Writes a Keras-layout HDF5 weight file (fixed-length ASCII attribute strings as h5py writes them). */
-export async function writeKerasH5(file: string, layers: H5Layer[], options: { underModelWeights?: boolean } = {}): Promise<void> {
+export async function writeKerasH5(file: string, layers: H5Layer[], options: { underModelWeights?: boolean; splitLayerNames?: boolean } = {}): Promise<void> {
   await h5wasm.ready;
   const h5file = new h5wasm.File(file, 'w');
   try {
@@ -85,7 +85,14 @@ export async function writeKerasH5(file: string, layers: H5Layer[], options: { u
     if (options.underModelWeights) h5file.create_attribute('model_config', '{}');
     const fixed = (items: string[]) => `S${Math.max(1, ...items.map((s) => s.length))}`;
     const names = layers.map((l) => l.name);
-    h5.create_attribute('layer_names', names, null, fixed(names));
+    if (options.splitLayerNames && names.length > 1) {
+      // As Keras does above the 64 kB attribute limit: layer_names0, layer_names1.
+      const half = Math.ceil(names.length / 2);
+      h5.create_attribute('layer_names0', names.slice(0, half), null, fixed(names));
+      h5.create_attribute('layer_names1', names.slice(half), null, fixed(names));
+    } else {
+      h5.create_attribute('layer_names', names, null, fixed(names));
+    }
     h5.create_attribute('keras_version', '2.2.4');
     for (const layer of layers) {
       const group = h5.create_group(layer.name);

@@ -108,6 +108,16 @@ describe('Keras HDF5 weights', () => {
     b.model.dispose();
   });
 
+  it('reads layer_names split into layer_names0, layer_names1 (large models)', async () => {
+    const file = join(dir, 'split.h5');
+    await writeKerasH5(file, [
+      { name: 'block1_conv1', weights: [['block1_conv1/kernel:0', kernel], ['block1_conv1/bias:0', bias]] },
+      { name: 'block1_conv2', weights: [['block1_conv2/kernel:0', kernel]] },
+      { name: 'block1_pool', weights: [] },
+    ], { splitLayerNames: true });
+    expect([...(await readKerasH5(file)).keys()]).toEqual(['block1_conv1/kernel', 'block1_conv1/bias', 'block1_conv2/kernel']);
+  });
+
   it('rejects an HDF5 file that is not a Keras weight file, naming it', async () => {
     const h5wasm = (await import('h5wasm/node')).default;
     await h5wasm.ready;
