@@ -18,7 +18,7 @@ export function overlayMap(
   height: number,
   map: Float32Array,
   alpha = 0.5,
-): Uint8ClampedArray {
+): Uint8ClampedArray<ArrayBuffer> {
   const pixels = width * height;
   if (rgb.length !== pixels * 3) throw new Error(`overlay: expected ${pixels * 3} RGB values, got ${rgb.length}`);
   if (map.length !== pixels) throw new Error(`overlay: expected a ${width}x${height} map, got ${map.length} values`);
@@ -33,7 +33,7 @@ export function overlayMap(
 }
 
 /** Interleaved RGB → RGBA (opaque), e.g. for a canvas ImageData. */
-export function rgbToRgba(rgb: Uint8Array | Uint8ClampedArray): Uint8ClampedArray {
+export function rgbToRgba(rgb: Uint8Array | Uint8ClampedArray): Uint8ClampedArray<ArrayBuffer> {
   const pixels = rgb.length / 3;
   const out = new Uint8ClampedArray(pixels * 4);
   for (let i = 0; i < pixels; i++) {
