@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { VERSION } from '../version.js';
 import { OnnxGraphBuilder, type OnnxValue } from './graph_builder.js';
 import { convertLayer, type FoldableConv } from './layers.js';
-import { encodeModel } from './onnx_proto.js';
+import { encodeModel, type NodeMessage } from './onnx_proto.js';
 
 type Layer = tfl.LayersModel['layers'][number];
 type LayerNode = Layer['inboundNodes'][number];
@@ -134,6 +134,8 @@ export function modelToOnnx(model: tfl.LayersModel, options: OnnxExportOptions =
     return tensorInfo(name, tensor.shape);
   });
 
+  keepPadsBeforePools(builder);
+
   const bytes = encodeModel({
     irVersion: irVersionFor(opset),
     producerName: 'pocovid',
@@ -142,6 +144,27 @@ export function modelToOnnx(model: tfl.LayersModel, options: OnnxExportOptions =
     graph: builder.build(model.name, `exported from TF.js Layers model "${model.name}"`),
   });
   return { bytes, opset, inputs, outputs };
+}
+
+/**
+ * ONNX Runtime's PadFusion (graph level 'basic' and up) folds a zero Pad into a following MaxPool
+ * or AveragePool's `pads`, but those pads are not zeros: MaxPool ignores them (-inf) and
+ * AveragePool leaves them out of the count, so the fused graph computes something else wherever
+ * the padded border matters. The pass only fuses a Pad whose constant is all zero BYTES, so giving
+ * such a Pad the constant -0.0 (numerically 0) keeps it. Pads before Conv are left to be fused.
+ */
+function keepPadsBeforePools(builder: OnnxGraphBuilder): void {
+  const nodes = builder.allNodes();
+  const readers = new Map<string, NodeMessage[]>();
+  for (const node of nodes) for (const input of node.input) readers.set(input, [...(readers.get(input) ?? []), node]);
+  let negativeZero: string | undefined;
+  for (const node of nodes) {
+    if (node.opType !== 'Pad' || node.input.length !== 2) continue;
+    const consumers = readers.get(node.output[0]!) ?? [];
+    if (!consumers.some((consumer) => consumer.opType === 'MaxPool' || consumer.opType === 'AveragePool')) continue;
+    negativeZero ??= builder.addFloatInitializer('pad_value_negative_zero', [], Float32Array.of(-0));
+    node.input.push(negativeZero);
+  }
 }
 
 /** An output name that collides with an input or an earlier output gets a suffix. */

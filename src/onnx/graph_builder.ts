@@ -81,6 +81,11 @@ export class OnnxGraphBuilder {
     return node;
   }
 
+  /** The nodes added so far, in order (for whole-graph passes before build). */
+  allNodes(): readonly NodeMessage[] {
+    return this.nodes;
+  }
+
   addInput(name: string, shape: (number | string)[]): void {
     this.inputs.push(valueInfo(name, shape));
   }

@@ -219,7 +219,7 @@ function convertSoftmax(ctx: ConvertContext): ConvertResult {
 
 function convertConv2D(ctx: ConvertContext): ConvertResult {
   requireChannelsLast(ctx);
-  const { config, builder, layer } = ctx;
+  const { config } = ctx;
   const kernel = requireWeight(ctx, 'kernel');
   const [kh, kw, cin, cout] = kernel.shape as [number, number, number, number];
   if (config.groups !== undefined && config.groups !== 1) throw unsupported(ctx, `groups ${String(config.groups)}`);
@@ -257,12 +257,20 @@ function emitConv(ctx: ConvertContext, weights: Float32Array, dims: number[], gr
   const dilation = pair(config.dilationRate ?? 1);
   const weightName = builder.addFloatInitializer(`${layer.name}_weight`, dims, weights);
   const biasName = bias ? builder.addFloatInitializer(`${layer.name}_bias`, [dims[0]!], bias) : undefined;
+  let pads = tfPads(ctx, kernelSize, strides, dilation);
+  let input = x.name;
+  if (pads.some((pad, i) => pad >= kernelSize[i % 2]!)) {
+    // ONNX Runtime refuses a pad as large as the kernel, which TF 'same' produces with dilation:
+    // pad with an explicit (zero) Pad node instead.
+    input = pad(ctx, x, pads);
+    pads = [0, 0, 0, 0];
+  }
   const output = builder.uniqueName(layer.name);
-  const node = builder.addNode('Conv', biasName ? [x.name, weightName, biasName] : [x.name, weightName], output, {
+  const node = builder.addNode('Conv', biasName ? [input, weightName, biasName] : [input, weightName], output, {
     kernel_shape: kernelSize,
     strides,
     dilations: dilation,
-    pads: tfPads(ctx, kernelSize, strides, dilation),
+    pads,
     group,
   });
   const convOut: OnnxValue = { name: output, rank: 4 };
@@ -360,15 +368,21 @@ function convertGlobalAveragePooling2D(ctx: ConvertContext): ConvertResult {
 
 function convertZeroPadding2D(ctx: ConvertContext): ConvertResult {
   requireChannelsLast(ctx);
-  const { builder, layer } = ctx;
   const padding = ctx.config.padding;
   const [[top, bottom], [left, right]] = (
     Array.isArray(padding) && Array.isArray(padding[0]) ? padding : [pair(padding), pair(padding)]
   ) as [[number, number], [number, number]];
-  const pads = builder.addInt64Initializer(`${layer.name}_pads`, [0, 0, top, left, 0, 0, bottom, right]);
+  return { outputs: [{ name: pad(ctx, ctx.inputs[0]!, [top, left, bottom, right]), rank: 4 }] };
+}
+
+/** Zero-pads an NCHW value by [top, left, bottom, right]; returns the padded value's name. */
+function pad(ctx: ConvertContext, x: OnnxValue, [top, left, bottom, right]: number[]): string {
+  const { builder, layer } = ctx;
+  // Since opset 11 Pad takes the pads as an int64 input: [begin per axis…, end per axis…].
+  const pads = builder.addInt64Initializer(`${layer.name}_pads`, [0, 0, top!, left!, 0, 0, bottom!, right!]);
   const output = builder.uniqueName(layer.name);
-  builder.addNode('Pad', [ctx.inputs[0]!.name, pads], output, { mode: 'constant' });
-  return { outputs: [{ name: output, rank: 4 }] };
+  builder.addNode('Pad', [x.name, pads], output, { mode: 'constant' });
+  return output;
 }
 
 function convertAdd(ctx: ConvertContext): ConvertResult {

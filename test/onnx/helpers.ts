@@ -15,7 +15,7 @@ export function randomInput(rng: Rng, n: number, shape: readonly number[]): Floa
 function setWeight(layer: Layer, shortName: string, values: Float32Array): void {
   const variable = layer.weights.find((w) => w.originalName.endsWith(`/${shortName}`));
   if (!variable) return;
-  variable.write(tf.tensor(values, variable.shape));
+  variable.write(tf.tensor(values, variable.shape as number[]));
 }
 
 /**

@@ -5,7 +5,8 @@ import { initEngine, tf } from '../../src/engine/index.js';
 import { createModel, disposeBuiltModel, modelNames, type BuiltModel } from '../../src/models/index.js';
 import { decodeModel } from '../../src/onnx/onnx_proto.js';
 import { modelToOnnx } from '../../src/onnx/export.js';
-import { createForwardRunner, createTfjsRunner, type ForwardRunner } from '../../src/onnx/runtime.js';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { createOrtRunnerFromSession, createOrtSession, createTfjsRunner, type ForwardRunner } from '../../src/onnx/runtime.js';
 import { createRng } from '../../src/util/rng.js';
 import { maxAbs, maxAbsDiff, randomInput, randomizeBatchNorms, spread } from './helpers.js';
 
@@ -23,6 +24,12 @@ async function compareRunners(ort: ForwardRunner, tfjs: ForwardRunner, x: Float3
     scales: fromTfjs.map(maxAbs),
     reference: fromTfjs,
   };
+}
+
+async function ortRunner(model: tfl.LayersModel, bytes: Uint8Array): Promise<ForwardRunner> {
+  const session = await createOrtSession(bytes, { threads: 2 });
+  const shapeOf = (shape: (number | null)[]) => shape.slice(1) as number[];
+  return createOrtRunnerFromSession(session, shapeOf(model.inputs[0]!.shape), model.outputs.map((o) => shapeOf(o.shape)));
 }
 
 describe.each(modelNames())('ONNX export of %s', (name) => {
@@ -44,8 +51,9 @@ describe.each(modelNames())('ONNX export of %s', (name) => {
   it('matches TF.js on the whole model within 1e-4 (probabilities)', async () => {
     const batchNorms = randomizeBatchNorms(built.model, x, BATCH, 5);
     const tensorsBefore = tf.memory().numTensors;
-    const ort = await createForwardRunner(built.model, { runtime: 'ort', cacheDir: false, threads: 2 });
+    const { bytes } = modelToOnnx(built.model);
     expect(tf.memory().numTensors).toBe(tensorsBefore); // exporting reads weights without leaking
+    const ort = await ortRunner(built.model, bytes);
     const tfjs = createTfjsRunner(built.model);
     runners.push(ort);
     expect(ort.runtime).toBe('ort');
@@ -58,7 +66,7 @@ describe.each(modelNames())('ONNX export of %s', (name) => {
     expect(diffs[0]).toBeLessThanOrEqual(1e-4);
 
     // Every BatchNorm that directly follows a conv is folded: none of those leaves a Mul behind.
-    const graph = decodeModel(modelToOnnx(built.model).bytes).graph;
+    const graph = decodeModel(bytes).graph;
     const muls = graph.node.filter((node) => node.opType === 'Mul').length;
     const standaloneBatchNorms = built.model.layers.filter(
       (layer) => layer.getClassName() === 'BatchNormalization' && layer.name.startsWith('head_'),
@@ -72,7 +80,7 @@ describe.each(modelNames())('ONNX export of %s', (name) => {
       expect(built.head).toBe(built.model); // nothing frozen: nothing to cut
       return;
     }
-    const ort = await createForwardRunner(built.backbone, { runtime: 'ort', cacheDir: false, threads: 2 });
+    const ort = await ortRunner(built.backbone, modelToOnnx(built.backbone).bytes);
     runners.push(ort);
     const tfjs = createTfjsRunner(built.backbone);
     expect(ort.outputShapes).toEqual(built.backbone.outputs.map((o) => o.shape.slice(1)));
