@@ -10,6 +10,7 @@ import * as exportCommand from './export.js';
 import * as serveCommand from './serve.js';
 import * as trainCommand from './train.js';
 import * as cvCommand from './cv.js';
+import * as explainCommand from './explain.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -26,4 +27,5 @@ export const commandModules: CommandModule[] = [
   serveCommand,
   trainCommand,
   cvCommand,
+  explainCommand,
 ];

@@ -1,0 +1,106 @@
+// `pocovid explain [files...]`, `pocovid explain classes`, `pocovid explain tsne`: parse options and
+// call src/explain.
+import { Command, Option } from 'commander';
+import { initEngine } from '../engine/index.js';
+import { PocovidError } from '../errors.js';
+import { renderClassPictures } from '../explain/class_run.js';
+import { EMBEDDING_METHODS, type EmbeddingMethod } from '../explain/embedding.js';
+import { renderEmbedding } from '../explain/embedding_run.js';
+import { EXPLAIN_METHODS, explain, type ExplainMethod } from '../explain/explain_run.js';
+import type { OcclusionFill } from '../explain/occlusion.js';
+
+const int = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new PocovidError(`${what} must be a whole number >= 0, got "${value}"`);
+  return n;
+};
+
+function parseMethods(value: string): ExplainMethod[] | 'all' {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.includes('all')) return 'all';
+  for (const n of names) {
+    if (!(EXPLAIN_METHODS as readonly string[]).includes(n)) throw new PocovidError(`unknown method "${n}"; valid: ${[...EXPLAIN_METHODS, 'all'].join(', ')}`);
+  }
+  return names as ExplainMethod[];
+}
+
+function parseFill(value: string): OcclusionFill {
+  if (value === 'mean' || value === 'zero' || value === 'black') return value;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new PocovidError(`--occlusion-fill must be mean, zero, black or a number, got "${value}"`);
+  return n;
+}
+
+const log = (line: string): void => console.error(line);
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('explain')
+    .description('explanation maps (Grad-CAM, CAM, saliency, occlusion) and MC-dropout uncertainty for a run, as PNGs and an HTML gallery')
+    .argument('[files...]', 'images or videos (default: the fold\'s test frames from the run\'s dataset)')
+    .requiredOption('--run <dir>', 'training run (fold-<k>/model folders) or a model folder')
+    .option('--fold <k>', 'fold whose model (and test frames) to use; default: the lowest fold', int('--fold'))
+    .option('--method <list>', `comma-separated: ${EXPLAIN_METHODS.join(', ')} or all`, parseMethods, 'all' as const)
+    .requiredOption('--out <dir>', 'output folder (index.html, maps/, explanations.json, uncertainty.csv)')
+    .option('--mc-passes <n>', 'MC-dropout passes (0 = none)', int('--mc-passes'), 20)
+    .option('--seed <n>', 'seed of the MC-dropout masks', int('--seed'), 0)
+    .option('--limit <n>', 'at most this many test videos/images (0 = all)', int('--limit'), 0)
+    .option('--occlusion-patch <px>', 'occlusion patch side (default: input side / 7)', int('--occlusion-patch'))
+    .option('--occlusion-stride <px>', 'occlusion stride (default: patch / 2)', int('--occlusion-stride'))
+    .option('--occlusion-fill <fill>', 'mean, zero, black or a number (network-input units)', parseFill, 'mean' as OcclusionFill)
+    .option('--occlusion-batch <n>', 'occluded copies per forward pass', int('--occlusion-batch'), 16)
+    .option('--fps <n>', 'frames per second sampled from videos', Number, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', int('--max-frames'), 30)
+    .action(async (files: string[], o: {
+      run: string; fold?: number; method: ExplainMethod[] | 'all'; out: string; mcPasses: number; seed: number; limit: number;
+      occlusionPatch?: number; occlusionStride?: number; occlusionFill: OcclusionFill; occlusionBatch: number; fps: number; maxFrames: number;
+    }) => {
+      await initEngine();
+      const started = Date.now();
+      const result = await explain({
+        run: o.run,
+        fold: o.fold,
+        files,
+        methods: o.method,
+        out: o.out,
+        mcPasses: o.mcPasses,
+        seed: o.seed,
+        limit: o.limit,
+        occlusion: { patch: o.occlusionPatch, stride: o.occlusionStride, fill: o.occlusionFill, batchSize: o.occlusionBatch },
+        fps: o.fps,
+        maxFrames: o.maxFrames,
+        log,
+      });
+      const frames = result.items.reduce((n, i) => n + i.frames.length, 0);
+      console.log(`explained ${result.items.length} item(s), ${frames} frame(s) with ${result.methods.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)} s → ${result.index}`);
+    });
+
+  cmd
+    .command('classes')
+    .description('one picture per class by gradient ascent on the class score (grey updates unless --color)')
+    .requiredOption('--run <dir>', 'training run or model folder')
+    .option('--fold <k>', 'fold whose model to use; default: the lowest fold', int('--fold'))
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--color', 'unconstrained colour updates (for comparison)')
+    .option('--steps <n>', 'gradient-ascent steps', int('--steps'), 100)
+    .option('--seed <n>', 'seed of the start noise and jitter', int('--seed'), 0)
+    .action(async (o: { run: string; fold?: number; out: string; color?: boolean; steps: number; seed: number }) => {
+      await initEngine();
+      const { panel } = await renderClassPictures({ run: o.run, fold: o.fold, out: o.out, color: o.color ?? false, steps: o.steps, seed: o.seed, log });
+      console.log(`wrote ${panel}`);
+    });
+
+  cmd
+    .command('tsne')
+    .description('2-d embedding of the penultimate features of a fold\'s test frames: scatter by class and thumbnail map')
+    .requiredOption('--run <dir>', 'training run')
+    .requiredOption('--out <dir>', 'output folder')
+    .addOption(new Option('--method <m>', 'embedding').choices([...EMBEDDING_METHODS]).default('tsne'))
+    .option('--fold <k>', 'fold; default: the lowest fold', int('--fold'))
+    .option('--seed <n>', 'seed of the embedding', int('--seed'), 0)
+    .action(async (o: { run: string; out: string; method: EmbeddingMethod; fold?: number; seed: number }) => {
+      await initEngine();
+      const result = await renderEmbedding({ run: o.run, fold: o.fold, out: o.out, method: o.method, seed: o.seed, log });
+      console.log(`wrote ${result.scatter} and ${result.thumbnails} (${result.points.length} frames)`);
+    });
+}

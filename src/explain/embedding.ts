@@ -1,0 +1,41 @@
+// Penultimate features of frames (cfg.featureLayer) and their 2-d embedding with druidjs.
+import * as druid from '@saehrimnir/druidjs';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { PocovidError, UnknownChoiceError } from '../errors.js';
+import { findLayer, layerOutput, modelTo } from './graph.js';
+
+export const EMBEDDING_METHODS = ['tsne', 'pca', 'umap'] as const;
+export type EmbeddingMethod = (typeof EMBEDDING_METHODS)[number];
+
+/** Features of `inputs` (each H×W×C) at `featureLayer`, flattened, in batches. */
+export function extractFeatures(model: tfl.LayersModel, featureLayer: string, inputs: Float32Array[], shape: [number, number, number], batchSize = 16): number[][] {
+  const features = modelTo(model, `features:${featureLayer}`, layerOutput(findLayer(model, featureLayer, 'features')));
+  const out: number[][] = [];
+  const size = shape[0] * shape[1] * shape[2];
+  for (let start = 0; start < inputs.length; start += batchSize) {
+    const chunk = inputs.slice(start, start + batchSize);
+    const flat = new Float32Array(chunk.length * size);
+    chunk.forEach((x, i) => flat.set(x, i * size));
+    const rows = tf.tidy(() => {
+      const f = features.predict(tf.tensor4d(flat, [chunk.length, ...shape])) as tf.Tensor;
+      return tf.reshape(f, [chunk.length, -1]).arraySync() as number[][];
+    });
+    out.push(...rows);
+  }
+  return out;
+}
+
+/** 2-d coordinates for each feature row; seeded. */
+export function embed2d(features: number[][], method: EmbeddingMethod, seed: number): [number, number][] {
+  if (!EMBEDDING_METHODS.includes(method)) throw new UnknownChoiceError('embedding method', method, EMBEDDING_METHODS);
+  const n = features.length;
+  if (n < 3) throw new PocovidError(`an embedding needs at least 3 frames, got ${n}`);
+  let points: ArrayLike<ArrayLike<number>>;
+  if (method === 'pca') points = new druid.PCA(features, { d: 2, seed }).transform();
+  else if (method === 'tsne') {
+    // Perplexity must stay well below the number of points.
+    points = new druid.TSNE(features, { d: 2, seed, perplexity: Math.max(2, Math.min(30, Math.floor((n - 1) / 3))) }).transform(500);
+  } else points = new druid.UMAP(features, { d: 2, seed, n_neighbors: Math.max(2, Math.min(15, n - 1)) }).transform();
+  return Array.from({ length: n }, (_, i) => [Number(points[i]![0]), Number(points[i]![1])]);
+}
