@@ -3,7 +3,7 @@
 // Header: { name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__"?: { key: string } },
 // offsets relative to the start of the data section. We are as strict as the reference reader:
 // offsets must tile the data section exactly (no overlap, no hole, nothing past the end).
-import { open, readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { BadInputError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import type { NamedTensor, TensorMap } from './tensors.js';
@@ -212,37 +212,63 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   return { tensors, dtypes, metadata: header.metadata };
 }
 
-export async function readSafetensors(file: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
+export interface ReadSafetensorsOptions {
+  /** Which tensors to read (default all); the others' bytes are never read, so dropping a large classifier is free. */
+  include?: (name: string) => boolean;
+}
+
+async function openForReading(file: string) {
   try {
-    bytes = await readFile(file);
+    return await open(file, 'r');
   } catch (err) {
     throw new BadInputError(file, `cannot read (${(err as Error).message})`, { cause: err });
   }
-  return decodeSafetensors(bytes, file);
+}
+
+async function readHeaderFrom(handle: FileHandle, file: string): Promise<SafetensorsHeader> {
+  const { size } = await handle.stat();
+  const prefix = new Uint8Array(Math.min(size, 8));
+  await handle.read(prefix, 0, prefix.length, 0);
+  let headerLength = 0;
+  if (prefix.length === 8) {
+    const declared = new DataView(prefix.buffer).getBigUint64(0, true);
+    // Bad lengths are reported by parseSafetensorsHeader; only read what can exist.
+    headerLength = Number(declared > BigInt(Math.min(MAX_HEADER_BYTES, size - 8)) ? 0n : declared);
+  }
+  const bytes = new Uint8Array(8 + headerLength);
+  await handle.read(bytes, 0, bytes.length, 0);
+  return parseSafetensorsHeader(bytes, size, file);
+}
+
+/** Reads a safetensors file tensor by tensor (memory: the tensors kept, not the whole file). */
+export async function readSafetensors(file: string, options: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
+  const handle = await openForReading(file);
+  try {
+    const header = await readHeaderFrom(handle, file);
+    const tensors: TensorMap = new Map();
+    const dtypes = new Map<string, SafetensorsDtype>();
+    for (const [name, entry] of header.entries) {
+      if (options.include && !options.include(name)) continue;
+      const length = entry.end - entry.begin;
+      // F32 is read straight into the Float32Array's memory; other dtypes are decoded from a byte buffer.
+      const target = entry.dtype === 'F32' ? new Float32Array(length / 4) : undefined;
+      const bytes = target ? new Uint8Array(target.buffer) : new Uint8Array(length);
+      const { bytesRead } = await handle.read(bytes, 0, length, header.dataStart + entry.begin);
+      if (bytesRead !== length) throw new BadInputError(file, `tensor "${name}": file ended while reading its data`);
+      tensors.set(name, { shape: entry.shape, data: target ?? decodeToFloat32(bytes, entry.dtype) });
+      dtypes.set(name, entry.dtype);
+    }
+    return { tensors, dtypes, metadata: header.metadata };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Reads only the header (for listing a file without loading its data). */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
-  let handle;
+  const handle = await openForReading(file);
   try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    throw new BadInputError(file, `cannot read (${(err as Error).message})`, { cause: err });
-  }
-  try {
-    const { size } = await handle.stat();
-    const prefix = new Uint8Array(Math.min(size, 8));
-    await handle.read(prefix, 0, prefix.length, 0);
-    let headerLength = 0;
-    if (prefix.length === 8) {
-      const declared = new DataView(prefix.buffer).getBigUint64(0, true);
-      // Bad lengths are reported by parseSafetensorsHeader; only read what can exist.
-      headerLength = Number(declared > BigInt(Math.min(MAX_HEADER_BYTES, size - 8)) ? 0n : declared);
-    }
-    const bytes = new Uint8Array(8 + headerLength);
-    await handle.read(bytes, 0, bytes.length, 0);
-    return parseSafetensorsHeader(bytes, size, file);
+    return await readHeaderFrom(handle, file);
   } finally {
     await handle.close();
   }

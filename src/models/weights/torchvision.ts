@@ -36,6 +36,11 @@ export interface ConvertedWeights {
   dropped: string[];
 }
 
+/** Tensors never loaded from a torchvision file: BatchNorm's batch counter and the ImageNet classifier. */
+export function droppedByTorchvisionRule(name: string): boolean {
+  return name.endsWith('.num_batches_tracked') || TORCHVISION_CLASSIFIER_MODULES.includes(name.split('.')[0]!);
+}
+
 /** True when the names look like a PyTorch state_dict rather than Keras `layer/weight` names. */
 export function looksLikeTorchvision(names: Iterable<string>): boolean {
   for (const name of names) {
@@ -66,7 +71,7 @@ export function convertTorchvision(tensors: TensorMap, source: string): Converte
     if (dot <= 0) throw new BadInputError(source, `tensor "${name}" is not a torchvision "<module>.<parameter>" name`);
     const module = name.slice(0, dot);
     const param = name.slice(dot + 1);
-    if (param === 'num_batches_tracked' || TORCHVISION_CLASSIFIER_MODULES.includes(module.split('.')[0]!)) {
+    if (droppedByTorchvisionRule(name)) {
       dropped.push(name);
       continue;
     }
