@@ -53,12 +53,16 @@ describe('safetensors', () => {
     }
     expect(back.metadata).toEqual({ model: 'tiny', note: 'ünïcode' });
 
+    const partial = await readSafetensors(file, { include: (name) => name !== 'conv1/kernel' });
+    expect([...partial.tensors.keys()]).toEqual(['conv1/bias', 'scalar', 'empty']);
+    expect(Array.from(partial.tensors.get('conv1/bias')!.data)).toEqual(Array.from(tensors[1]![1].data));
+
     const header = await readSafetensorsHeader(file);
     expect((header.dataStart - 8) % 8).toBe(0); // data section aligned
     expect(header.entries.get('conv1/bias')).toMatchObject({ dtype: 'F32', shape: [3] });
   });
 
-  it('decodes F16, BF16, I64 and I32 to float32 exactly', () => {
+  it('decodes F16, BF16, I64 and I32 to float32 exactly', async () => {
     const f16 = u16le([0x3c00, 0xc000, 0x3555, 0x7c00, 0x0001, 0x7bff, 0x8000, 0x0400]);
     const bf16 = u16le([0x3f80, 0xc040, 0x4049, 0xff80]);
     const i64 = new Uint8Array(16);
@@ -82,6 +86,10 @@ describe('safetensors', () => {
     expect(Array.from(tensors.get('bn1.num_batches_tracked')!.data)).toEqual([42, -7]);
     expect(Array.from(tensors.get('ints')!.data)).toEqual([-3, Math.fround(2147483647)]);
     expect(dtypes.get('brain')).toBe('BF16');
+    const onDisk = join(dir, 'mixed.safetensors');
+    writeFileSync(onDisk, file);
+    const fromFile = await readSafetensors(onDisk);
+    for (const [name, t] of tensors) expect(Array.from(fromFile.tensors.get(name)!.data)).toEqual(Array.from(t.data));
     expect(Number.isNaN(halfToFloat(0x7e00))).toBe(true);
   });
 
