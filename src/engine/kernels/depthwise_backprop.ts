@@ -1,12 +1,13 @@
 // Depthwise-convolution gradients, missing on wasm.
 // - Input gradient: per channel multiplier m, a depthwise convolution of the output gradient
 //   (spread out by the stride) with the filter flipped in space; the multipliers are summed.
-// - Filter gradient: for each filter tap (i, j), the input shifted by the tap and subsampled by
-//   the stride, times the output gradient, summed over batch and positions. A depthwise filter
-//   has few taps, so kh·kw element-wise passes cost about what the direct sum costs.
+// - Filter gradient: a direct sum in JS over taps × batch × positions with the channels innermost
+//   (contiguous). Measured faster than every composition of wasm kernels tried: element-wise
+//   passes per tap (~8×: the 5-D reduction transposes), or one depthwise conv with the output
+//   gradient as a huge filter (~3×: XNNPACK has no fast path for such filters).
 import { backend_util, DepthwiseConv2dNativeBackpropFilter, DepthwiseConv2dNativeBackpropInput } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { add, cropHW, dilateHW, explicitPad, fitAxis, pad, release, reshape, reverse, run, slice, type WasmBackendLike } from './wasm_ops.js';
+import { add, cropHW, dilateHW, explicitPad, fitAxis, release, reshape, reverse, run, slice, type WasmBackendLike } from './wasm_ops.js';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -61,31 +62,41 @@ export function depthwiseBackpropFilter(args: { inputs: { x: TensorInfo; dy: Ten
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight, outWidth, inHeight, inWidth } = info;
   const [kh, kw, channels, multiplier] = filterShape;
   const [n] = x.shape as Shape4;
-  // Pad the input so that every tap's subsampled window lies inside it.
   const top = info.padInfo.top;
   const left = info.padInfo.left;
-  const bottom = Math.max(0, (kh - 1) * dh + (outHeight - 1) * sh + 1 - inHeight - top);
-  const right = Math.max(0, (kw - 1) * dw + (outWidth - 1) * sw + 1 - inWidth - left);
-  const padded = top + bottom + left + right > 0 ? pad(b, x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
-  const dy5 = reshape(b, dy, [n, outHeight, outWidth, channels, multiplier]);
-  const taps: TensorInfo[] = [];
+  const xs = b.readSync(x.dataId) as Float32Array;
+  const gs = b.readSync(dy.dataId) as Float32Array;
+  const outChannels = channels * multiplier;
+  // Accumulate in float64: sums run over batch × positions and float32 would drift on big images.
+  const acc = new Float64Array(kh * kw * outChannels);
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
-      const shifted = run(b, 'StridedSlice', { x: padded }, {
-        begin: [0, i * dh, j * dw, 0],
-        end: [n, i * dh + (outHeight - 1) * sh + 1, j * dw + (outWidth - 1) * sw + 1, channels],
-        strides: [1, sh, sw, 1], beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      }); // [n, oh, ow, c]
-      const shifted5 = reshape(b, shifted, [n, outHeight, outWidth, channels, 1]);
-      const product = run(b, 'Multiply', { a: shifted5, b: dy5 });
-      taps.push(run(b, 'Sum', { x: product }, { axis: [0, 1, 2], keepDims: false })); // [c, m]
-      release(b, shifted, shifted5, product);
+      const tap = (i * kw + j) * outChannels;
+      for (let bn = 0; bn < n; bn++) {
+        for (let oy = 0; oy < outHeight; oy++) {
+          const yy = oy * sh + i * dh - top;
+          if (yy < 0 || yy >= inHeight) continue;
+          for (let ox = 0; ox < outWidth; ox++) {
+            const xx = ox * sw + j * dw - left;
+            if (xx < 0 || xx >= inWidth) continue;
+            const xAt = ((bn * inHeight + yy) * inWidth + xx) * channels;
+            const gAt = ((bn * outHeight + oy) * outWidth + ox) * outChannels;
+            if (multiplier === 1) {
+              for (let k = 0; k < outChannels; k++) acc[tap + k] += xs[xAt + k]! * gs[gAt + k]!;
+            } else {
+              // Filter layout [kh, kw, c, m] flattens to the output-channel order c·m + m'.
+              for (let c = 0, k = 0; c < channels; c++) {
+                const v = xs[xAt + c]!;
+                for (let m = 0; m < multiplier; m++, k++) acc[tap + k] += v * gs[gAt + k]!;
+              }
+            }
+          }
+        }
+      }
     }
   }
-  const stacked = run(b, 'Concat', taps, { axis: 0 }); // [kh·kw·c, m]
-  const dW = reshape(b, stacked, filterShape);
-  release(b, stacked, dy5, ...taps);
-  if (padded !== x) release(b, padded);
+  const dW = b.makeOutput(filterShape, 'float32');
+  b.typedArrayFromHeap(dW).set(acc);
   return dW;
 }
 
