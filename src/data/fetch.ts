@@ -44,6 +44,9 @@ function errorCode(err: unknown): string {
   for (let depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string') return code;
+    // Happy-eyeballs connects fail with an AggregateError of the per-address errors.
+    const inner = (e as { errors?: unknown[] }).errors?.[0];
+    if (inner && typeof (inner as { code?: unknown }).code === 'string') return (inner as { code: string }).code;
     if ((e as Error).name === 'AbortError' || (e as Error).name === 'TimeoutError') return 'ABORT_ERR';
     e = (e as { cause?: unknown }).cause;
   }
