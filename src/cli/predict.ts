@@ -21,6 +21,7 @@ interface PredictOptions {
   aggregate: VideoAggregation;
   mcDropout: number;
   seed: number;
+  guard: boolean;
 }
 
 export function register(program: Command): void {
@@ -42,10 +43,11 @@ export function register(program: Command): void {
     .addOption(new Option('--aggregate <how>', 'video decision: mean probability or majority vote of frames').choices(['mean', 'vote']).default('mean'))
     .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', int, 0)
     .option('--seed <n>', 'seed of the MC-dropout masks', int, 0)
+    .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
     .action(async (paths: string[], o: PredictOptions) => {
       const files = collectInputs(paths);
       if (files.length === 0) throw noFilesError(paths);
-      const pipeline = await createPipeline(o.model, { fold: o.fold, mcDropout: o.mcDropout, seed: o.seed });
+      const pipeline = await createPipeline(o.model, { fold: o.fold, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
       const streaming = !o.json && !o.csv;
       const outcomes = await predictFiles(pipeline, files, {
         fps: o.fps,

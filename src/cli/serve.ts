@@ -18,8 +18,15 @@ export function register(program: Command): void {
     .option('--keep-uploads', 'keep uploaded files (in the private temp folder printed at start)')
     .option('--max-upload-mb <n>', 'largest upload accepted', Number, 200)
     .option('--log', 'log every request')
-    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean }) => {
-      const server = await createServer({ model: o.model, keepUploads: o.keepUploads, maxUploadMb: o.maxUploadMb, logger: o.log ?? false });
+    .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
+    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean; guard: boolean }) => {
+      const server = await createServer({
+        model: o.model,
+        keepUploads: o.keepUploads,
+        maxUploadMb: o.maxUploadMb,
+        logger: o.log ?? false,
+        ...(o.guard ? {} : { guard: false as const }),
+      });
       const address = await server.app.listen({ port: o.port, host: o.host });
       console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}")`);
       if (o.keepUploads) console.log(`uploads kept in ${server.workDir}`);

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { isGuardStats, type GuardStats } from '../guard/guard.js';
 import { BadInputError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -33,6 +34,8 @@ export interface ModelDirMeta {
   createdAt: string;
   /** Where it came from (run folder, folds, config, metrics...). */
   source: Record<string, unknown>;
+  /** Not-ultrasound guard fitted on the training frames (src/guard). */
+  guard?: GuardStats;
 }
 
 export interface SaveModelDirOptions {
@@ -42,6 +45,7 @@ export interface SaveModelDirOptions {
   members: tfl.LayersModel[];
   aggregation?: Aggregation;
   source?: Record<string, unknown>;
+  guard?: GuardStats;
 }
 
 export interface LoadedModel {
@@ -83,6 +87,7 @@ const metaSchema = z.object({
   aggregation: z.enum(['mean', 'vote']),
   createdAt: z.string(),
   source: z.record(z.string(), z.unknown()),
+  guard: z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' }).optional(),
 });
 
 /** Writes a model folder from in-memory models (used by the trainer for each fold, and by tests). */
@@ -96,13 +101,14 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
     cfg: options.cfg,
     aggregation: options.aggregation ?? 'mean',
     source: options.source ?? {},
+    ...(options.guard ? { guard: options.guard } : {}),
   }, files);
 }
 
 /** Writes a model folder from members already in file form (export copies them this way). */
 export async function writeModelDirFiles(
   dir: string,
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source'>,
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>,
   members: LayersFiles[],
 ): Promise<ModelDirMeta> {
   const meta: ModelDirMeta = {
@@ -115,6 +121,7 @@ export async function writeModelDirFiles(
     aggregation: info.aggregation,
     createdAt: new Date().toISOString(),
     source: info.source,
+    ...(info.guard ? { guard: info.guard } : {}),
   };
   metaSchema.parse(meta);
   for (const [k, files] of members.entries()) {
@@ -210,7 +217,7 @@ export function runFoldDirs(run: string): { fold: number; dir: string }[] {
 }
 
 export interface CollectedRun {
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source'>;
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>;
   members: LayersFiles[];
 }
 
@@ -243,6 +250,14 @@ export function collectRun(run: string, fold?: number): CollectedRun {
       config = undefined;
     }
   }
+  // The ensemble's guard is fitted on every frame of the dataset (cv writes it); one fold keeps its own.
+  const runGuard = join(run, RUN_GUARD_FILE);
+  let guard = first.guard;
+  if (fold === undefined && existsSync(runGuard)) {
+    const value = JSON.parse(readFileSync(runGuard, 'utf8')) as unknown;
+    if (!isGuardStats(value)) throw new BadInputError(runGuard, 'not a pocovid guard (kind "pocovid-guard", version 1)');
+    guard = value;
+  }
   return {
     info: {
       name: first.name,
@@ -250,14 +265,20 @@ export function collectRun(run: string, fold?: number): CollectedRun {
       cfg: first.cfg,
       aggregation: 'mean',
       source: { run, folds: chosen.map((f) => f.fold), config },
+      ...(guard ? { guard } : {}),
     },
     members,
   };
 }
 
+/** <run>/guard.json: the not-ultrasound guard fitted on all of a cross-validation's frames. */
+export const RUN_GUARD_FILE = 'guard.json';
+
 /** A model folder, or a run read as the ensemble of its folds (or one fold). */
 export async function loadModel(path: string, fold?: number): Promise<LoadedModel> {
   if (existsSync(join(path, MODEL_META_FILE))) return loadModelDir(path);
+  // A single-fold `pocovid train` run keeps its model in <run>/model.
+  if (fold === undefined && existsSync(join(path, 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'model'));
   const collected = collectRun(path, fold);
   const members: tfl.LayersModel[] = [];
   for (const files of collected.members) members.push(await layersModelFromFiles(files));

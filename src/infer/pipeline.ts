@@ -13,14 +13,16 @@ import { argMax, byClass, decide, type FrameScores, type Uncertainty, type Video
 import type { DecodeLimits } from './ffmpeg.js';
 import { decodeImageTo, decodeVideoTo, sniffFile, type Frame } from './media.js';
 import { loadModel, type LoadedModel } from './model_dir.js';
+import { checkFrame } from '../guard/guard.js';
 import { rgbToPngDataUrl } from './png.js';
 import type { SniffedType } from './sniff.js';
 
-/** Verdict of a not-ultrasound guard (section 3 of the issue plugs in here). */
+/** Verdict of the not-ultrasound guard (src/guard); `threshold` when it is the fitted guard. */
 export interface GuardResult {
   flagged: boolean;
   reason: string;
   score: number;
+  threshold?: number;
 }
 /** Called on every frame (RGB at the model's input size) before any diagnosis is given. */
 export type Guard = (rgb: Uint8Array, width: number, height: number) => GuardResult | Promise<GuardResult>;
@@ -37,7 +39,8 @@ export interface PipelineOptions {
   mcDropout?: number;
   /** Seed of the MC-dropout masks. */
   seed?: number;
-  guard?: Guard;
+  /** Default: the guard stored with the model (fitted on its training frames); false: none. */
+  guard?: Guard | false;
   /** Decoder limits (time, memory) for untrusted files. */
   limits?: Partial<DecodeLimits>;
   /** Load a run as one fold only. */
@@ -96,11 +99,14 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   const { cfg, classes } = model.meta;
   const [height, width] = cfg.inputSize;
   const inputShape: [number, number, number] = [height, width, cfg.channels];
+  const storedGuard = model.meta.guard;
+  const guard: Guard | undefined =
+    options.guard === false ? undefined : options.guard ?? (storedGuard ? (rgb, w, h) => checkFrame(rgb, w, h, storedGuard) : undefined);
 
   async function guardFrames(frames: Frame[]): Promise<(GuardResult | undefined)[]> {
-    if (!options.guard) return frames.map(() => undefined);
+    if (!guard) return frames.map(() => undefined);
     const out: GuardResult[] = [];
-    for (const f of frames) out.push(await options.guard(f.rgb, f.width, f.height));
+    for (const f of frames) out.push(await guard(f.rgb, f.width, f.height));
     return out;
   }
 
@@ -139,7 +145,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     };
     // Frames the guard flags take no part in the decision; if most are flagged there is none.
     const usable = scores.map((s, i) => ({ s, i })).filter(({ i }) => !guards[i]?.flagged);
-    if (options.guard) base.guard = summariseGuard(guards as GuardResult[], usable.length);
+    if (guard) base.guard = summariseGuard(guards as GuardResult[], usable.length);
     if (usable.length === 0 || usable.length * 2 < frames.length) return base;
     const decision = decide(usable.map(({ s }) => s as FrameScores), aggregation);
     const result: PredictionResult = {

@@ -32,7 +32,8 @@ export interface ServerOptions {
   pageDir?: string;
   /** Requests waiting for the model before new ones get 503 (default 500). */
   maxQueued?: number;
-  guard?: Guard;
+  /** Default: the guard stored with the model; false: none. */
+  guard?: Guard | false;
   pipeline?: Omit<PipelineOptions, 'guard'>;
   logger?: boolean;
 }

@@ -4,7 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readPredictionsCsv, writePredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow } from '../eval/types.js';
-import { collectRun, writeModelDirFiles, type Aggregation } from '../infer/model_dir.js';
+import { collectRun, RUN_GUARD_FILE, writeModelDirFiles, type Aggregation } from '../infer/model_dir.js';
+import { openDataset } from '../data/dataset.js';
+import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { PocovidError } from '../errors.js';
 import type { TrainConfigInput } from './config.js';
@@ -65,6 +67,10 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
   const predictions = join(out, PREDICTIONS_FILE);
   writePredictionsCsv(predictions, pooled, classes);
 
+  // Every frame trained some member of the ensemble, so the ensemble's guard is fitted on all of them.
+  const { rows } = openDataset(options.data);
+  const guard = await fitGuardOnRows(options.data, rows.filter((r) => classes.includes(r.label)));
+  if (guard) writeJsonAtomicSync(join(out, RUN_GUARD_FILE), guard);
   const collected = collectRun(out);
   const ensemble = join(out, ENSEMBLE_DIR);
   await writeModelDirFiles(ensemble, { ...collected.info, aggregation: options.ensembleAggregation ?? 'mean' }, collected.members);

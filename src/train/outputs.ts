@@ -7,6 +7,7 @@ import { writePredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow } from '../eval/types.js';
 import { saveModelDir } from '../infer/model_dir.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
+import type { GuardStats } from '../guard/guard.js';
 import type { TrainFoldResult } from './train_fold.js';
 
 export interface PredictionOut {
@@ -32,7 +33,7 @@ export function toPredictionRows(predictions: readonly PredictionOut[]): Predict
   }));
 }
 
-export async function writeFoldOutputs(out: string, built: BuiltModel, result: TrainFoldResult): Promise<void> {
+export async function writeFoldOutputs(out: string, built: BuiltModel, result: TrainFoldResult, guard?: GuardStats): Promise<void> {
   writePredictionsCsv(join(out, PREDICTIONS_FILE), toPredictionRows(result.testPredictions), result.classes);
   await saveModelDir(join(out, MODEL_DIR), {
     name: built.name,
@@ -41,6 +42,7 @@ export async function writeFoldOutputs(out: string, built: BuiltModel, result: T
     members: [built.model],
     aggregation: 'mean',
     source: { run: out, fold: result.config.fold, bestEpoch: result.bestEpoch, model: result.config.model },
+    ...(guard ? { guard } : {}),
   });
   const { testPredictions: _omit, ...summary } = result;
   writeJsonAtomicSync(join(out, SUMMARY_FILE), summary);

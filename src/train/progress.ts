@@ -19,7 +19,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
       },
       update() {},
       stop(summary) {
-        if (summary) stream.write(`${current}: ${summary}\n`);
+        if (summary) stream.write(`${summary}\n`);
       },
       log(line) {
         stream.write(line + '\n');

@@ -22,6 +22,7 @@ import { saveCheckpoint, loadCheckpoint, snapshotWeights, restoreWeights, type W
 import { applyInitialWeights } from './initial_weights.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
 import { toolVersions } from './versions.js';
+import { fitGuardOnRows } from '../guard/fit_dataset.js';
 
 export interface EpochLog {
   epoch: number;
@@ -284,7 +285,9 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
     trainImgPerSec: trainSeconds > 0 ? trainedImages / trainSeconds : 0,
     testPredictions,
   };
-  await writeFoldOutputs(out, built, result);
+  // The not-ultrasound guard learns what the training frames look like (train + validation).
+  const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
+  await writeFoldOutputs(out, built, result, guard);
   best?.dispose();
   classWeights?.dispose();
   optimizer.dispose();

@@ -8,6 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { gradCam } from '../../explain/gradcam.js';
 import { overlayMap, rgbaToRgb, rgbToRgba } from '../../explain/overlay.js';
 import { classifyInputs } from '../../infer/classify.js';
+import { checkFrame } from '../../guard/guard.js';
 import { argMax, decide, type FrameScores } from '../../infer/combine.js';
 import type { ModelDirMeta } from '../../infer/model_dir.js';
 import { pixelsToInput } from '../../models/preprocess.js';
@@ -170,7 +171,32 @@ async function analyse(file: File): Promise<void> {
   const { meta, members } = loaded;
   const [height, width] = meta.cfg.inputSize;
   setStatus(`Analysing ${file.name} on this device…`);
-  const frames = isVideo(file) ? await videoFrames(file, width, height) : await imageFrames(file, width, height);
+  const allFrames = isVideo(file) ? await videoFrames(file, width, height) : await imageFrames(file, width, height);
+  // The not-ultrasound guard stored with the model: flagged frames get no diagnosis, and an input
+  // whose frames are mostly flagged gets none at all (the same rule as the server's pipeline).
+  const verdicts = meta.guard ? allFrames.map((f) => checkFrame(f.rgb, width, height, meta.guard!)) : [];
+  const frames = allFrames.filter((_, i) => !verdicts[i]?.flagged);
+  const guardBox = $('guard');
+  if (frames.length === 0 || frames.length * 2 < allFrames.length) {
+    const reason = verdicts.find((v) => v.flagged)?.reason ?? 'not a lung-ultrasound image';
+    guardBox.textContent = `No diagnosis: ${reason}.`;
+    guardBox.hidden = false;
+    $('result-file').textContent = file.name;
+    $('label').textContent = 'none';
+    $('label').style.color = '';
+    $('confidence').textContent = '';
+    $('uncertainty').textContent = '';
+    $('bars').replaceChildren();
+    $('card-images').hidden = true;
+    $('timeline-wrap').hidden = true;
+    $('result').hidden = false;
+    document.body.dataset['guard'] = 'flagged';
+    setStatus('Done. Nothing was uploaded.');
+    return;
+  }
+  guardBox.hidden = true;
+  $('card-images').hidden = false;
+  document.body.dataset['guard'] = 'passed';
   const inputs = frames.map((f) => pixelsToInput(f.rgb, meta.cfg));
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const scores = classifyInputs(members, inputs, shape);
