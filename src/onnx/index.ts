@@ -15,3 +15,4 @@ export {
   parseRuntimeChoice,
 } from './runtime.js';
 export type { ForwardRunner, ForwardRunnerOptions, OrtModule, Runtime, RuntimeChoice } from './runtime.js';
+export { ONNX_MEMBER_FILE, exportModelDirOnnx } from './model_dir.js';
