@@ -11,6 +11,7 @@ import '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
 import { registerWasmKernels, wasmKernelNames } from './kernels/index.js';
 import { startWasm } from './threads.js';
+import { registerGradients } from './gradients.js';
 
 export interface EngineInfo {
   backend: string;
@@ -69,6 +70,7 @@ export function engineInfo(): EngineInfo | undefined {
 
 async function setUp(options: EngineOptions): Promise<EngineInfo> {
   const backend = options.backend ?? 'wasm';
+  registerGradients();
   if (backend === 'cpu') {
     const ok = await tf.setBackend('cpu');
     if (!ok) throw new PocovidError('TensorFlow.js backend "cpu" failed to initialise');
