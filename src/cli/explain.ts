@@ -34,14 +34,20 @@ function parseFill(value: string): OcclusionFill {
 const log = (line: string): void => console.error(line);
 
 export function register(program: Command): void {
+  // The parent takes no options: commander hands a parent every option it knows, even one written
+  // after a sub-command, and classes/tsne have their own --run, --out and --method.
   const cmd = program
     .command('explain')
-    .description('explanation maps (Grad-CAM, CAM, saliency, occlusion) and MC-dropout uncertainty for a run, as PNGs and an HTML gallery')
+    .description('explanations: maps + uncertainty gallery (default), class pictures (classes), feature embedding (tsne)');
+
+  cmd
+    .command('maps', { isDefault: true })
+    .description('explanation maps (Grad-CAM, CAM, saliency, occlusion) and MC-dropout uncertainty for a run, as PNGs and an HTML gallery; `pocovid explain --run ...` runs this')
     .argument('[files...]', 'images or videos (default: the fold\'s test frames from the run\'s dataset)')
-    .requiredOption('--run <dir>', 'training run (fold-<k>/model folders) or a model folder')
+    .requiredOption('--run <dir>', 'training run (fold-<k>/model folders, or a single-fold model/) or a model folder')
     .option('--fold <k>', 'fold whose model (and test frames) to use; default: the lowest fold', int('--fold'))
     .option('--method <list>', `comma-separated: ${EXPLAIN_METHODS.join(', ')} or all`, parseMethods, 'all' as const)
-    .requiredOption('--out <dir>', 'output folder (index.html, maps/, explanations.json, uncertainty.csv)')
+    .requiredOption('--out <dir>', 'output folder: index.html, maps/, explanations.json, uncertainty.csv')
     .option('--mc-passes <n>', 'MC-dropout passes (0 = none)', int('--mc-passes'), 20)
     .option('--seed <n>', 'seed of the MC-dropout masks', int('--seed'), 0)
     .option('--limit <n>', 'at most this many test videos/images (0 = all)', int('--limit'), 0)

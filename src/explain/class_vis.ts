@@ -98,7 +98,7 @@ export function visualiseClass(model: tfl.LayersModel, cfg: PretrainedCfg, class
   const scorer = classScorer(model);
 
   // Grey noise around mid-grey: the same value in R, G and B.
-  let pixels = new Float32Array(h * w * 3);
+  let pixels: Float32Array = new Float32Array(h * w * 3);
   for (let i = 0; i < h * w; i++) {
     const g = Math.min(1, Math.max(0, 0.5 + 0.1 * rng.normal()));
     pixels[i * 3] = pixels[i * 3 + 1] = pixels[i * 3 + 2] = g;

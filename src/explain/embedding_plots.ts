@@ -14,18 +14,20 @@ export interface EmbeddedFrame {
 
 export async function renderEmbeddingScatter(points: readonly EmbeddedFrame[], classes: readonly string[], outBasePath: string, title: string): Promise<RenderedChart> {
   const present = classes.filter((c) => points.some((p) => p.label === c));
+  const correctness = (p: EmbeddedFrame): string => (p.predicted === undefined ? 'n/a' : p.predicted === p.label ? 'yes' : 'no');
+  const shapes = ([['yes', 'circle'], ['no', 'cross'], ['n/a', 'square']] as const).filter(([d]) => points.some((p) => correctness(p) === d));
   const spec: ChartSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     width: 420,
     height: 420,
-    data: { values: points.map((p) => ({ x: p.x, y: p.y, class: p.label, correct: p.predicted === undefined ? 'n/a' : p.predicted === p.label ? 'yes' : 'no' })) },
+    data: { values: points.map((p) => ({ x: p.x, y: p.y, class: p.label, correct: correctness(p) })) },
     mark: { type: 'point', filled: true, size: 45, opacity: 0.8 },
     encoding: {
       x: { field: 'x', type: 'quantitative', axis: { title: null, labels: false, ticks: false }, scale: { zero: false } },
       y: { field: 'y', type: 'quantitative', axis: { title: null, labels: false, ticks: false }, scale: { zero: false } },
       color: { field: 'class', type: 'nominal', scale: { domain: present, range: present.map((c) => classColour(classes, c)) }, legend: { title: 'label' } },
-      shape: { field: 'correct', type: 'nominal', scale: { domain: ['yes', 'no', 'n/a'], range: ['circle', 'cross', 'circle'] }, legend: { title: 'predicted correctly' } },
+      shape: { field: 'correct', type: 'nominal', scale: { domain: shapes.map(([d]) => d), range: shapes.map(([, r]) => r) }, legend: { title: 'correct' } },
     },
   };
   return renderChart(spec, outBasePath);
@@ -52,7 +54,8 @@ export async function renderThumbnailMap(
   const ys = points.map((p) => p.y);
   const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const span = (lo: number, hi: number): number => (hi > lo ? hi - lo : 1);
-  const top = 40;
+  // Title and legend sit in a header band above the map so that no thumbnail hides them.
+  const top = 56;
   const inner = size - thumb - 2 * border;
   const parts: string[] = [];
   for (const [i, p] of points.entries()) {
@@ -67,9 +70,9 @@ export async function renderThumbnailMap(
   }
   const present = classes.filter((c) => points.some((p) => p.label === c));
   const legend = present
-    .map((c, i) => `<rect x="${size - 130}" y="${8 + i * 18}" width="12" height="12" fill="${classColour(classes, c)}"/><text x="${size - 112}" y="${18 + i * 18}" font-size="13" font-family="DejaVu Sans">${escapeXml(c)}</text>`)
+    .map((c, i) => `<rect x="${8 + i * 140}" y="34" width="12" height="12" fill="${classColour(classes, c)}"/><text x="${26 + i * 140}" y="45" font-size="13" font-family="DejaVu Sans">${escapeXml(c)}</text>`)
     .join('');
-  const height = top + size + Math.max(0, present.length * 18 - top);
+  const height = top + size;
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${height}"><rect width="100%" height="100%" fill="white"/>
 <text x="8" y="24" font-size="16" font-family="DejaVu Sans">${escapeXml(options.title ?? 'Frames at their embedded positions (border = label)')}</text>
 ${parts.join('\n')}

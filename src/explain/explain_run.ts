@@ -9,7 +9,7 @@ import { pixelsToInput } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { classActivationMap, supportsCam } from './cam.js';
-import { mapFigure, pngOf } from './figure.js';
+import { frameFigure, mapFigure } from './figure.js';
 import { galleryHtml, type GalleryItem } from './gallery.js';
 import { gradCam } from './gradcam.js';
 import { layersForward, occlusionMap, type ForwardFn, type OcclusionOptions } from './occlusion.js';
@@ -113,7 +113,10 @@ export async function explain(options: ExplainOptions): Promise<ExplainResult> {
       const classIndex = argMax(frameProbs[i]!);
       const className = classes[classIndex]!;
       const image = join(dir, `f${String(i).padStart(3, '0')}_frame.png`);
-      await writeFileAtomic(join(options.out, image), await pngOf(frame.rgb, w, h, displayWidth));
+      const when = item.kind === 'video' ? `t = ${frame.time.toFixed(1)} s · ` : '';
+      const truth = item.label === undefined ? '' : ` · label ${item.label}`;
+      const frameTitle = `${when}predicted ${className} ${(100 * frameProbs[i]![classIndex]!).toFixed(0)}%${truth}`;
+      await writeFileAtomic(join(options.out, image), await frameFigure(frame.rgb, w, h, { title: frameTitle, displayWidth }));
       const maps: Record<string, string> = {};
       for (const method of methods) {
         const map = await explainFrame(method, inputs[i]!, classIndex);
@@ -121,7 +124,7 @@ export async function explain(options: ExplainOptions): Promise<ExplainResult> {
         const figure = await mapFigure(frame.rgb, w, h, map, {
           title: titles[method](className),
           displayWidth,
-          high: method === 'occlusion' ? 'largest drop' : 'high',
+          high: method === 'occlusion' ? 'max drop' : 'high',
         });
         await writeFileAtomic(join(options.out, file), figure);
         maps[method] = file;

@@ -33,6 +33,9 @@ export function dataUrl(png: Buffer): string {
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
+/** Room right of the picture for the colour bar and its labels. */
+const FIGURE_MARGIN = 96;
+
 export interface MapFigureOptions {
   title: string;
   /** Text under the bar's ends (default "high" / "low"). */
@@ -59,7 +62,7 @@ export async function mapFigure(rgb: Uint8Array | Uint8ClampedArray, width: numb
   const overlay = await pngOf(overlayMap(rgb, width, height, map), width, height, displayWidth);
   const top = 24;
   const barX = displayWidth + 12;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${displayWidth + 78}" height="${displayHeight + top + 6}">
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${displayWidth + FIGURE_MARGIN}" height="${displayHeight + top + 6}">
 <defs><linearGradient id="bar" x1="0" y1="0" x2="0" y2="1">${barStops()}</linearGradient></defs>
 <rect width="100%" height="100%" fill="white"/>
 <text x="0" y="16" font-size="13" font-family="DejaVu Sans">${escapeXml(options.title)}</text>
@@ -70,6 +73,19 @@ export async function mapFigure(rgb: Uint8Array | Uint8ClampedArray, width: numb
 <text x="${barX + 18}" y="${top + displayHeight}" font-size="11" font-family="DejaVu Sans">0</text>
 <text x="${barX + 18}" y="${top + 24}" font-size="10" fill="#555" font-family="DejaVu Sans">${escapeXml(options.high ?? 'high')}</text>
 <text x="${barX + 18}" y="${top + displayHeight - 14}" font-size="10" fill="#555" font-family="DejaVu Sans">${escapeXml(options.low ?? 'low')}</text>
+</svg>`;
+  return svgToPng(svg, 1);
+}
+
+/** The plain frame with a title, laid out like mapFigure (same size) so gallery rows line up. */
+export async function frameFigure(rgb: Uint8Array | Uint8ClampedArray, width: number, height: number, options: { title: string; displayWidth?: number }): Promise<Buffer> {
+  const displayWidth = options.displayWidth ?? Math.max(224, width);
+  const displayHeight = Math.round((height * displayWidth) / width);
+  const png = await pngOf(rgb, width, height, displayWidth);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${displayWidth + FIGURE_MARGIN}" height="${displayHeight + 30}">
+<rect width="100%" height="100%" fill="white"/>
+<text x="0" y="16" font-size="13" font-family="DejaVu Sans">${escapeXml(options.title)}</text>
+<image x="0" y="24" width="${displayWidth}" height="${displayHeight}" href="${dataUrl(png)}"/>
 </svg>`;
   return svgToPng(svg, 1);
 }

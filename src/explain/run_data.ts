@@ -19,14 +19,29 @@ export interface RunModel {
   fold: number | undefined;
 }
 
+/** `fold` of <run>/config.json (a single-fold `pocovid train` output), if any. */
+function configFold(run: string): number | undefined {
+  try {
+    const fold = (JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as { fold?: unknown }).fold;
+    return typeof fold === 'number' && Number.isInteger(fold) ? fold : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * One fold's model of a run (default: the lowest fold present), or a model folder. Explanations
- * need one network: maps of an ensemble's members would explain different functions.
+ * One fold's model: a cross-validation run's <run>/fold-<k>/model (default: the lowest fold), a
+ * single-fold training output's <run>/model (its fold from config.json), or a model folder.
+ * Explanations need one network: maps of an ensemble's members would explain different functions.
  */
 export async function loadRunModel(run: string, fold?: number): Promise<RunModel> {
-  if (existsSync(join(run, MODEL_META_FILE))) {
-    const loaded = await loadModelDir(run);
-    return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: undefined };
+  for (const [dir, dirFold] of [[run, undefined], [join(run, 'model'), configFold(run)]] as const) {
+    if (!existsSync(join(dir, MODEL_META_FILE))) continue;
+    if (fold !== undefined && dirFold !== undefined && fold !== dirFold) {
+      throw new BadInputError(run, `holds the model of fold ${dirFold} only, not fold ${fold}`);
+    }
+    const loaded = await loadModelDir(dir);
+    return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: dirFold ?? fold };
   }
   const chosen = fold ?? runFoldDirs(run)[0]?.fold;
   const loaded = await loadModel(run, chosen ?? 0);
