@@ -68,11 +68,13 @@ describe.each(modelNames())('ONNX export of %s', (name) => {
     // Every BatchNorm that directly follows a conv is folded: none of those leaves a Mul behind.
     const graph = decodeModel(bytes).graph;
     const muls = graph.node.filter((node) => node.opType === 'Mul').length;
+    const afterConv = new Set(['Conv2D', 'DepthwiseConv2D']);
     const standaloneBatchNorms = built.model.layers.filter(
-      (layer) => layer.getClassName() === 'BatchNormalization' && layer.name.startsWith('head_'),
+      (layer) => layer.getClassName() === 'BatchNormalization' && !afterConv.has(layer.inboundNodes[0]!.inboundLayers[0]!.getClassName()),
     ).length;
     expect(muls).toBe(standaloneBatchNorms);
-    if (name !== 'vgg16' && name !== 'vgg16_cam') expect(batchNorms).toBeGreaterThan(standaloneBatchNorms);
+    // Every BatchNorm got perturbed statistics, so folding had real work to do.
+    expect(batchNorms).toBe(built.model.layers.filter((layer) => layer.getClassName() === 'BatchNormalization').length);
   });
 
   it('matches TF.js on the frozen backbone cut (every output)', async () => {
