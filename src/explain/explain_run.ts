@@ -113,9 +113,8 @@ export async function explain(options: ExplainOptions): Promise<ExplainResult> {
       const classIndex = argMax(frameProbs[i]!);
       const className = classes[classIndex]!;
       const image = join(dir, `f${String(i).padStart(3, '0')}_frame.png`);
-      const when = item.kind === 'video' ? `t = ${frame.time.toFixed(1)} s · ` : '';
-      const truth = item.label === undefined ? '' : ` · label ${item.label}`;
-      const frameTitle = `${when}predicted ${className} ${(100 * frameProbs[i]![classIndex]!).toFixed(0)}%${truth}`;
+      // The gallery prints prediction and label next to each picture; the figure names the frame.
+      const frameTitle = item.kind === 'video' ? `frame at t = ${frame.time.toFixed(1)} s` : 'frame';
       await writeFileAtomic(join(options.out, image), await frameFigure(frame.rgb, w, h, { title: frameTitle, displayWidth }));
       const maps: Record<string, string> = {};
       for (const method of methods) {
