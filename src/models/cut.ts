@@ -140,8 +140,15 @@ export interface ModelGraph {
 /** Makes the flat model from a built graph, freezes it and cuts it: the last step of every backbone's build. */
 export function assembleBuiltModel(graph: ModelGraph): BuiltModel {
   const model = tfl.model({ inputs: graph.input, outputs: graph.output, name: graph.name });
-  freezeAllButLast(model, graph.units, graph.trainableLayers);
-  const { backbone, head } = cutModel(model);
+  let parts: ReturnType<typeof cutModel>;
+  try {
+    freezeAllButLast(model, graph.units, graph.trainableLayers);
+    parts = cutModel(model);
+  } catch (err) {
+    model.dispose(); // the weights exist as soon as the layers are applied
+    throw err;
+  }
+  const { backbone, head } = parts;
   return {
     name: graph.name,
     cfg: graph.cfg,

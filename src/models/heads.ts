@@ -31,6 +31,16 @@ export class SeededInit {
     return tfl.initializers.heUniform({ seed: this.nextSeed() });
   }
 
+  /**
+   * He uniform for a depthwise kernel: tfjs computes its fan-in as k·k·channels, but each output
+   * sees only k·k inputs, so its own heUniform would shrink activations by √channels per layer
+   * (a randomly initialised MobileNet then outputs ~1e-13 after twelve blocks).
+   */
+  depthwise(kernelSize: number): Initializer {
+    const limit = Math.sqrt(6 / (kernelSize * kernelSize));
+    return tfl.initializers.randomUniform({ minval: -limit, maxval: limit, seed: this.nextSeed() });
+  }
+
   /** Glorot uniform: the Keras default for Dense layers. */
   dense(): Initializer {
     return tfl.initializers.glorotUniform({ seed: this.nextSeed() });

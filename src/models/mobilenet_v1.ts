@@ -55,7 +55,7 @@ export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit): Sy
         padding: 'same',
         useBias: false,
         name: `conv_dw_${i}`,
-        depthwiseInitializer: init.conv(),
+        depthwiseInitializer: init.depthwise(3),
       }),
       x,
     );
