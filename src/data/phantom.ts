@@ -13,7 +13,7 @@ import { PocovidError } from '../errors.js';
 import { writeFileAtomic, writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic.js';
 import { createRng, type Rng } from '../util/rng.js';
 import { formatCsv } from './csv.js';
-import { encodeVideo } from './ffmpeg.js';
+import { encodeVideo } from '../media/ffmpeg.js';
 import { encodePng } from './image.js';
 import { createProgress } from './progress.js';
 

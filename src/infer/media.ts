@@ -1,11 +1,13 @@
 // Files → RGB frames at the model's input size. Images through sharp (BMP through ffmpeg, which
-// sharp cannot read), videos through the hardened ffmpeg wrapper. The type always comes from the
-// bytes (sniffType); a bad file becomes a BadInputError naming the file and the problem.
-import { open, readFile } from 'node:fs/promises';
+// sharp cannot read), videos through the one decoder (src/media/video.ts) that `data build` also
+// uses, so predict samples and resizes a video's frames exactly as the dataset did. The type
+// always comes from the bytes (sniffType); a bad file becomes a BadInputError naming the file.
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
-import { decodeRawFrames, type DecodeLimits } from './ffmpeg.js';
-import { describeUnknown, sniffType, SNIFF_BYTES, type SniffedType } from './sniff.js';
+import type { DecodeLimits } from '../media/ffmpeg.js';
+import { describeUnknown, sniffFile, sniffType, SNIFF_BYTES, type SniffedType } from '../media/sniff.js';
+import { decodeVideoFrames } from '../media/video.js';
 
 export interface Frame {
   /** Interleaved RGB, width×height×3. */
@@ -15,25 +17,14 @@ export interface Frame {
   index: number;
   /** Seconds from the start (0 for images). */
   time: number;
+  /** Native frame number in the video (0 for images; absent for frames not decoded here). */
+  sourceFrame?: number;
 }
 
-/** Reads the head of a file and sniffs its type, or throws BadInputError. */
-export async function sniffFile(file: string): Promise<SniffedType> {
-  let head: Uint8Array;
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const buffer = new Uint8Array(SNIFF_BYTES);
-      const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
-      head = buffer.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    throw new BadInputError(file, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+function sniffBytes(name: string, bytes: Uint8Array): SniffedType {
+  const head = bytes.subarray(0, SNIFF_BYTES);
   const type = sniffType(head);
-  if (!type) throw new BadInputError(file, describeUnknown(head));
+  if (!type) throw new BadInputError(name, describeUnknown(head));
   return type;
 }
 
@@ -46,17 +37,14 @@ export async function decodeImageTo(
   limits?: Partial<DecodeLimits>,
 ): Promise<Frame> {
   const name = typeof source === 'string' ? source : '(image bytes)';
-  const bytes = typeof source === 'string' ? new Uint8Array(await readFile(source)) : source;
-  const sniffed = type ?? sniffType(bytes.subarray(0, SNIFF_BYTES));
-  if (!sniffed) throw new BadInputError(name, describeUnknown(bytes.subarray(0, SNIFF_BYTES)));
+  const sniffed = type ?? (typeof source === 'string' ? await sniffFile(source) : sniffBytes(name, source));
   if (sniffed.kind !== 'image') throw new BadInputError(name, `is a ${sniffed.format} video, not an image`);
   if (sniffed.format === 'bmp') {
     if (typeof source !== 'string') throw new BadInputError(name, 'BMP is decoded from a file only');
-    const [rgb] = await decodeRawFrames({ file: source, demuxer: 'bmp_pipe', width, height, maxFrames: 1, limits }).catch((err: Error) => {
-      throw new BadInputError(name, err.message);
-    });
-    return { rgb: rgb!, width, height, index: 0, time: 0 };
+    const { frames } = await decodeVideoFrames(source, { ...limits, fps: 1, maxFrames: 1, size: [height, width], type: sniffed });
+    return frames[0]!;
   }
+  const bytes = typeof source === 'string' ? new Uint8Array(await readFile(source)) : source;
   try {
     const { data } = await sharp(bytes, { limitInputPixels: 8192 * 8192, failOn: 'error' })
       .rotate()
@@ -66,32 +54,27 @@ export async function decodeImageTo(
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (data.length !== width * height * 3) throw new Error(`unexpected decoded size ${data.length}`);
-    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, index: 0, time: 0 };
+    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, index: 0, time: 0, sourceFrame: 0 };
   } catch (err) {
     throw new BadInputError(name, `cannot decode ${sniffed.format} image (${(err as Error).message})`);
   }
 }
 
 export interface VideoSampling {
-  /** Frames per second sampled (default 3, as in POCOVID-Net). */
+  /** Frames per second sampled (default 3, as in POCOVID-Net and `data build`). */
   fps?: number;
   /** At most this many frames (default 30). */
   maxFrames?: number;
   limits?: Partial<DecodeLimits>;
 }
 
-/** Samples a video file into frames at width×height. */
+/** Samples a video file into frames at width×height (same frames and pixels as `data build --size`). */
 export async function decodeVideoTo(file: string, width: number, height: number, sampling: VideoSampling = {}, type?: SniffedType): Promise<Frame[]> {
   const sniffed = type ?? (await sniffFile(file));
   if (sniffed.kind !== 'video' || !sniffed.demuxer) throw new BadInputError(file, `is a ${sniffed.format} image, not a video`);
   const fps = sampling.fps ?? 3;
   if (!(fps > 0 && fps <= 60)) throw new BadInputError(file, `fps must be in (0, 60], got ${fps}`);
   const maxFrames = sampling.maxFrames ?? 30;
-  let frames: Uint8Array[];
-  try {
-    frames = await decodeRawFrames({ file, demuxer: sniffed.demuxer, width, height, fps, maxFrames, limits: sampling.limits });
-  } catch (err) {
-    throw new BadInputError(file, (err as Error).message);
-  }
-  return frames.map((rgb, index) => ({ rgb, width, height, index, time: index / fps }));
+  const { frames } = await decodeVideoFrames(file, { ...sampling.limits, fps, maxFrames, size: [height, width], type: sniffed });
+  return frames;
 }

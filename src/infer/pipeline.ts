@@ -10,12 +10,12 @@ import { initEngine } from '../engine/index.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import { classifyInputs } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
-import type { DecodeLimits } from './ffmpeg.js';
-import { decodeImageTo, decodeVideoTo, sniffFile, type Frame } from './media.js';
+import type { DecodeLimits } from '../media/ffmpeg.js';
+import { sniffFile, type SniffedType } from '../media/sniff.js';
+import { decodeImageTo, decodeVideoTo, type Frame } from './media.js';
 import { loadModel, type LoadedModel } from './model_dir.js';
 import { checkFrame } from '../guard/guard.js';
 import { rgbToPngDataUrl } from './png.js';
-import type { SniffedType } from './sniff.js';
 
 /** Verdict of the not-ultrasound guard (src/guard); `threshold` when it is the fitted guard. */
 export interface GuardResult {

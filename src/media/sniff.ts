@@ -1,6 +1,10 @@
 // File-type detection from the first bytes, never from the name: uploads and files on disk are
 // untrusted, and a playlist (m3u8) or concat list renamed .mp4 must never reach a demuxer that
-// follows references. Only the formats below are accepted; everything else is rejected.
+// follows references. Only the formats below are accepted; everything else is rejected. The
+// decoder (video.ts) forces the demuxer chosen here, so ffmpeg never probes an unknown file.
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { BadInputError } from '../errors.js';
 
 export type MediaKind = 'image' | 'video';
 
@@ -61,4 +65,36 @@ export function describeUnknown(bytes: Uint8Array): string {
   if (/^ffconcat/.test(head)) return 'an ffmpeg concat list is not accepted';
   if (/^\s*<(\?xml|svg)/i.test(head)) return 'SVG/XML is not accepted';
   return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF) or video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM)';
+}
+
+/**
+ * The first SNIFF_BYTES of a regular file. Opened non-blocking so that a named pipe (or device)
+ * given in place of a file is refused instead of hanging; BadInputError names the problem.
+ */
+export async function readHead(file: string): Promise<Uint8Array> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new BadInputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw new BadInputError(file, 'not a regular file');
+    const buffer = new Uint8Array(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } catch (err) {
+    if (err instanceof BadInputError) throw err;
+    throw new BadInputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads the head of a file and sniffs its type, or throws BadInputError saying what it is instead. */
+export async function sniffFile(file: string): Promise<SniffedType> {
+  const head = await readHead(file);
+  const type = sniffType(head);
+  if (!type) throw new BadInputError(file, describeUnknown(head));
+  return type;
 }

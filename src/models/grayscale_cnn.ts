@@ -32,7 +32,9 @@ export function grayscaleCnnFeatures(input: SymbolicTensor, init: SeededInit): S
       }),
       x,
     );
-    x = apply(tfl.layers.batchNormalization({ name: `${block}_bn` }), x);
+    // Momentum 0.9 rather than Keras' 0.99: trained from scratch on a few hundred steps, the moving
+    // statistics must catch up with the batch statistics or inference lags far behind training.
+    x = apply(tfl.layers.batchNormalization({ momentum: 0.9, name: `${block}_bn` }), x);
     x = apply(tfl.layers.reLU({ name: `${block}_relu` }), x);
     x = apply(tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `${block}_pool` }), x);
   });

@@ -92,7 +92,7 @@ const cfg: PretrainedCfg = {
       // Converted from the TF.js MobileNet v1 release, which is many shard files rather than one
       // downloadable file; the converted file ships in ../shared/weights, so there is no URL.
       url: '',
-      sha256: '',
+      sha256: '03d5a1bea45300da32904abeac533da0b888e3530ec8e67294ec84c07c0b1bd3',
       fileName: 'mobilenet_v1_1.0_224_imagenet_to_pw12.safetensors',
       licence: 'Apache-2.0',
       format: 'keras-safetensors',

@@ -17,7 +17,7 @@ import { BadInputError, PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
 import { MODEL_META_FILE, readModelMeta } from '../infer/model_dir.js';
 import { createPipeline, type Guard, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
-import { describeUnknown, sniffType, SNIFF_BYTES } from '../infer/sniff.js';
+import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/sniff.js';
 import { VERSION } from '../version.js';
 import { findPageDir, PAGE_FILES } from './page_dir.js';
 import { createQueue } from './queue.js';

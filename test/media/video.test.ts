@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeVideoFrames, encodeVideo, findFfmpeg, parseFfmpegBanner, probeVideo, resetFfmpegCache } from '../../src/data/ffmpeg.js';
 import { decodeImage, encodePng, readImageAsInput } from '../../src/data/image.js';
+import { encodeVideo, findFfmpeg, resetFfmpegCache } from '../../src/media/ffmpeg.js';
+import { parseFfmpegBanner, probeVideo } from '../../src/media/probe.js';
+import { decodeVideoFrames } from '../../src/media/video.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../data/helpers.js';
 
 const W = 32;
 const H = 24;

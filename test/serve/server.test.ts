@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { decodeRawFrames } from '../../src/infer/ffmpeg.js';
+import { probeWithDemuxer } from '../../src/media/probe.js';
+import { resolveLimits } from '../../src/media/ffmpeg.js';
+import { decodeVideoFrames } from '../../src/media/video.js';
 import { saveModelDir } from '../../src/infer/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
 import { writePng, writeVideo } from '../infer/fixtures.js';
@@ -106,8 +108,12 @@ describe('HTTP API', () => {
       // Behind the sniffer, the demuxer whitelist and the forced demuxer refuse it too.
       const file = join(work, 'playlist.mp4');
       writeFileSync(file, playlist);
-      await expect(decodeRawFrames({ file, demuxer: 'mov', width: 8, height: 8, maxFrames: 1 })).rejects.toThrow(/cannot decode/);
-      await expect(decodeRawFrames({ file, demuxer: 'hls', width: 8, height: 8, maxFrames: 1 })).rejects.toThrow(/demuxer "hls" is not allowed/);
+      const asMp4 = { kind: 'video', format: 'mp4', demuxer: 'mov' } as const;
+      await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 1, size: 8, type: asMp4 })).rejects.toThrow(/cannot decode/);
+      await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 1, size: 8, type: { ...asMp4, demuxer: 'hls' } })).rejects.toThrow(/demuxer "hls" is not allowed/);
+      await expect(probeWithDemuxer(file, 'hls', resolveLimits())).rejects.toThrow(/demuxer "hls" is not allowed/);
+      // And the data-build path, which sniffs the file itself, refuses it before ffmpeg runs.
+      await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 1 })).rejects.toThrow(/playlist\.mp4: not a readable video \(an HLS playlist/);
       await new Promise((r) => setTimeout(r, 200));
       expect(existsSync(marker)).toBe(false);
     } finally {
