@@ -151,22 +151,22 @@ function onnxAxis(axis: number, rank: number): number {
 /** Applies a Keras activation by name. */
 function activation(ctx: ConvertContext, x: OnnxValue, name: string): OnnxValue {
   const { builder, layer } = ctx;
-  const out = (op: string, inputs: string[], attrs = {}): OnnxValue => {
+  const out = (op: string): OnnxValue => {
     const output = builder.uniqueName(`${layer.name}_${name}`);
-    builder.addNode(op, inputs, output, attrs);
+    builder.addNode(op, [x.name], output);
     return { name: output, rank: x.rank };
   };
   switch (name) {
     case 'linear':
       return x;
     case 'relu':
-      return out('Relu', [x.name]);
+      return out('Relu');
     case 'relu6':
       return clip(ctx, x, 0, 6);
     case 'sigmoid':
-      return out('Sigmoid', [x.name]);
+      return out('Sigmoid');
     case 'tanh':
-      return out('Tanh', [x.name]);
+      return out('Tanh');
     case 'softmax':
       return softmax(ctx, x, -1);
     default:
