@@ -7,7 +7,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { readManifest } from '../data/manifest.js';
 import type { ManifestRow } from '../data/types.js';
 import { BadInputError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo, sniffFile, type Frame } from '../infer/media.js';
+import { decodeImageTo, decodeVideoTo, type Frame } from '../infer/media.js';
+import { sniffFile } from '../media/sniff.js';
 import { loadModel, loadModelDir, MODEL_META_FILE, runFoldDirs } from '../infer/model_dir.js';
 import type { PretrainedCfg } from '../models/types.js';
 
