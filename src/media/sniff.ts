@@ -3,7 +3,7 @@
 // follows references. Only the formats below are accepted; everything else is rejected. The
 // decoder (video.ts) forces the demuxer chosen here, so ffmpeg never probes an unknown file.
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
 
 export type MediaKind = 'image' | 'video';
@@ -67,16 +67,25 @@ export function describeUnknown(bytes: Uint8Array): string {
   return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF) or video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM)';
 }
 
+const cannotRead = (file: string, err: unknown) =>
+  new BadInputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+
 /**
- * The first SNIFF_BYTES of a regular file. Opened non-blocking so that a named pipe (or device)
- * given in place of a file is refused instead of hanging; BadInputError names the problem.
+ * The first SNIFF_BYTES of a regular file. A named pipe or device given in place of a file is
+ * refused before it is opened (opening a pipe already releases its writer); the open is
+ * non-blocking and re-checked in case the path is swapped in between.
  */
 export async function readHead(file: string): Promise<Uint8Array> {
+  try {
+    if (!(await stat(file)).isFile()) throw new BadInputError(file, 'not a regular file');
+  } catch (err) {
+    throw err instanceof BadInputError ? err : cannotRead(file, err);
+  }
   let handle;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw new BadInputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    throw cannotRead(file, err);
   }
   try {
     if (!(await handle.stat()).isFile()) throw new BadInputError(file, 'not a regular file');
@@ -84,8 +93,7 @@ export async function readHead(file: string): Promise<Uint8Array> {
     const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
     return buffer.subarray(0, bytesRead);
   } catch (err) {
-    if (err instanceof BadInputError) throw err;
-    throw new BadInputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    throw err instanceof BadInputError ? err : cannotRead(file, err);
   } finally {
     await handle.close();
   }

@@ -1,10 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, encodePng, readImageAsInput } from '../../src/data/image.js';
-import { encodeVideo, findFfmpeg, resetFfmpegCache } from '../../src/media/ffmpeg.js';
+import { encodeVideo, findFfmpeg, hardenedInputArgs, resetFfmpegCache, resolveLimits } from '../../src/media/ffmpeg.js';
 import { parseFfmpegBanner, probeVideo } from '../../src/media/probe.js';
-import { decodeVideoFrames } from '../../src/media/video.js';
+import { decodeVideoFrames, samplingStep } from '../../src/media/video.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { tempDir } from '../data/helpers.js';
 
@@ -25,6 +26,7 @@ beforeAll(async () => {
   await encodeVideo(join(dir, 'clip.avi'), frames, W, H, 10);
   await encodeVideo(join(dir, 'clip.mp4'), frames, W, H, 10);
   await encodeVideo(join(dir, 'clip.gif'), frames, W, H, 10);
+  await encodeVideo(join(dir, 'clip25.mp4'), Array.from({ length: 30 }, (_, t) => frame(t % 13)), W, H, 25);
 });
 afterAll(() => cleanup());
 
@@ -90,6 +92,69 @@ describe('decodeVideoFrames', () => {
       process.env.PATH = path;
       resetFfmpegCache();
     }
+  });
+});
+
+describe('sampling rule', () => {
+  it('keeps every floor(native/fps)-th native frame, also when the rates do not divide', async () => {
+    expect([samplingStep(25, 3), samplingStep(30, 3), samplingStep(29.97, 3), samplingStep(2, 3)]).toEqual([8, 10, 9, 1]);
+    const { info, frames } = await decodeVideoFrames(join(dir, 'clip25.mp4'), { fps: 3, maxFrames: 30 });
+    expect(info.fps).toBeCloseTo(25, 3);
+    expect(frames.map((f) => f.sourceFrame)).toEqual([0, 8, 16, 24]);
+    expect(frames.map((f) => f.time)).toEqual([0, 0.32, 0.64, 0.96].map((t) => expect.closeTo(t, 6)));
+    expect(frames.map((f) => f.index)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('takes a native frame range without a crop box, and [height, width] sizes', async () => {
+    const { frames } = await decodeVideoFrames(join(dir, 'clip.avi'), { fps: 5, maxFrames: 2, frameRange: [3, 9], size: [6, 8] });
+    expect(frames.map((f) => f.sourceFrame)).toEqual([3, 5]);
+    expect(frames[0]).toMatchObject({ width: 8, height: 6 });
+    expect(frames[0]!.rgb.length).toBe(6 * 8 * 3);
+    for (const f of frames) expect(Math.abs(f.rgb[(5 * 8 + 7) * 3]! - 20 * f.sourceFrame)).toBeLessThanOrEqual(4);
+    await expect(decodeVideoFrames(join(dir, 'clip.avi'), { fps: 5, maxFrames: 2, frameRange: [5, 2] })).rejects.toThrow(/frame range must be/);
+  });
+});
+
+describe('hardening', () => {
+  it('forces a whitelisted demuxer and only the file protocol on every run', () => {
+    const args = hardenedInputArgs('mov', resolveLimits({ maxPixels: 1000, maxAllocBytes: 2048 }));
+    expect(args).toEqual(['-max_alloc', '2048', '-protocol_whitelist', 'file', '-format_whitelist', 'bmp_pipe,gif,avi,mov,matroska,mpeg,mpegvideo,mpegts', '-f', 'mov', '-max_pixels', '1000']);
+    for (const demuxer of ['hls', 'concat', 'image2', 'lavfi']) expect(() => hardenedInputArgs(demuxer, resolveLimits())).toThrow(`demuxer "${demuxer}" is not allowed`);
+    expect(() => resolveLimits({ timeoutMs: 0 })).toThrow(/timeoutMs must be a positive number/);
+  });
+
+  it('never lets a playlist or concat list in the data folder open another file', async () => {
+    // A FIFO with a writer waiting: if anything opened it for reading, the marker would appear.
+    const fifo = join(dir, 'secret.avi');
+    const marker = join(dir, 'secret-was-read');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('/bin/sh', ['-c', `printf x > '${fifo}' && touch '${marker}'`], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, 'Cov_list.mp4'), `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:${fifo}\n#EXT-X-ENDLIST\n`);
+      await expect(decodeVideoFrames(join(dir, 'Cov_list.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/Cov_list\.mp4: not a readable video \(an HLS playlist \(m3u8\) is not accepted\)/);
+      writeFileSync(join(dir, 'Cov_concat.avi'), `ffconcat version 1.0\nfile ${fifo}\n`);
+      await expect(decodeVideoFrames(join(dir, 'Cov_concat.avi'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/Cov_concat\.avi: not a readable video \(an ffmpeg concat list/);
+      // The pipe itself, named like a video, is refused without blocking on it.
+      await expect(decodeVideoFrames(fifo, { fps: 3, maxFrames: 3 })).rejects.toThrow(/secret\.avi: not a regular file/);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
+  it('enforces picture size, time and memory limits', async () => {
+    const file = join(dir, 'clip.avi');
+    await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, maxPixels: 500 })).rejects.toThrow(/clip\.avi: .*(over the limit|max pixel)/);
+    await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, timeoutMs: 1 })).rejects.toThrow(/clip\.avi: decoding took longer than 1 ms \(limit\)/);
+    // 4 MiB of address space is not enough to even start ffmpeg: proof that ulimit -v applies.
+    await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, maxMemoryBytes: 4 * 1024 ** 2 })).rejects.toThrow(/clip\.avi: not a readable video/);
+    expect((await decodeVideoFrames(file, { fps: 3, maxFrames: 3 })).frames).toHaveLength(3);
+  });
+
+  it('refuses a still image given as a video', async () => {
+    writeFileSync(join(dir, 'still.mp4'), await encodePng(frame(1), W, H));
+    await expect(decodeVideoFrames(join(dir, 'still.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/still\.mp4: is a png image, not a video/);
   });
 });
 
