@@ -7,6 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BuiltModel } from '../models/types.js';
 import { readSafetensors, writeSafetensors } from '../models/weights/safetensors.js';
 import type { NamedTensor } from '../models/weights/tensors.js';
+import { modelWeightsByName, readModelWeights } from '../models/weights/load.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import type { ScheduledAdam } from './optimizer.js';
 
@@ -17,21 +18,19 @@ export interface WeightSnapshot {
   dispose(): void;
 }
 
+// Weights are keyed by layer and weight name ("block5_conv3/kernel"), not by TF.js variable names,
+// which get suffixes ("_2") when several models are built in one process.
 export function snapshotWeights(model: tfl.LayersModel, epoch: number): WeightSnapshot {
-  const tensors = new Map<string, NamedTensor>();
-  for (const weight of model.weights) {
-    const value = weight.read();
-    tensors.set(weight.name, { shape: [...value.shape], data: Float32Array.from(value.dataSync() as Float32Array) });
-  }
+  const tensors = readModelWeights(model);
   return { epoch, tensors, dispose: () => tensors.clear() };
 }
 
 export function restoreWeights(model: tfl.LayersModel, snapshot: { tensors: Map<string, NamedTensor> }): void {
   const missing: string[] = [];
-  for (const weight of model.weights) {
-    const saved = snapshot.tensors.get(weight.name);
+  for (const [name, weight] of modelWeightsByName(model)) {
+    const saved = snapshot.tensors.get(name);
     if (!saved) {
-      missing.push(weight.name);
+      missing.push(name);
       continue;
     }
     const value = tf.tensor(saved.data, saved.shape);
@@ -62,6 +61,8 @@ export async function saveCheckpoint(
     `${String(i).padStart(4, '0')}:${w.name}`,
     { shape: w.tensor.shape.length ? [...w.tensor.shape] : [1], data: Float32Array.from(w.tensor.dataSync() as Float32Array) },
   ]);
+  // getWeights() hands out the moment variables themselves plus a NEW scalar for the step count.
+  optimizerWeights.filter((w) => w.name === 'iter').forEach((w) => w.tensor.dispose());
   await writeSafetensors(join(dir, OPTIMIZER), entries, { kind: 'optimizer' });
   // state.json last: it is the marker that the files above form a complete checkpoint.
   writeJsonAtomicSync(join(dir, STATE), { ...state, bestEpoch: best?.epoch ?? -1 });

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
+import { disposeBuiltModel } from '../models/cut.js';
 import type { BuiltModel } from '../models/types.js';
 import { createRng, type Rng } from '../util/rng.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
@@ -206,7 +207,6 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
     writeFileSync(historyPath, '');
   }
 
-  const trainStarted = Date.now();
   let trainedImages = 0;
   let trainSeconds = 0;
   let epoch = startEpoch;
@@ -291,7 +291,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
   best?.dispose();
   classWeights?.dispose();
   optimizer.dispose();
-  void trainStarted;
+  disposeBuiltModel(built);
   return result;
 }
 

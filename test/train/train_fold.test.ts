@@ -1,0 +1,108 @@
+// Fold training end to end on a tiny phantom dataset: outputs, honest splits, resume, and the
+// feature cache giving the same weights as running the whole network.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine, tf } from '../../src/engine/index.js';
+import { readPredictionsCsv } from '../../src/eval/csv.js';
+import { loadModel } from '../../src/infer/model_dir.js';
+import { readModelWeights } from '../../src/models/weights/load.js';
+import { trainFold } from '../../src/train/train_fold.js';
+import type { ManifestRow } from '../../src/data/types.js';
+import { writeTinyDataset } from '../helpers/tiny_dataset.js';
+
+let root: string;
+let data: string;
+let rows: ManifestRow[];
+
+beforeAll(async () => {
+  await initEngine();
+  root = mkdtempSync(join(tmpdir(), 'pocovid-train-'));
+  data = join(root, 'data');
+  rows = await writeTinyDataset(data, { patientsPerClass: 6, framesPerVideo: 3, folds: 3, size: 40 });
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const base = () => ({ data, model: 'grayscale_cnn', inputSize: [32, 32] as [number, number], batchSize: 8, seed: 7, dropout: 0 });
+
+async function weightsOf(run: string): Promise<Map<string, Float32Array>> {
+  const loaded = await loadModel(run);
+  const out = new Map<string, Float32Array>();
+  for (const [name, w] of readModelWeights(loaded.members[0]!)) out.set(name, w.data);
+  loaded.members.forEach((m) => m.dispose());
+  return out;
+}
+
+function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  let worst = 0;
+  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+  for (const [name, values] of a) {
+    const other = b.get(name)!;
+    for (let i = 0; i < values.length; i++) worst = Math.max(worst, Math.abs(values[i]! - other[i]!));
+  }
+  return worst;
+}
+
+describe('trainFold', () => {
+  it('writes config, history, predictions of the test fold only, a model with its guard, and never mixes patients', async () => {
+    const out = join(root, 'run-a');
+    const result = await trainFold({ ...base(), fold: 1, out, epochs: 2 }, { quiet: true });
+    for (const file of ['config.json', 'history.jsonl', 'predictions.csv', 'result.json', 'model/pocovid.json', 'checkpoint/state.json']) {
+      expect(existsSync(join(out, file)), file).toBe(true);
+    }
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config.seed).toBe(7);
+    expect(config.classes).toEqual(['covid', 'pneumonia', 'regular']);
+    const history = readFileSync(join(out, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; valBalancedAccuracy: number });
+    expect(history.map((h) => h.epoch)).toEqual([0, 1]);
+
+    const predictions = readPredictionsCsv(join(out, 'predictions.csv'));
+    const testRows = rows.filter((r) => r.fold === 1);
+    expect(predictions.rows.map((r) => r.path).sort()).toEqual(testRows.map((r) => r.path).sort());
+    for (const p of predictions.rows) expect(p.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+
+    // The validation patients come from the training folds and are disjoint from both other splits.
+    const split = config.split as { validationPatients: string[] };
+    const testPatients = new Set(testRows.map((r) => r.patient));
+    expect(split.validationPatients.length).toBeGreaterThan(0);
+    for (const p of split.validationPatients) expect(testPatients.has(p)).toBe(false);
+    expect(result.bestEpoch).toBeGreaterThanOrEqual(0);
+
+    const loaded = await loadModel(out);
+    expect(loaded.meta.classes).toEqual(['covid', 'pneumonia', 'regular']);
+    expect(loaded.meta.guard?.fittedOn).toBe(rows.filter((r) => r.fold !== 1).length);
+    loaded.members.forEach((m) => m.dispose());
+    // Nothing of a run is left on the engine (measured from a second run: the first one also fills
+    // TF.js' own caches of constants, which stay by design).
+    const tensorsBefore = tf.memory().numTensors;
+    await trainFold({ ...base(), fold: 1, out: join(root, 'run-a2'), epochs: 1 }, { quiet: true });
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('resumes a killed run where it stopped and ends where an uninterrupted run ends', async () => {
+    const straight = join(root, 'run-straight');
+    const resumed = join(root, 'run-resumed');
+    await trainFold({ ...base(), fold: 0, out: straight, epochs: 3 }, { quiet: true });
+    // "Killed" after 2 epochs: the same run started again with the full epoch count resumes.
+    await trainFold({ ...base(), fold: 0, out: resumed, epochs: 2 }, { quiet: true });
+    await trainFold({ ...base(), fold: 0, out: resumed, epochs: 3 }, { quiet: true });
+    const epochs = readFileSync(join(resumed, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    expect(epochs).toEqual([0, 1, 2]);
+    expect(maxDifference(await weightsOf(straight), await weightsOf(resumed))).toBeLessThan(1e-5);
+  });
+
+  it('gives the same weights with the frozen-feature cache as running the whole network every step', async () => {
+    const common = { ...base(), model: 'mobilenet_v1', fold: 2, epochs: 1, augment: false };
+    const cached = join(root, 'run-cached');
+    const live = join(root, 'run-live');
+    await trainFold({ ...common, out: cached, featureCache: 'auto' }, { quiet: true });
+    await trainFold({ ...common, out: live, featureCache: 'off' }, { quiet: true });
+    expect(maxDifference(await weightsOf(cached), await weightsOf(live))).toBeLessThan(1e-4);
+  });
+
+  it('refuses a fold the dataset does not have, naming the folds it has', async () => {
+    await expect(trainFold({ ...base(), fold: 5, out: join(root, 'bad'), epochs: 1 }, { quiet: true })).rejects.toThrow(/fold 5 does not exist; the dataset has folds 0\.\.2/);
+  });
+});
