@@ -52,7 +52,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the MC-dropout masks', int('--seed'), 0)
     .option('--limit <n>', 'at most this many test videos/images (0 = all)', int('--limit'), 0)
     .option('--occlusion-patch <px>', 'occlusion patch side (default: input side / 7)', int('--occlusion-patch'))
-    .option('--occlusion-stride <px>', 'occlusion stride (default: patch / 2)', int('--occlusion-stride'))
+    .option('--occlusion-stride <px>', 'occlusion stride (default: the patch side; smaller = overlapping patches, slower)', int('--occlusion-stride'))
     .option('--occlusion-fill <fill>', 'mean, zero, black or a number (network-input units)', parseFill, 'mean' as OcclusionFill)
     .option('--occlusion-batch <n>', 'occluded copies per forward pass', int('--occlusion-batch'), 16)
     .option('--fps <n>', 'frames per second sampled from videos', Number, 3)

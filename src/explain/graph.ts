@@ -51,12 +51,15 @@ export function forwardWith(
   model: tfl.LayersModel,
   input: tf.Tensor,
   replace: (layer: Layer, input: tf.Tensor) => tf.Tensor | undefined,
+  known?: ReadonlyMap<number, tf.Tensor>,
 ): tf.Tensor {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('forwardWith: only single-input, single-output models');
-  const values = new Map<number, tf.Tensor>([[model.inputs[0]!.id, input]]);
+  const values = new Map<number, tf.Tensor>(known ?? []);
+  values.set(model.inputs[0]!.id, input);
   for (const layer of model.layers) {
     const node = layer.inboundNodes[0];
     if (!node || node.inputTensors.length === 0 || layer.getClassName() === 'InputLayer') continue;
+    if (node.outputTensors.every((t) => values.has(t.id))) continue; // given in `known`
     const inputs = node.inputTensors.map((t) => values.get(t.id));
     if (inputs.some((t) => t === undefined)) continue; // an InputLayer, or a branch not fed by the input
     const args = inputs as tf.Tensor[];
@@ -67,4 +70,32 @@ export function forwardWith(
   const output = values.get(model.outputs[0]!.id);
   if (!output) throw new Error(`forwardWith: the output of model "${model.name}" was not reached`);
   return output;
+}
+
+/**
+ * The tensors that layers downstream of `isStochastic` layers read from the deterministic rest of
+ * the network, computed once (by symbolic tensor id). Passing them as `known` to forwardWith makes
+ * repeated stochastic passes (MC dropout) run only the layers after the first stochastic one.
+ */
+export function deterministicFrontier(model: tfl.LayersModel, input: tf.Tensor, isStochastic: (layer: Layer) => boolean): Map<number, tf.Tensor> {
+  const tainted = new Set<number>();
+  const needed = new Set<number>();
+  for (const layer of model.layers) {
+    const node = layer.inboundNodes[0];
+    if (!node || layer.getClassName() === 'InputLayer') continue;
+    const fromTainted = node.inputTensors.some((t) => tainted.has(t.id));
+    if (isStochastic(layer) || fromTainted) {
+      node.outputTensors.forEach((t) => tainted.add(t.id));
+      node.inputTensors.filter((t) => !tainted.has(t.id)).forEach((t) => needed.add(t.id));
+    }
+  }
+  const inputId = model.inputs[0]!.id;
+  const wanted = [...needed].filter((id) => id !== inputId);
+  const symbolic = model.layers.flatMap((l) => (l.inboundNodes[0]?.outputTensors ?? []) as Sym[]).filter((t) => wanted.includes(t.id));
+  const result = new Map<number, tf.Tensor>();
+  if (symbolic.length === 0) return result;
+  const prefix = tfl.model({ inputs: model.inputs, outputs: symbolic });
+  const outputs = prefix.predict(input);
+  (Array.isArray(outputs) ? outputs : [outputs]).forEach((t, i) => result.set(symbolic[i]!.id, t));
+  return result;
 }

@@ -19,7 +19,7 @@ export const OCCLUSION_FILLS = ['mean', 'zero', 'black'] as const;
 export interface OcclusionOptions {
   /** Side of the square patch in input pixels (default: 1/7 of the shorter side, as 32 of 224). */
   patch?: number;
-  /** Step between patch positions (default patch / 2). */
+  /** Step between patch positions (default: the patch side; a 7×7 grid, since each position costs a forward pass). */
   stride?: number;
   fill?: OcclusionFill;
   /** Occluded copies per forward call (default 16). */
@@ -87,7 +87,7 @@ export async function occlusionMap(
   const [h, w, c] = shape;
   if (input.length !== h * w * c) throw new Error(`occlusion: expected ${h}x${w}x${c} values, got ${input.length}`);
   const patch = options.patch ?? Math.max(1, Math.round(Math.min(h, w) / 7));
-  const stride = options.stride ?? Math.max(1, Math.floor(patch / 2));
+  const stride = options.stride ?? patch;
   if (!(Number.isInteger(patch) && patch >= 1 && patch <= Math.min(h, w))) {
     throw new PocovidError(`occlusion patch must be an integer in [1, ${Math.min(h, w)}], got ${patch}`);
   }

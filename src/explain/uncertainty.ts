@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Rng } from '../util/rng.js';
-import { forwardWith } from './graph.js';
+import { deterministicFrontier, forwardWith } from './graph.js';
 
 export interface McDropoutResult {
   passes: number;
@@ -25,14 +25,14 @@ function dropoutRate(layer: tfl.LayersModel['layers'][number]): number | undefin
 }
 
 /** One stochastic pass: inverted dropout with masks seeded from `rng`, everything else in inference mode. */
-function dropoutPass(model: tfl.LayersModel, inputs: tf.Tensor, rng: Rng): number[][] {
+function dropoutPass(model: tfl.LayersModel, inputs: tf.Tensor, rng: Rng, known: ReadonlyMap<number, tf.Tensor>): number[][] {
   return tf.tidy(() => {
     const out = forwardWith(model, inputs, (layer, x) => {
       const rate = dropoutRate(layer);
       if (rate === undefined || rate <= 0) return undefined;
       const mask = tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', rng.int(2 ** 31 - 1)), rate);
       return tf.div(tf.mul(x, tf.cast(mask, x.dtype)), 1 - rate);
-    });
+    }, known);
     return out.arraySync() as number[][];
   });
 }
@@ -44,8 +44,14 @@ function dropoutPass(model: tfl.LayersModel, inputs: tf.Tensor, rng: Rng): numbe
 export function mcDropout(model: tfl.LayersModel, inputs: tf.Tensor, passes: number, rng: Rng): McDropoutResult {
   if (!(Number.isInteger(passes) && passes >= 1)) throw new Error(`MC dropout needs a positive whole number of passes, got ${passes}`);
   if (inputs.rank !== 4) throw new Error(`MC dropout expects inputs of shape [n,H,W,C], got [${inputs.shape}]`);
+  // The layers before the first active Dropout give the same values in every pass: run them once.
+  const known = deterministicFrontier(model, inputs, (layer) => (dropoutRate(layer) ?? 0) > 0);
   const samples: number[][][] = [];
-  for (let p = 0; p < passes; p++) samples.push(dropoutPass(model, inputs, rng));
+  try {
+    for (let p = 0; p < passes; p++) samples.push(dropoutPass(model, inputs, rng, known));
+  } finally {
+    for (const t of known.values()) t.dispose();
+  }
   const n = inputs.shape[0]!;
   const classes = samples[0]![0]?.length ?? 0;
   const mean: number[][] = [];

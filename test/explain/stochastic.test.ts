@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { visualiseClass } from '../../src/explain/class_vis.js';
+import { deterministicFrontier, forwardWith } from '../../src/explain/graph.js';
 import { mcDropout, videoMcDropout } from '../../src/explain/uncertainty.js';
 import { createRng } from '../../src/util/rng.js';
 import { HALF, regionCfg, regionInputs, regionModel, SIZE } from './region_model.js';
@@ -44,6 +45,21 @@ describe('mcDropout', () => {
     expect(video.mean[0]).toBeCloseTo((a.mean[0]![0]! + a.mean[1]![0]! + a.mean[2]![0]!) / 3, 6);
     // Averaging frames inside each pass can only shrink the spread relative to the mean frame std.
     expect(video.std[0]!).toBeLessThanOrEqual((a.std[0]![0]! + a.std[1]![0]! + a.std[2]![0]!) / 3 + 1e-9);
+  });
+
+  it('passes reuse the layers before the first Dropout: with them given, the rest reproduces model.predict', () => {
+    const model = regionModel({ dropout: 0.5, batchNorm: true });
+    const x = tf.tensor4d(regionInputs(2), [2, SIZE, SIZE, 3]);
+    const before = tf.memory().numTensors;
+    const known = deterministicFrontier(model, x, (layer) => layer.getClassName() === 'Dropout');
+    // BN's output is what the Dropout reads: the only tensor needed.
+    expect(known.size).toBe(1);
+    const viaFrontier = tf.tidy(() => forwardWith(model, x, () => undefined, known).arraySync() as number[][]);
+    for (const t of known.values()) t.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const predicted = tf.tidy(() => (model.predict(x) as tf.Tensor).arraySync() as number[][]);
+    x.dispose();
+    viaFrontier.forEach((row, i) => row.forEach((v, k) => expect(v).toBeCloseTo(predicted[i]![k]!, 6)));
   });
 
   it('rejects a bad number of passes', () => {
