@@ -10,6 +10,7 @@ import * as exportCommand from './export.js';
 import * as serveCommand from './serve.js';
 import * as trainCommand from './train.js';
 import * as cvCommand from './cv.js';
+import * as demoCommand from './demo.js';
 import * as explainCommand from './explain.js';
 
 export interface CommandModule {
@@ -27,5 +28,6 @@ export const commandModules: CommandModule[] = [
   serveCommand,
   trainCommand,
   cvCommand,
+  demoCommand,
   explainCommand,
 ];

@@ -30,11 +30,13 @@ export async function resizeRgb(rgb: Uint8Array, width: number, height: number, 
 export async function decodeImage(input: string | Uint8Array, size?: number | [number, number], crop?: CropSpec): Promise<RgbImage> {
   const name = typeof input === 'string' ? input : '<image buffer>';
   try {
-    let pipeline = sharp(input, { failOn: 'error' });
+    // .rotate() applies EXIF orientation, as cv2 did in the original and as inference does.
+    let pipeline = sharp(input, { failOn: 'error' }).rotate();
     if (crop) {
       const meta = await sharp(input).metadata();
-      const width = meta.width ?? 0;
-      const height = meta.height ?? 0;
+      // The crop is given in displayed (EXIF-oriented) coordinates.
+      const width = meta.autoOrient?.width ?? meta.width ?? 0;
+      const height = meta.autoOrient?.height ?? meta.height ?? 0;
       if (crop.left >= width || crop.top >= height) {
         throw new BadInputError(name, `crop at top ${crop.top}, left ${crop.left} lies outside the ${width}x${height} image`);
       }
