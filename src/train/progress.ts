@@ -12,12 +12,22 @@ export interface ProgressReporter {
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): ProgressReporter {
   if (quiet) return { start() {}, update() {}, stop() {}, log() {} };
   if (!stream.isTTY) {
+    // Logs get a line at most every 30 s, so a long feature cache or epoch still shows progress.
     let current = '';
+    let total = 0;
+    let lastLine = 0;
     return {
-      start(label) {
+      start(label, n) {
         current = label;
+        total = n;
+        lastLine = Date.now();
       },
-      update() {},
+      update(done, fields) {
+        if (Date.now() - lastLine < 30_000) return;
+        lastLine = Date.now();
+        const info = fields ? ' ' + Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toPrecision(4) : v}`).join(' ') : '';
+        stream.write(`${current}: ${done}/${total}${info}\n`);
+      },
       stop(summary) {
         if (summary) stream.write(`${summary}\n`);
       },
