@@ -1,6 +1,7 @@
 // `pocovid predict`: parse options, run the inference pipeline over files and folders, print results.
 import { Command, Option } from 'commander';
-import { createPipeline } from '../infer/pipeline.js';
+import { createPipeline, RUNTIMES } from '../infer/pipeline.js';
+import type { RuntimeChoice } from '../onnx/index.js';
 import { collectInputs, noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
 import type { VideoAggregation } from '../infer/combine.js';
 
@@ -22,6 +23,7 @@ interface PredictOptions {
   mcDropout: number;
   seed: number;
   guard: boolean;
+  runtime: RuntimeChoice;
 }
 
 export function register(program: Command): void {
@@ -43,11 +45,12 @@ export function register(program: Command): void {
     .addOption(new Option('--aggregate <how>', 'video decision: mean probability or majority vote of frames').choices(['mean', 'vote']).default('mean'))
     .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', int, 0)
     .option('--seed <n>', 'seed of the MC-dropout masks', int, 0)
+    .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM and MC dropout use TF.js').choices([...RUNTIMES]).default('auto'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
     .action(async (paths: string[], o: PredictOptions) => {
       const files = collectInputs(paths);
       if (files.length === 0) throw noFilesError(paths);
-      const pipeline = await createPipeline(o.model, { fold: o.fold, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
+      const pipeline = await createPipeline(o.model, { fold: o.fold, runtime: o.runtime, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
       const streaming = !o.json && !o.csv;
       const outcomes = await predictFiles(pipeline, files, {
         fps: o.fps,
@@ -61,7 +64,7 @@ export function register(program: Command): void {
       });
       if (o.json) console.log(JSON.stringify(outcomes, null, 2));
       if (o.csv) process.stdout.write(toCsv(outcomes, pipeline.classes));
-      pipeline.dispose();
+      await pipeline.dispose();
       const ok = outcomes.filter((x) => !('error' in x)).length;
       if (streaming) console.log(`${ok} of ${outcomes.length} files classified (research use only, not a diagnostic device)`);
       process.exitCode = ok > 0 ? 0 : 1;

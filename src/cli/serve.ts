@@ -1,5 +1,7 @@
 // `pocovid serve`: parse options, start the HTTP API and page, stop cleanly on Ctrl-C.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { RUNTIMES } from '../infer/pipeline.js';
+import type { RuntimeChoice } from '../onnx/index.js';
 import { createServer } from '../serve/server.js';
 
 const int = (value: string): number => {
@@ -18,17 +20,19 @@ export function register(program: Command): void {
     .option('--keep-uploads', 'keep uploaded files (in the private temp folder printed at start)')
     .option('--max-upload-mb <n>', 'largest upload accepted', Number, 200)
     .option('--log', 'log every request')
+    .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM uses TF.js').choices([...RUNTIMES]).default('auto'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
-    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean; guard: boolean }) => {
+    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean; guard: boolean; runtime: RuntimeChoice }) => {
       const server = await createServer({
         model: o.model,
         keepUploads: o.keepUploads,
         maxUploadMb: o.maxUploadMb,
         logger: o.log ?? false,
+        pipeline: { runtime: o.runtime },
         ...(o.guard ? {} : { guard: false as const }),
       });
       const address = await server.app.listen({ port: o.port, host: o.host });
-      console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}")`);
+      console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}", runtime ${[...new Set(server.pipeline.runtimes)].join('+')})`);
       if (o.keepUploads) console.log(`uploads kept in ${server.workDir}`);
       const stop = async (): Promise<void> => {
         await server.close();

@@ -49,6 +49,65 @@ function predictRows(model: tfl.LayersModel, batch: tf.Tensor4D): number[][] {
 }
 
 /**
+ * One member's plain forward pass: `n` inputs packed row-major (n×H×W×C) → n×classes probabilities.
+ * The CLI and server plug ONNX Runtime in here (src/onnx ForwardRunner); MC dropout needs TF.js.
+ */
+export type MemberForward = (batch: Float32Array, n: number) => Promise<Float32Array>;
+
+function rowsOf(values: Float32Array, n: number): number[][] {
+  const width = values.length / n;
+  return Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * width, (i + 1) * width)));
+}
+
+/**
+ * classifyInputs with each member's plain forward pass done by `forwards[m]` (same order as
+ * `members`); Monte-Carlo dropout passes still run on the TF.js members.
+ */
+export async function classifyInputsWith(
+  members: tfl.LayersModel[],
+  forwards: MemberForward[],
+  inputs: Float32Array[],
+  inputShape: [number, number, number],
+  options: ClassifyOptions = {},
+): Promise<FrameScores[]> {
+  if (forwards.length !== members.length) throw new Error(`classifyInputsWith: ${forwards.length} forwards for ${members.length} members`);
+  const batchSize = options.batchSize ?? 8;
+  const passes = Math.max(0, Math.floor(options.mcDropout ?? 0));
+  const perFrame: { members: number[][]; mcStd: number[] }[] = inputs.map(() => ({ members: [], mcStd: [] }));
+  const [h, w, c] = inputShape;
+  for (let start = 0; start < inputs.length; start += batchSize) {
+    const chunk = inputs.slice(start, start + batchSize);
+    const flat = new Float32Array(chunk.length * h * w * c);
+    chunk.forEach((x, i) => flat.set(x, i * h * w * c));
+    for (const [m, model] of members.entries()) {
+      rowsOf(await forwards[m]!(flat, chunk.length), chunk.length).forEach((row, i) => perFrame[start + i]!.members.push(row));
+      if (passes > 0 && hasDropout(model)) {
+        const samples = chunk.map(() => [] as number[][]);
+        const seed = (options.seed ?? 0) * 7919 + m * 104729 + start;
+        const batch = tf.tensor4d(flat, [chunk.length, h, w, c]);
+        try {
+          withActiveDropout(model, seed, () => {
+            for (let p = 0; p < passes; p++) predictRows(model, batch).forEach((row, i) => samples[i]!.push(row));
+          });
+        } finally {
+          batch.dispose();
+        }
+        samples.forEach((s, i) => perFrame[start + i]!.mcStd.push(meanClassStd(s)));
+      }
+    }
+  }
+  return perFrame.map(toScores);
+}
+
+function toScores(f: { members: number[][]; mcStd: number[] }): FrameScores {
+  return {
+    probabilities: meanVector(f.members),
+    ensembleStd: f.members.length > 1 ? meanClassStd(f.members) : null,
+    mcDropoutStd: f.mcStd.length > 0 ? f.mcStd.reduce((a, b) => a + b, 0) / f.mcStd.length : null,
+  };
+}
+
+/**
  * Classifies frames already converted by pixelsToInput (each H×W×C float32).
  * Returns, per frame, the members' mean probabilities and the spread figures.
  */
@@ -83,9 +142,5 @@ export function classifyInputs(
       batch.dispose();
     }
   }
-  return perFrame.map((f) => ({
-    probabilities: meanVector(f.members),
-    ensembleStd: f.members.length > 1 ? meanClassStd(f.members) : null,
-    mcDropoutStd: f.mcStd.length > 0 ? f.mcStd.reduce((a, b) => a + b, 0) / f.mcStd.length : null,
-  }));
+  return perFrame.map(toScores);
 }

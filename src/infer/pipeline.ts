@@ -3,12 +3,11 @@
 // every ensemble member → probabilities, label, confidence, uncertainty, and Grad-CAM when asked.
 // A video is sampled into frames, each classified, and decided by mean probability (or vote).
 import * as tf from '@tensorflow/tfjs-core';
-import { UnknownChoiceError } from '../errors.js';
 import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { initEngine } from '../engine/index.js';
 import { pixelsToInput } from '../models/preprocess.js';
-import { classifyInputs } from './classify.js';
+import { classifyInputsWith, type MemberForward } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
 import type { DecodeLimits } from '../media/ffmpeg.js';
 import { sniffFile, type SniffedType } from '../media/sniff.js';
@@ -16,6 +15,7 @@ import { decodeImageTo, decodeVideoTo, type Frame } from './media.js';
 import { loadModel, type LoadedModel } from './model_dir.js';
 import { checkFrame } from '../guard/guard.js';
 import { rgbToPngDataUrl } from './png.js';
+import { createForwardRunner, parseRuntimeChoice, RUNTIME_CHOICES, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/index.js';
 
 /** Verdict of the not-ultrasound guard (src/guard); `threshold` when it is the fitted guard. */
 export interface GuardResult {
@@ -27,12 +27,21 @@ export interface GuardResult {
 /** Called on every frame (RGB at the model's input size) before any diagnosis is given. */
 export type Guard = (rgb: Uint8Array, width: number, height: number) => GuardResult | Promise<GuardResult>;
 
-export const RUNTIMES = ['tfjs'] as const;
-export type Runtime = (typeof RUNTIMES)[number];
+/** --runtime values: 'ort' (ONNX Runtime), 'tfjs' (the wasm engine), 'auto' (ort where it loads). */
+export const RUNTIMES = RUNTIME_CHOICES;
 
 export interface PipelineOptions {
-  /** Inference runtime; 'tfjs' (the wasm engine). */
-  runtime?: Runtime;
+  /**
+   * Engine of the members' plain forward passes (default 'auto' = ONNX Runtime where it loads).
+   * Grad-CAM and MC dropout always run on TF.js: they need gradients / live dropout.
+   */
+  runtime?: RuntimeChoice;
+  /** ONNX Runtime threads (default: $POCOVID_THREADS, else every core). */
+  threads?: number;
+  /** Where exported ONNX files are cached (default $POCOVID_CACHE/onnx); false: export in memory. */
+  onnxCacheDir?: string | false;
+  /** Where the one-line notice goes when 'auto' falls back to TF.js (default stderr). */
+  notice?: (line: string) => void;
   /** Grad-CAM heatmap in every result unless a call says otherwise. */
   gradcam?: boolean;
   /** Monte-Carlo dropout passes per member for the uncertainty (0 = off). */
@@ -84,18 +93,31 @@ export interface VideoCallOptions extends ImageCallOptions {
 export interface Pipeline {
   model: LoadedModel;
   classes: string[];
+  /** Engine of each member's forward pass, in member order. */
+  runtimes: Runtime[];
   predictImage(source: string | Uint8Array, options?: ImageCallOptions): Promise<PredictionResult>;
   predictVideo(file: string, options?: VideoCallOptions): Promise<PredictionResult>;
   /** Sniffs the file's bytes and runs predictImage or predictVideo. */
   predictFile(file: string, options?: VideoCallOptions): Promise<PredictionResult>;
-  dispose(): void;
+  /** Frees the members and their ONNX Runtime sessions. */
+  dispose(): Promise<void>;
 }
 
 export async function createPipeline(source: string | LoadedModel, options: PipelineOptions = {}): Promise<Pipeline> {
-  const runtime = options.runtime ?? 'tfjs';
-  if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UnknownChoiceError('runtime', runtime, RUNTIMES);
+  const runtime = parseRuntimeChoice(options.runtime ?? 'auto');
   await initEngine();
   const model = typeof source === 'string' ? await loadModel(source, options.fold) : source;
+  const runners: ForwardRunner[] = [];
+  try {
+    for (const member of model.members) {
+      runners.push(await createForwardRunner(member, { runtime, threads: options.threads, cacheDir: options.onnxCacheDir, notice: options.notice }));
+    }
+  } catch (error) {
+    await Promise.all(runners.map((r) => r.dispose()));
+    throw error;
+  }
+  // Members end in softmax: one output, n × classes.
+  const forwards: MemberForward[] = runners.map((runner) => async (batch, n) => (await runner.run(batch, n))[0]!);
   const { cfg, classes } = model.meta;
   const [height, width] = cfg.inputSize;
   const inputShape: [number, number, number] = [height, width, cfg.channels];
@@ -126,7 +148,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     const aggregation = call.aggregation ?? 'mean';
     const guards = await guardFrames(frames);
     const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
-    const scores = classifyInputs(model.members, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
+    const scores = await classifyInputsWith(model.members, forwards, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
     const frameResults: FrameResult[] = frames.map((f, i) => ({
       index: f.index,
       time: f.time,
@@ -166,6 +188,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   const pipeline: Pipeline = {
     model,
     classes,
+    runtimes: runners.map((r) => r.runtime),
     async predictImage(src, call = {}) {
       const frame = await decodeImageTo(src, width, height, undefined, options.limits);
       return run([frame], 'image', undefined, call);
@@ -184,7 +207,8 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
       const frames = await decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits }, type);
       return run(frames, 'video', type, call);
     },
-    dispose() {
+    async dispose() {
+      await Promise.all(runners.map((r) => r.dispose()));
       for (const m of model.members) m.dispose();
     },
   };
