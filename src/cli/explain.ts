@@ -8,6 +8,10 @@ import { EMBEDDING_METHODS, type EmbeddingMethod } from '../explain/embedding.js
 import { renderEmbedding } from '../explain/embedding_run.js';
 import { EXPLAIN_METHODS, explain, type ExplainMethod } from '../explain/explain_run.js';
 import type { OcclusionFill } from '../explain/occlusion.js';
+import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/index.js';
+
+const runtimeOption = (what: string): Option =>
+  new Option('--runtime <engine>', `${what} on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)`).choices([...RUNTIME_CHOICES]).default('auto');
 
 const int = (what: string) => (value: string): number => {
   const n = Number(value);
@@ -55,11 +59,12 @@ export function register(program: Command): void {
     .option('--occlusion-stride <px>', 'occlusion stride (default: the patch side; smaller = overlapping patches, slower)', int('--occlusion-stride'))
     .option('--occlusion-fill <fill>', 'mean, zero, black or a number (network-input units)', parseFill, 'mean' as OcclusionFill)
     .option('--occlusion-batch <n>', 'occluded copies per forward pass', int('--occlusion-batch'), 16)
+    .addOption(runtimeOption('plain forward passes (probabilities, occlusion); gradient maps and MC dropout use TF.js'))
     .option('--fps <n>', 'frames per second sampled from videos', Number, 3)
     .option('--max-frames <n>', 'at most this many frames per video', int('--max-frames'), 30)
     .action(async (files: string[], o: {
       run: string; fold?: number; method: ExplainMethod[] | 'all'; out: string; mcPasses: number; seed: number; limit: number;
-      occlusionPatch?: number; occlusionStride?: number; occlusionFill: OcclusionFill; occlusionBatch: number; fps: number; maxFrames: number;
+      occlusionPatch?: number; occlusionStride?: number; occlusionFill: OcclusionFill; occlusionBatch: number; fps: number; maxFrames: number; runtime: RuntimeChoice;
     }) => {
       await initEngine();
       const started = Date.now();
@@ -75,6 +80,7 @@ export function register(program: Command): void {
         occlusion: { patch: o.occlusionPatch, stride: o.occlusionStride, fill: o.occlusionFill, batchSize: o.occlusionBatch },
         fps: o.fps,
         maxFrames: o.maxFrames,
+        runtime: o.runtime,
         log,
       });
       const frames = result.items.reduce((n, i) => n + i.frames.length, 0);
@@ -104,9 +110,10 @@ export function register(program: Command): void {
     .addOption(new Option('--method <m>', 'embedding').choices([...EMBEDDING_METHODS]).default('tsne'))
     .option('--fold <k>', 'fold; default: the lowest fold', int('--fold'))
     .option('--seed <n>', 'seed of the embedding', int('--seed'), 0)
-    .action(async (o: { run: string; out: string; method: EmbeddingMethod; fold?: number; seed: number }) => {
+    .addOption(runtimeOption('feature extraction'))
+    .action(async (o: { run: string; out: string; method: EmbeddingMethod; fold?: number; seed: number; runtime: RuntimeChoice }) => {
       await initEngine();
-      const result = await renderEmbedding({ run: o.run, fold: o.fold, out: o.out, method: o.method, seed: o.seed, log });
+      const result = await renderEmbedding({ run: o.run, fold: o.fold, out: o.out, method: o.method, seed: o.seed, runtime: o.runtime, log });
       console.log(`wrote ${result.scatter} and ${result.thumbnails} (${result.points.length} frames)`);
     });
 }

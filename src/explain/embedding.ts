@@ -1,9 +1,10 @@
 // Penultimate features of frames (cfg.featureLayer) and their 2-d embedding with druidjs.
 import * as druid from '@saehrimnir/druidjs';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 import { findLayer, layerOutput, modelTo } from './graph.js';
+import { createForwardRunner, type ForwardRunnerOptions } from '../onnx/index.js';
 
 export const EMBEDDING_METHODS = ['tsne', 'pca', 'umap'] as const;
 export type EmbeddingMethod = (typeof EMBEDDING_METHODS)[number];
@@ -24,6 +25,62 @@ export function extractFeatures(model: tfl.LayersModel, featureLayer: string, in
     out.push(...rows);
   }
   return out;
+}
+
+/**
+ * input → [features at `featureLayer`, the model's probabilities] as one model sharing `model`'s
+ * weights, so that one forward pass (on either runtime) gives both.
+ */
+export function featuresAndProbabilitiesModel(model: tfl.LayersModel, featureLayer: string): tfl.LayersModel {
+  if (model.outputs.length !== 1) throw new PocovidError(`model "${model.name}" has ${model.outputs.length} outputs; expected one (probabilities)`);
+  const features = layerOutput(findLayer(model, featureLayer, 'features'));
+  // A fixed name: the ONNX cache fingerprint includes it, and auto names change with every model built.
+  return tfl.model({ inputs: model.inputs, outputs: [features, model.outputs[0]!], name: `${model.name}_features_${featureLayer}` });
+}
+
+export interface FeaturesAndPredictions {
+  /** Flattened features per input. */
+  features: number[][];
+  /** Probabilities per input. */
+  probabilities: number[][];
+}
+
+/**
+ * Features at `featureLayer` and probabilities of `inputs` (each H×W×C), in batches, on the chosen
+ * runtime (default 'auto': ONNX Runtime where it loads).
+ */
+export async function extractFeaturesAndPredictions(
+  model: tfl.LayersModel,
+  featureLayer: string,
+  inputs: Float32Array[],
+  options: ForwardRunnerOptions & { batchSize?: number } = {},
+): Promise<FeaturesAndPredictions> {
+  const both = featuresAndProbabilitiesModel(model, featureLayer);
+  const runner = await createForwardRunner(both, options);
+  const batchSize = options.batchSize ?? 16;
+  const size = runner.inputShape.reduce((a, b) => a * b, 1);
+  const out: FeaturesAndPredictions = { features: [], probabilities: [] };
+  try {
+    for (let start = 0; start < inputs.length; start += batchSize) {
+      const chunk = inputs.slice(start, start + batchSize);
+      const flat = new Float32Array(chunk.length * size);
+      chunk.forEach((x, i) => {
+        if (x.length !== size) throw new PocovidError(`input ${start + i} has ${x.length} values; the model takes ${size}`);
+        flat.set(x, i * size);
+      });
+      const [features, probabilities] = await runner.run(flat, chunk.length);
+      out.features.push(...rows(features!, chunk.length));
+      out.probabilities.push(...rows(probabilities!, chunk.length));
+    }
+  } finally {
+    await runner.dispose();
+  }
+  return out;
+}
+
+function rows(values: Float32Array, n: number): number[][] {
+  const width = values.length / n;
+  return Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * width, (i + 1) * width)));
 }
 
 /** 2-d coordinates for each feature row; seeded. */

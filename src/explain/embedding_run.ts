@@ -1,11 +1,11 @@
 // `pocovid explain tsne`: the penultimate features of a fold's test frames embedded in 2-d
 // (t-SNE, PCA or UMAP), as a scatter coloured by class, a thumbnail map and embedding.csv.
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { formatCsv } from '../data/csv.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { embed2d, extractFeatures, type EmbeddingMethod } from './embedding.js';
+import { embed2d, extractFeaturesAndPredictions, type EmbeddingMethod } from './embedding.js';
+import type { RuntimeChoice } from '../onnx/index.js';
 import { renderEmbeddingScatter, renderThumbnailMap, type EmbeddedFrame } from './embedding_plots.js';
 import { loadRunModel, runDataset, testItems } from './run_data.js';
 
@@ -15,6 +15,8 @@ export interface EmbeddingRunOptions {
   out: string;
   method?: EmbeddingMethod;
   seed?: number;
+  /** Engine of the feature extraction (default 'auto': ONNX Runtime where it loads). */
+  runtime?: RuntimeChoice;
   log?: (line: string) => void;
 }
 
@@ -23,13 +25,10 @@ export async function renderEmbedding(options: EmbeddingRunOptions): Promise<{ p
   const method = options.method ?? 'tsne';
   const items = await testItems(runDataset(options.run, fold), fold ?? 0, cfg);
   const frames = items.flatMap((item) => item.frames.map((frame, i) => ({ frame, label: item.label ?? '', path: item.paths?.[i] ?? item.name })));
-  const [h, w] = cfg.inputSize;
   const inputs = frames.map((f) => pixelsToInput(f.frame.rgb, cfg));
   options.log?.(`${frames.length} test frames of fold ${fold ?? 0}; features at ${cfg.featureLayer}`);
-  const features = extractFeatures(model, cfg.featureLayer, inputs, [h, w, cfg.channels]);
-  const predicted = inputs.map((x) =>
-    tf.tidy(() => classes[tf.argMax(model.predict(tf.tensor4d(x, [1, h, w, cfg.channels])) as tf.Tensor, -1).dataSync()[0]!]!),
-  );
+  const { features, probabilities } = await extractFeaturesAndPredictions(model, cfg.featureLayer, inputs, { runtime: options.runtime ?? 'auto' });
+  const predicted = probabilities.map((p) => classes[p.indexOf(Math.max(...p))]!);
   const started = Date.now();
   const coords = embed2d(features, method, options.seed ?? 0);
   options.log?.(`${method} of ${features.length}×${features[0]?.length ?? 0} features in ${((Date.now() - started) / 1000).toFixed(1)} s`);

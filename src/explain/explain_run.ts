@@ -12,7 +12,8 @@ import { classActivationMap, supportsCam } from './cam.js';
 import { frameFigure, mapFigure } from './figure.js';
 import { galleryHtml, type GalleryItem } from './gallery.js';
 import { gradCam } from './gradcam.js';
-import { layersForward, occlusionMap, type ForwardFn, type OcclusionOptions } from './occlusion.js';
+import { createForwardRunner, type ForwardRunner, type RuntimeChoice } from '../onnx/index.js';
+import { occlusionMap, runnerForward, type ForwardFn, type OcclusionOptions } from './occlusion.js';
 import { fileItems, loadRunModel, runDataset, testItems, type ExplainItem, type RunModel } from './run_data.js';
 import { saliencyMap } from './saliency.js';
 import { mcDropout, videoMcDropout } from './uncertainty.js';
@@ -34,8 +35,10 @@ export interface ExplainOptions {
   /** At most this many items (sources) from the test fold; 0 = all. */
   limit?: number;
   occlusion?: Omit<OcclusionOptions, 'classIndex' | 'cfg'>;
-  /** Forward passes for occlusion (default model.predict; ONNX Runtime can be plugged in). */
+  /** Plain forward passes (probabilities, occlusion); default: a runner on `runtime`. */
   forward?: ForwardFn;
+  /** Engine of the plain forward passes when `forward` is not given (default 'auto'); gradient maps and MC dropout use TF.js. */
+  runtime?: RuntimeChoice;
   fps?: number;
   maxFrames?: number;
   /** Progress lines (default: none). */
@@ -67,17 +70,26 @@ const argMax = (p: number[]): number => p.indexOf(Math.max(...p));
 
 export async function explain(options: ExplainOptions): Promise<ExplainResult> {
   const rm = await loadRunModel(options.run, options.fold);
-  const { model, cfg, classes } = rm;
+  const { model, cfg } = rm;
   const methods = resolveMethods(options.methods, rm);
-  const log = options.log ?? (() => undefined);
-  const [h, w] = cfg.inputSize;
-  const shape: [number, number, number] = [h, w, cfg.channels];
   const files = options.files ?? [];
   const items: ExplainItem[] =
     files.length > 0
       ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
       : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
-  const forward = options.forward ?? layersForward(model, shape);
+  const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+  try {
+    return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+  } finally {
+    await runner?.dispose();
+  }
+}
+
+async function explainWith(options: ExplainOptions, rm: RunModel, methods: ExplainMethod[], items: ExplainItem[], forward: ForwardFn): Promise<ExplainResult> {
+  const { model, cfg, classes } = rm;
+  const log = options.log ?? (() => undefined);
+  const [h, w] = cfg.inputSize;
+  const shape: [number, number, number] = [h, w, cfg.channels];
   const passes = options.mcPasses ?? 20;
   const rng = createRng(options.seed ?? 0);
   const displayWidth = Math.max(224, w);
@@ -96,14 +108,17 @@ export async function explain(options: ExplainOptions): Promise<ExplainResult> {
     const inputs = item.frames.map((f) => pixelsToInput(f.rgb, cfg));
     const flat = new Float32Array(inputs.length * h * w * cfg.channels);
     inputs.forEach((x, i) => flat.set(x, i * x.length));
-    const batch = tf.tensor4d(flat, [inputs.length, ...shape]);
-    let frameProbs: number[][];
+    const probsFlat = await forward(flat, inputs.length);
+    const k = probsFlat.length / inputs.length;
+    const frameProbs = inputs.map((_, i) => Array.from(probsFlat.subarray(i * k, (i + 1) * k)));
     let mc: ReturnType<typeof mcDropout> | undefined;
-    try {
-      frameProbs = tf.tidy(() => (model.predict(batch) as tf.Tensor).arraySync() as number[][]);
-      if (passes > 0) mc = mcDropout(model, batch, passes, rng.fork());
-    } finally {
-      batch.dispose();
+    if (passes > 0) {
+      const batch = tf.tensor4d(flat, [inputs.length, ...shape]);
+      try {
+        mc = mcDropout(model, batch, passes, rng.fork());
+      } finally {
+        batch.dispose();
+      }
     }
     const probabilities = frameProbs[0]!.map((_, k) => frameProbs.reduce((a, p) => a + p[k]!, 0) / frameProbs.length);
     const video = mc ? videoMcDropout(mc, inputs.map((_, i) => i)) : undefined;

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
+import type { ForwardRunner } from '../onnx/index.js';
 
 /** `n` inputs (n×H×W×C float32, preprocessed) → n×classes probabilities. */
 export type ForwardFn = (batch: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
@@ -51,6 +52,12 @@ export function layersForward(model: tfl.LayersModel, shape: [number, number, nu
       const out = model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor;
       return Float32Array.from(out.dataSync() as Float32Array);
     });
+}
+
+/** A ForwardRunner (ONNX Runtime or TF.js, src/onnx) over a single-output classifier as a ForwardFn. */
+export function runnerForward(runner: ForwardRunner): ForwardFn {
+  if (runner.outputShapes.length !== 1) throw new PocovidError(`occlusion needs a model with one output (probabilities); this one has ${runner.outputShapes.length}`);
+  return async (batch, n) => (await runner.run(batch, n))[0]!;
 }
 
 /** Patch starts along one side: every `stride`, plus one flush with the far edge so all pixels are covered. */
