@@ -54,8 +54,8 @@ export function forwardWith(
   known?: ReadonlyMap<number, tf.Tensor>,
 ): tf.Tensor {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('forwardWith: only single-input, single-output models');
-  const values = new Map<number, tf.Tensor>(known ?? []);
-  values.set(model.inputs[0]!.id, input);
+  // With `known`, start from it alone so that the layers before it are not run again.
+  const values = new Map<number, tf.Tensor>(known && known.size > 0 ? known : [[model.inputs[0]!.id, input]]);
   for (const layer of model.layers) {
     const node = layer.inboundNodes[0];
     if (!node || node.inputTensors.length === 0 || layer.getClassName() === 'InputLayer') continue;
@@ -76,6 +76,7 @@ export function forwardWith(
  * The tensors that layers downstream of `isStochastic` layers read from the deterministic rest of
  * the network, computed once (by symbolic tensor id). Passing them as `known` to forwardWith makes
  * repeated stochastic passes (MC dropout) run only the layers after the first stochastic one.
+ * Every returned tensor is the caller's to dispose.
  */
 export function deterministicFrontier(model: tfl.LayersModel, input: tf.Tensor, isStochastic: (layer: Layer) => boolean): Map<number, tf.Tensor> {
   const tainted = new Set<number>();
@@ -92,7 +93,8 @@ export function deterministicFrontier(model: tfl.LayersModel, input: tf.Tensor, 
   const inputId = model.inputs[0]!.id;
   const wanted = [...needed].filter((id) => id !== inputId);
   const symbolic = model.layers.flatMap((l) => (l.inboundNodes[0]?.outputTensors ?? []) as Sym[]).filter((t) => wanted.includes(t.id));
-  const result = new Map<number, tf.Tensor>();
+  // A clone, so that the caller may dispose every value of the result.
+  const result = new Map<number, tf.Tensor>(needed.has(inputId) ? [[inputId, tf.clone(input)]] : []);
   if (symbolic.length === 0) return result;
   const prefix = tfl.model({ inputs: model.inputs, outputs: symbolic });
   const outputs = prefix.predict(input);
