@@ -49,6 +49,7 @@ export function addTrainOptions(command: Command): Command {
     .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)')
     .option('--input-size <N|HxW>', 'override the model input size', size)
     .option('--dropout <rate>', 'dropout rate of the head', float)
+    .addOption(new Option('--runtime <engine>', 'frozen-backbone forward passes (feature cache) on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices(['auto', 'ort', 'tfjs']).default('auto'))
     .option('--quiet', 'no progress output');
 }
 
@@ -73,6 +74,7 @@ export interface ParsedTrainOptions {
   classes?: string;
   inputSize?: [number, number];
   dropout?: number;
+  runtime: 'auto' | 'ort' | 'tfjs';
   quiet?: boolean;
 }
 
@@ -98,5 +100,6 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     classes: o.classes ? o.classes.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
     inputSize: o.inputSize,
     dropout: o.dropout,
+    runtime: o.runtime,
   };
 }

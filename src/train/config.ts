@@ -34,6 +34,8 @@ export const trainConfigSchema = z.object({
   /** Input size override [h, w] (small phantom runs); default: the model's pretrained config. */
   inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
   dropout: z.number().min(0).lt(1).optional(),
+  /** Engine of the frozen backbone's forward pass (feature cache): 'auto' = ONNX Runtime where it loads. */
+  runtime: z.enum(['auto', 'ort', 'tfjs']).default('auto'),
 });
 
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;

@@ -3,7 +3,7 @@
 // trains only the trainable part on the stored features. On a CPU this is the difference between
 // hours and minutes: the backbone is >90% of the FLOPs of every model in the zoo.
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import type { ForwardRunner } from '../onnx/index.js';
 
 /** Features of `count` entries; one flat array per backbone output (the head's inputs). */
 export interface FeatureSet {
@@ -25,35 +25,23 @@ function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Runs `backbone` (inference mode) over `count` inputs and stores its outputs. */
-export async function computeFeatures(
-  backbone: tfl.LayersModel,
-  inputShape: number[],
-  count: number,
-  input: InputProvider,
-  options: FeatureCacheOptions = {},
-): Promise<FeatureSet> {
+/**
+ * Runs the frozen backbone (inference mode; ONNX Runtime or TF.js behind `backbone`, see src/onnx)
+ * over `count` inputs and stores its outputs. A backbone may have several outputs (ResNet-18's cut
+ * has two): one FeatureSet array each.
+ */
+export async function computeFeatures(backbone: ForwardRunner, count: number, input: InputProvider, options: FeatureCacheOptions = {}): Promise<FeatureSet> {
   const batchSize = options.batchSize ?? 16;
-  const shapes = backbone.outputs.map((o) => o.shape.slice(1) as number[]);
-  if (shapes.some((s) => s.some((d) => d === null || d === undefined))) {
-    throw new Error(`backbone outputs must have a fixed shape; got ${JSON.stringify(shapes)}`);
-  }
+  const shapes = backbone.outputShapes.map((s) => [...s]);
   const entrySizes = shapes.map(sizeOf);
   const data = entrySizes.map((n) => new Float32Array(n * count));
-  const pixels = sizeOf(inputShape);
+  const pixels = sizeOf([...backbone.inputShape]);
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);
     const batch = new Float32Array(n * pixels);
     for (let i = 0; i < n; i++) batch.set(await input(start + i), i * pixels);
-    const outputs = tf.tidy(() => {
-      const x = tf.tensor(batch, [n, ...inputShape]);
-      const y = backbone.predict(x, { batchSize: n });
-      return Array.isArray(y) ? y : [y];
-    });
-    for (let k = 0; k < outputs.length; k++) {
-      data[k]!.set(await outputs[k]!.data() as Float32Array, start * entrySizes[k]!);
-    }
-    tf.dispose(outputs);
+    const outputs = await backbone.run(batch, n);
+    for (let k = 0; k < outputs.length; k++) data[k]!.set(outputs[k]!, start * entrySizes[k]!);
     options.onProgress?.(start + n, count);
   }
   return { count, shapes, data };

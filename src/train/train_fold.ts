@@ -24,6 +24,7 @@ import { applyInitialWeights } from './initial_weights.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
 import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
+import { createForwardRunner, type ForwardRunner } from '../onnx/index.js';
 
 export interface EpochLog {
   epoch: number;
@@ -64,7 +65,7 @@ function cachedSource(features: FeatureSet, labels: number[], views: number, pic
 }
 
 /** Head inputs computed now: load (and augment) the images, then run the frozen backbone if any. */
-function liveSource(built: BuiltModel, frames: FrameInputs, labels: number[], augment: boolean): HeadInputSource {
+function liveSource(built: BuiltModel, backbone: ForwardRunner | undefined, frames: FrameInputs, labels: number[], augment: boolean): HeadInputSource {
   const [h, w] = built.cfg.inputSize;
   const shape = [h, w, built.cfg.channels];
   return {
@@ -75,12 +76,9 @@ function liveSource(built: BuiltModel, frames: FrameInputs, labels: number[], au
       for (let i = 0; i < indices.length; i++) {
         batch.set(await frames.input(indices[i]!, augment ? rng : undefined), i * h * w * built.cfg.channels);
       }
-      return tf.tidy(() => {
-        const x = tf.tensor(batch, [indices.length, ...shape]);
-        if (!built.backbone) return [x];
-        const y = built.backbone.predict(x);
-        return Array.isArray(y) ? y : [y];
-      });
+      if (!backbone) return [tf.tensor(batch, [indices.length, ...shape])];
+      const outputs = await backbone.run(batch, indices.length);
+      return outputs.map((values, k) => tf.tensor(values, [indices.length, ...backbone.outputShapes[k]!]));
     },
   };
 }
@@ -90,21 +88,23 @@ async function headSources(
   data: FoldData,
   config: TrainConfig,
   progress: ProgressReporter,
-): Promise<{ train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; cacheRng: Rng }> {
+): Promise<{ train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; cacheRng: Rng; dispose: () => Promise<void> }> {
   const cacheRng = createRng(config.seed + 1);
-  const useCache = built.backbone !== undefined && config.featureCache === 'auto';
-  if (!useCache || !built.backbone) {
+  // The frozen backbone's forward pass needs no gradient: ONNX Runtime where config.runtime allows.
+  const backbone = built.backbone ? await createForwardRunner(built.backbone, { runtime: config.runtime }) : undefined;
+  const dispose = async (): Promise<void> => {
+    await backbone?.dispose();
+  };
+  if (!backbone || config.featureCache !== 'auto') {
     return {
-      train: liveSource(built, data.train, data.train.labels, config.augment),
-      validation: liveSource(built, data.validation, data.validation.labels, false),
-      test: liveSource(built, data.test, data.test.labels, false),
+      train: liveSource(built, backbone, data.train, data.train.labels, config.augment),
+      validation: liveSource(built, backbone, data.validation, data.validation.labels, false),
+      test: liveSource(built, backbone, data.test, data.test.labels, false),
       cacheSeconds: 0,
       cacheRng,
+      dispose,
     };
   }
-  const backbone = built.backbone;
-  const [h, w] = built.cfg.inputSize;
-  const inputShape = [h, w, built.cfg.channels];
   const views = config.augment ? config.views : 1;
   const started = Date.now();
   const cache = async (label: string, frames: FrameInputs, nViews: number, augment: boolean): Promise<FeatureSet> => {
@@ -114,7 +114,6 @@ async function headSources(
     const viewRng = cacheRng.fork();
     const features = await computeFeatures(
       backbone,
-      inputShape,
       total,
       (entry) => frames.input(Math.floor(entry / nViews), augment && entry % nViews !== 0 ? viewRng : undefined),
       { batchSize: config.batchSize, onProgress: (done) => progress.update(done) },
@@ -132,6 +131,7 @@ async function headSources(
     test: cachedSource(testFeatures, data.test.labels, 1, false),
     cacheSeconds: (Date.now() - started) / 1000,
     cacheRng,
+    dispose,
   };
 }
 
@@ -266,6 +266,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
 
   if (best) restoreWeights(built.model, best);
   const testProbs = await predictHead(built.head, sources.test, sources.cacheRng, config.batchSize);
+  await sources.dispose();
   const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
     row,
     label: classes[data.test.labels[i]!]!,
