@@ -1,26 +1,42 @@
-// Throughput of one model in this process: inference (batch 8 by default), a full training step
-// (frozen backbone forward + trainable part forward/backward/update, batch 16) and a step of the
-// trainable part alone on cached features (what epochs after the first cost with the feature cache).
+// Throughput of one model on one runtime in this process. Forward passes that need no gradient
+// (inference at batch 1 and 8, the frozen backbone that fills the feature cache) run on the chosen
+// runtime (TF.js wasm or ONNX Runtime); the trainable part's step is always TF.js (it needs
+// gradients). The full training step = frozen backbone forward on the runtime + head step on TF.js,
+// which is what a step costs with the feature cache off (and the first epoch with it on).
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
+import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
+import { createForwardRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
 import { trainStep } from '../train/head_trainer.js';
 import { ScheduledAdam } from '../train/optimizer.js';
+import { createRng } from '../util/rng.js';
 
 export interface ModelBenchResult {
   model: string;
+  /** 'tfjs-wasm' (or another TF.js backend) or 'ort'. */
   runtime: string;
+  /** Threads of the runtime's forward passes (the TF.js head step uses the TF.js threads). */
+  threads: number;
   inputShape: number[];
   inferenceBatch: number;
   trainBatch: number;
+  /** Whole model, batch `inferenceBatch` (8). */
   inferenceImgPerSec: number;
+  /** Whole model, batch 1 (one image at a time, as the server does). */
+  inferenceBatch1ImgPerSec: number;
+  /** Frozen backbone forward at batch `trainBatch` (what filling the feature cache costs); null when nothing is frozen. */
+  featureCacheImgPerSec: number | null;
+  /** Full training step: frozen backbone forward (this runtime) + trainable part forward/backward/update (TF.js). */
   trainImgPerSec: number;
+  /** Step of the trainable part alone on cached features (TF.js; every epoch after the first with the cache). */
   trainCachedImgPerSec: number;
   peakRssMb: number;
 }
 
 export interface MeasureOptions {
+  runtime?: Runtime;
   inferenceBatch?: number;
   trainBatch?: number;
   /** Timed repetitions after one warm-up. */
@@ -29,7 +45,7 @@ export interface MeasureOptions {
 }
 
 async function timeIt(repeats: number, body: () => Promise<void>): Promise<number> {
-  await body(); // warm-up: kernel set-up and first-call allocations
+  await body(); // warm-up: kernel set-up, session optimisation and first-call allocations
   const started = performance.now();
   for (let i = 0; i < repeats; i++) await body();
   return (performance.now() - started) / 1000 / repeats;
@@ -40,53 +56,75 @@ export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
+function randomBatch(n: number, shape: readonly number[], seed: number): Float32Array {
+  const rng = createRng(seed);
+  return Float32Array.from({ length: n * shape.reduce((a, b) => a * b, 1) }, () => rng.next());
+}
+
 export async function measureModel(name: string, options: MeasureOptions = {}): Promise<ModelBenchResult> {
   const engine = await initEngine();
+  const runtime = options.runtime ?? 'tfjs';
   const inferenceBatch = options.inferenceBatch ?? 8;
   const trainBatch = options.trainBatch ?? 16;
   const repeats = options.repeats ?? 3;
   const built = createModel(name, { numClasses: 3, inputSize: options.inputSize });
   const [h, w] = built.cfg.inputSize;
   const inputShape = [h, w, built.cfg.channels];
+  // Exported in memory: the bench measures running, not exporting or the cache.
+  const runnerOptions = { runtime, cacheDir: false as const };
+  const runners: ForwardRunner[] = [];
+  try {
+    const whole = await createForwardRunner(built.model, runnerOptions);
+    runners.push(whole);
+    const backbone = built.backbone ? await createForwardRunner(built.backbone, runnerOptions) : undefined;
+    if (backbone) runners.push(backbone);
 
-  const inferX = tf.randomUniform([inferenceBatch, ...inputShape]);
-  const inferSeconds = await timeIt(repeats, async () => {
-    const y = built.model.predict(inferX) as tf.Tensor;
-    await y.data();
-    y.dispose();
-  });
-  inferX.dispose();
+    const forward = (runner: ForwardRunner, batch: Float32Array, n: number) => async (): Promise<void> => {
+      await runner.run(batch, n);
+    };
+    const infer8 = randomBatch(inferenceBatch, inputShape, 1);
+    const infer8Seconds = await timeIt(repeats, forward(whole, infer8, inferenceBatch));
+    const infer1 = randomBatch(1, inputShape, 2);
+    const infer1Seconds = await timeIt(Math.max(repeats, 3), forward(whole, infer1, 1));
 
-  const optimizer = new ScheduledAdam(1e-4);
-  const labels = Array.from({ length: trainBatch }, (_, i) => i % 3);
-  const trainX = tf.randomUniform([trainBatch, ...inputShape]);
-  const featuresOf = (x: tf.Tensor): tf.Tensor[] => {
-    if (!built.backbone) return [x.clone()];
-    const y = built.backbone.predict(x);
-    return Array.isArray(y) ? y : [y];
-  };
-  const trainSeconds = await timeIt(repeats, async () => {
-    const features = featuresOf(trainX);
-    trainStep(built.head, optimizer, features, labels, 3);
-    tf.dispose(features);
-  });
-  const cached = featuresOf(trainX);
-  const cachedSeconds = await timeIt(repeats, async () => {
-    trainStep(built.head, optimizer, cached, labels, 3);
-  });
-  tf.dispose([...cached, trainX]);
-  optimizer.dispose();
-  built.model.dispose();
+    const trainX = randomBatch(trainBatch, inputShape, 3);
+    const featureSeconds = backbone ? await timeIt(repeats, forward(backbone, trainX, trainBatch)) : null;
 
-  return {
-    model: name,
-    runtime: `tfjs-${engine.backend}`,
-    inputShape,
-    inferenceBatch,
-    trainBatch,
-    inferenceImgPerSec: inferenceBatch / inferSeconds,
-    trainImgPerSec: trainBatch / trainSeconds,
-    trainCachedImgPerSec: trainBatch / cachedSeconds,
-    peakRssMb: peakRssMb(),
-  };
+    const optimizer = new ScheduledAdam(1e-4);
+    const labels = Array.from({ length: trainBatch }, (_, i) => i % 3);
+    const featuresOf = async (): Promise<tf.Tensor[]> => {
+      if (!backbone) return [tf.tensor(trainX, [trainBatch, ...inputShape])];
+      const outputs = await backbone.run(trainX, trainBatch);
+      return outputs.map((values, k) => tf.tensor(values, [trainBatch, ...backbone.outputShapes[k]!]));
+    };
+    const trainSeconds = await timeIt(repeats, async () => {
+      const features = await featuresOf();
+      trainStep(built.head, optimizer, features, labels, 3);
+      tf.dispose(features);
+    });
+    const cached = await featuresOf();
+    const cachedSeconds = await timeIt(repeats, async () => {
+      trainStep(built.head, optimizer, cached, labels, 3);
+    });
+    tf.dispose(cached);
+    optimizer.dispose();
+
+    return {
+      model: name,
+      runtime: whole.runtime === 'ort' ? 'ort' : `tfjs-${engine.backend}`,
+      threads: whole.runtime === 'ort' ? defaultOrtThreads() : engine.threads,
+      inputShape,
+      inferenceBatch,
+      trainBatch,
+      inferenceImgPerSec: inferenceBatch / infer8Seconds,
+      inferenceBatch1ImgPerSec: 1 / infer1Seconds,
+      featureCacheImgPerSec: featureSeconds === null ? null : trainBatch / featureSeconds,
+      trainImgPerSec: trainBatch / trainSeconds,
+      trainCachedImgPerSec: trainBatch / cachedSeconds,
+      peakRssMb: peakRssMb(),
+    };
+  } finally {
+    await Promise.all(runners.map((r) => r.dispose()));
+    disposeBuiltModel(built);
+  }
 }

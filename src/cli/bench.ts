@@ -1,25 +1,74 @@
-// `pocovid bench`: throughput and memory per model on this machine.
-import { Option, type Command } from 'commander';
+// `pocovid bench`: throughput and memory per model and runtime on this machine.
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { measureModel } from '../bench/measure.js';
 import { CHILD_FLAG, formatBenchTable, runBench } from '../bench/run.js';
+import { parseRuntimeChoice, type Runtime } from '../onnx/index.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
+  return n;
+}
+
+function size(value: string): [number, number] {
+  const parts = value.split(/[x,]/).map(Number);
+  const [h, w] = parts.length === 1 ? [parts[0], parts[0]] : parts;
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) throw new InvalidArgumentError(`"${value}": use N or HxW`);
+  return [h!, w!];
+}
+
+function runtimes(value: string): Runtime[] {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('no runtime given; use ort, tfjs or ort,tfjs');
+  return names.map((name) => {
+    const runtime = parseRuntimeChoice(name);
+    if (runtime === 'auto') throw new InvalidArgumentError('--runtimes takes ort and/or tfjs (auto is not a runtime to measure)');
+    return runtime;
+  });
+}
+
+interface BenchCliOptions {
+  json?: boolean;
+  models?: string;
+  runtimes?: Runtime[];
+  repeats: number;
+  inputSize?: [number, number];
+  cv?: boolean;
+  cvEpochs: number;
+  benchChild?: string;
+}
 
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('measure inference and training-step images/s, threads and peak memory per model')
-    .option('--json', 'print JSON: {"threads", "results": [{"model", "runtime", "inferenceImgPerSec", "trainImgPerSec", "peakRssMb", ...}]}')
+    .description('measure per model and runtime: inference img/s (batch 1 and 8), feature-cache img/s, training-step img/s, threads, peak memory; --cv adds the wall time of `cv` on a fixed phantom dataset')
+    .option('--json', 'print JSON: {"threads", "machine", "results": [{"model", "runtime", "threads", "inferenceImgPerSec", "inferenceBatch1ImgPerSec", "featureCacheImgPerSec", "trainImgPerSec", "trainCachedImgPerSec", "peakRssMb", ...}], "cv"?: [...]}')
     .option('--models <list>', 'comma-separated model names (default: all)')
-    .option('--repeats <n>', 'timed repetitions per measurement', (v) => Number.parseInt(v, 10), 3)
+    .option('--runtimes <list>', 'comma-separated: ort, tfjs (default: tfjs, and ort where it loads)', runtimes)
+    .option('--repeats <n>', 'timed repetitions per measurement', positiveInt, 3)
+    .option('--input-size <N|HxW>', 'override every model\'s input size (quick runs)', size)
+    .option('--cv', 'also time `cv` (3 folds) on a fixed phantom dataset: grayscale_cnn at 64², mobilenet_v1 at 224²')
+    .option('--cv-epochs <n>', 'epochs of each --cv run', positiveInt, 2)
     .addOption(new Option(`${CHILD_FLAG} <model>`, 'measure one model and print its JSON line (used by bench itself)').hideHelp())
-    .action(async (opts: { json?: boolean; models?: string; repeats: number; benchChild?: string }) => {
+    .action(async (opts: BenchCliOptions) => {
       if (opts.benchChild) {
-        const result = await measureModel(opts.benchChild, { repeats: opts.repeats });
+        const result = await measureModel(opts.benchChild, { runtime: opts.runtimes?.[0] ?? 'tfjs', repeats: opts.repeats, inputSize: opts.inputSize });
         process.stdout.write(JSON.stringify(result) + '\n');
         return;
       }
       const models = opts.models?.split(',').map((m) => m.trim()).filter(Boolean);
-      const report = await runBench(models, ['--repeats', String(opts.repeats)], (r) => {
-        if (!opts.json) console.error(`${r.model}: ${r.inferenceImgPerSec.toFixed(1)} img/s inference, ${r.trainImgPerSec.toFixed(1)} img/s training`);
+      const report = await runBench({
+        models,
+        runtimes: opts.runtimes,
+        repeats: opts.repeats,
+        inputSize: opts.inputSize,
+        cv: opts.cv ? { epochs: opts.cvEpochs } : undefined,
+        onResult: (r) => {
+          if (!opts.json) console.error(`${r.model} (${r.runtime}): ${r.inferenceImgPerSec.toFixed(1)} img/s inference, ${r.trainImgPerSec.toFixed(1)} img/s training`);
+        },
+        onCvResult: (c) => {
+          if (!opts.json) console.error(`cv ${c.model} (${c.runtime}): ${c.seconds.toFixed(1)} s`);
+        },
       });
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatBenchTable(report));
     });

@@ -1,0 +1,44 @@
+// `pocovid bench --json` end to end through the CLI (it measures each model in a child process):
+// the JSON shape per model and runtime. No timing assertions: the machine is shared.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../src/bench/run.js';
+
+const run = promisify(execFile);
+
+function cli(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: process.cwd(), maxBuffer: 1 << 24, timeout: 240_000 });
+}
+
+const positive = (value: unknown): void => {
+  expect(typeof value).toBe('number');
+  expect(Number.isFinite(value)).toBe(true);
+  expect(value as number).toBeGreaterThan(0);
+};
+
+describe('pocovid bench --json', () => {
+  it('reports grayscale_cnn on tfjs and ort at a tiny input size', async () => {
+    const { stdout } = await cli(['bench', '--json', '--models', 'grayscale_cnn', '--runtimes', 'tfjs,ort', '--input-size', '24', '--repeats', '1']);
+    const report = JSON.parse(stdout) as BenchReport;
+    positive(report.threads);
+    expect(report.machine.cpus).toBeGreaterThan(0);
+    expect(report.cv).toBeUndefined();
+    expect(report.results.map((r) => [r.model, r.runtime])).toEqual([
+      ['grayscale_cnn', 'tfjs-wasm'],
+      ['grayscale_cnn', 'ort'],
+    ]);
+    for (const r of report.results) {
+      expect(r.inputShape).toEqual([24, 24, 1]);
+      expect(r.inferenceBatch).toBe(8);
+      expect(r.trainBatch).toBe(16);
+      for (const key of ['threads', 'inferenceImgPerSec', 'inferenceBatch1ImgPerSec', 'trainImgPerSec', 'trainCachedImgPerSec', 'peakRssMb'] as const) positive(r[key]);
+      // grayscale_cnn trains from scratch: nothing frozen, no feature cache.
+      expect(r.featureCacheImgPerSec).toBeNull();
+    }
+  });
+
+  it('refuses an unknown runtime, naming the valid ones', async () => {
+    await expect(cli(['bench', '--json', '--runtimes', 'gpu'])).rejects.toMatchObject({ stderr: expect.stringMatching(/unknown runtime "gpu"; valid: ort, tfjs, auto/) });
+  });
+});
