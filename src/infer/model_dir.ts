@@ -227,7 +227,11 @@ export interface CollectedRun {
  */
 export function collectRun(run: string, fold?: number): CollectedRun {
   const folds = runFoldDirs(run);
-  if (folds.length === 0) throw new BadInputError(run, 'not a training run (no fold-<k>/model/pocovid.json)');
+  // A single-fold `pocovid train` run keeps its model in <run>/model (its fold is in config.json).
+  if (folds.length === 0 && existsSync(join(run, 'model', MODEL_META_FILE))) {
+    folds.push({ fold: singleRunFold(run), dir: join(run, 'model') });
+  }
+  if (folds.length === 0) throw new BadInputError(run, 'not a training run (no model/pocovid.json or fold-<k>/model/pocovid.json)');
   const chosen = fold === undefined ? folds : folds.filter((f) => f.fold === fold);
   if (chosen.length === 0) {
     throw new BadInputError(run, `has no fold ${fold}; folds present: ${folds.map((f) => f.fold).join(', ')}`);
@@ -269,6 +273,15 @@ export function collectRun(run: string, fold?: number): CollectedRun {
     },
     members,
   };
+}
+
+function singleRunFold(run: string): number {
+  try {
+    const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as { fold?: unknown };
+    return typeof config.fold === 'number' ? config.fold : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** <run>/guard.json: the not-ultrasound guard fitted on all of a cross-validation's frames. */
