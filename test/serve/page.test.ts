@@ -68,6 +68,9 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       await page.goto(`${url}/`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
       await expect(page.textContent('.disclaimer')).resolves.toMatch(/not a diagnostic device/);
+      // The runtime chosen for the page (docs/browser-runtime.md): TF.js on its wasm backend, not the
+      // ~40× slower pure-JS cpu fallback, which would pass every other check here.
+      await expect(page.textContent('#model-info')).resolves.toMatch(/TF\.js wasm$/);
       await page.setInputFiles('#file-input', image);
       await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 });
       expect(await page.textContent('#label')).toBe(expected.label);
@@ -78,7 +81,8 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       expect(await page.$eval('#heatmap-canvas', (c) => (c as HTMLCanvasElement).width)).toBe(32);
       await page.screenshot({ path: process.env['POCOVID_PAGE_SCREENSHOT'] ?? join(work, 'page.png'), fullPage: true });
       expect(errors).toEqual([]);
-      // Only GETs for the page, the wasm binary, pocovid.json and the members; no body carries the image.
+      // Only GETs for the page, the TF.js wasm binary, pocovid.json and the members (no ONNX Runtime
+      // files: the page does not use it); no body carries the image.
       expect(requests.filter((r) => r.method !== 'GET')).toEqual([]);
       const needle = imageBytes.subarray(16, 48);
       expect(requests.filter((r) => r.body && r.body.includes(needle))).toEqual([]);

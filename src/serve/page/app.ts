@@ -39,6 +39,9 @@ function setStatus(text: string, error = false): void {
 
 async function initBackend(): Promise<string> {
   // wasm is ~40× faster than the pure-JS cpu backend; its .wasm files sit next to app.js.
+  // TF.js rather than onnxruntime-web for the forward pass: measured in headless Chromium, ORT Web
+  // is not clearly faster and would add a 14 MB runtime plus a second copy of the weights (Grad-CAM
+  // needs the TF.js model anyway). Numbers and the command: docs/browser-runtime.md.
   try {
     setWasmPaths(new URL('./', document.baseURI).href);
     if (await tf.setBackend('wasm')) return 'wasm';
