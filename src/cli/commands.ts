@@ -11,6 +11,7 @@ import * as serveCommand from './serve.js';
 import * as trainCommand from './train.js';
 import * as cvCommand from './cv.js';
 import * as demoCommand from './demo.js';
+import * as guardCommand from './guard.js';
 import * as explainCommand from './explain.js';
 
 export interface CommandModule {
@@ -29,5 +30,6 @@ export const commandModules: CommandModule[] = [
   trainCommand,
   cvCommand,
   demoCommand,
+  guardCommand,
   explainCommand,
 ];

@@ -63,7 +63,7 @@ export interface FitOptions {
   percentile?: number;
   /** Margin on that percentile (>1 flags fewer real frames). */
   margin?: number;
-  /** Ledoit-Wolf-like shrinkage of the covariance towards its diagonal. */
+  /** Shrinkage of the covariance towards its diagonal; default 2·features/frames (within 0.05–1): few frames, more shrinkage. */
   shrinkage?: number;
 }
 
@@ -71,8 +71,10 @@ export interface FitOptions {
 export function fitGuard(samples: number[][], options: FitOptions = {}): GuardStats {
   const percentile = options.percentile ?? 99.5;
   const margin = options.margin ?? 1.25;
-  const shrinkage = options.shrinkage ?? 0.1;
   const n = FEATURE_NAMES.length;
+  // A covariance from few frames overfits them (held-out frames of the same kind look far away);
+  // shrinking the off-diagonal terms more when there are few frames keeps the distance honest.
+  const shrinkage = options.shrinkage ?? Math.min(1, Math.max(0.05, (2 * n) / samples.length));
   if (samples.length < n + 2) throw new Error(`the guard needs at least ${n + 2} frames to fit, got ${samples.length}`);
   const mean = Array.from({ length: n }, (_, j) => samples.reduce((s, x) => s + x[j]!, 0) / samples.length);
   const cov = Array.from({ length: n }, (_, i) =>

@@ -85,3 +85,27 @@ describe('guard', () => {
     expect(() => fitGuard(train.slice(0, 5))).toThrow(/at least 16 frames/);
   });
 });
+
+describe('guard evaluation', () => {
+  it('scores real frames with a guard fitted on the other folds and reports non-ultrasound pass rates', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { writeTinyDataset } = await import('../helpers/tiny_dataset.js');
+    const { evaluateGuard, formatGuardEvaluation } = await import('../../src/guard/evaluate.js');
+    const dir = mkdtempSync(join(tmpdir(), 'pocovid-guard-'));
+    try {
+      const rows = await writeTinyDataset(dir, { patientsPerClass: 6, framesPerVideo: 3, folds: 3, size: 96 });
+      const result = await evaluateGuard(dir);
+      expect(result.realFrames).toBe(rows.length);
+      const perFold = Object.values(result.realFlaggedPerFold);
+      expect(perFold.reduce((n, f) => n + f.frames, 0)).toBe(rows.length);
+      expect(result.realFlaggedRate).toBeLessThanOrEqual(0.1);
+      expect(result.negatives.length).toBeGreaterThan(3);
+      for (const kind of result.negatives) expect(kind.passed, kind.kind).toBe(0);
+      expect(formatGuardEvaluation(result)).toMatch(/Real frames wrongly flagged/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
