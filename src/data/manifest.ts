@@ -14,7 +14,7 @@ export function formatManifest(rows: readonly ManifestRow[]): string {
 }
 
 export function parseManifest(text: string, file = 'manifest.csv'): ManifestRow[] {
-  const { header, records } = parseCsvRecords(text);
+  const { header, records } = parseCsvRecords(text, file);
   const missing = MANIFEST_COLUMNS.filter((c) => !header.includes(c));
   if (missing.length > 0) throw new BadInputError(file, `missing column(s) ${missing.join(', ')}`);
   return records.map((r, i) => {

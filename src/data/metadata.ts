@@ -24,7 +24,7 @@ export class PatientIndex {
   }
 
   static fromCsvText(text: string, file = 'dataset_metadata.csv'): PatientIndex {
-    const { header, records } = parseCsvRecords(text);
+    const { header, records } = parseCsvRecords(text, file);
     for (const column of [FILENAME_COLUMN, PATIENT_COLUMN]) {
       if (!header.includes(column)) {
         throw new BadInputError(file, `no "${column}" column (columns: ${header.slice(0, 12).join(', ')}…)`);

@@ -1,66 +1,13 @@
 // predictions.csv: `path,source,patient,fold,label,predicted` then one `p_<class>` column per class
 // (class order = column order). RFC 4180 quoting, so paths with commas or quotes survive.
 import { readFileSync } from 'node:fs';
+import { formatCsv, parseCsvWithLines } from '../data/csv.js';
 import { BadInputError } from '../errors.js';
 import { writeFileAtomicSync } from '../util/atomic.js';
 import type { PredictionRow } from './types.js';
 
 export const PREDICTION_COLUMNS = ['path', 'source', 'patient', 'fold', 'label', 'predicted'] as const;
 const PROB_PREFIX = 'p_';
-
-function quoteField(value: string): string {
-  return /[",\r\n]/.test(value) || value !== value.trim() ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-/** Splits CSV text into records of fields; returns each record with the 1-based line it starts on. */
-export function parseCsv(text: string, file: string): { fields: string[]; line: number }[] {
-  const records: { fields: string[]; line: number }[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let inQuotes = false;
-  let line = 1;
-  let recordLine = 1;
-  let fieldStarted = false;
-  const endRecord = (): void => {
-    fields.push(field);
-    if (!(fields.length === 1 && fields[0] === '' && !fieldStarted)) records.push({ fields, line: recordLine });
-    fields = [];
-    field = '';
-    fieldStarted = false;
-  };
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (inQuotes) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else inQuotes = false;
-      } else {
-        if (ch === '\n') line++;
-        field += ch;
-      }
-      continue;
-    }
-    if (ch === '"') {
-      if (field !== '') throw new BadInputError(file, `line ${line}: a quote inside an unquoted field`);
-      inQuotes = true;
-      fieldStarted = true;
-    } else if (ch === ',') {
-      fields.push(field);
-      field = '';
-      fieldStarted = true;
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      endRecord();
-      line++;
-      recordLine = line;
-    } else field += ch;
-  }
-  if (inQuotes) throw new BadInputError(file, `line ${recordLine}: unterminated quoted field`);
-  if (field !== '' || fields.length > 0 || fieldStarted) endRecord();
-  return records;
-}
 
 export interface PredictionsTable {
   classes: string[];
@@ -74,11 +21,11 @@ export function readPredictionsCsv(file: string): PredictionsTable {
   } catch (err) {
     throw new BadInputError(file, `cannot read predictions (${(err as Error).message})`, { cause: err });
   }
-  return parsePredictionsCsv(text.replace(/^\uFEFF/, ''), file);
+  return parsePredictionsCsv(text, file);
 }
 
 export function parsePredictionsCsv(text: string, file: string): PredictionsTable {
-  const records = parseCsv(text, file);
+  const records = parseCsvWithLines(text, file);
   const header = records[0]?.fields;
   if (!header) throw new BadInputError(file, 'empty file; expected a header line');
   const missing = PREDICTION_COLUMNS.filter((c) => !header.includes(c));
@@ -112,14 +59,12 @@ export function parsePredictionsCsv(text: string, file: string): PredictionsTabl
 
 export function formatPredictionsCsv(rows: readonly PredictionRow[], classes: readonly string[]): string {
   const header = [...PREDICTION_COLUMNS, ...classes.map((c) => PROB_PREFIX + c)];
-  const lines = [header.map(quoteField).join(',')];
-  for (const r of rows) {
+  const body = rows.map((r) => {
     if (r.probs.length !== classes.length) throw new Error(`prediction for ${r.path} has ${r.probs.length} probabilities for ${classes.length} classes`);
     // Full precision (shortest round-tripping form) so a re-read gives the same numbers.
-    const fields = [r.path, r.source, r.patient, String(r.fold), r.label, r.predicted, ...r.probs.map((p) => String(p))];
-    lines.push(fields.map(quoteField).join(','));
-  }
-  return lines.join('\n') + '\n';
+    return [r.path, r.source, r.patient, String(r.fold), r.label, r.predicted, ...r.probs.map((p) => String(p))];
+  });
+  return formatCsv([header, ...body]);
 }
 
 /** Writes predictions.csv atomically. */

@@ -39,6 +39,11 @@ describe('dataset_metadata.csv', () => {
     expect(index.patientOf('Other.mp4', 'convex')).toBeUndefined();
   });
 
+  it('names the file and line of malformed quoting', () => {
+    expect(() => PatientIndex.fromCsvText('Filename,Patient ID / Name\nCov-x,"7\n', 'meta.csv')).toThrow(/meta\.csv: line 2: unterminated quoted field/);
+    expect(() => PatientIndex.fromCsvText('Filename,Patient ID / Name\nCov-x,7"\n', 'meta.csv')).toThrow(/meta\.csv: line 2: a quote inside an unquoted field/);
+  });
+
   it('names the file and the missing column', () => {
     expect(() => PatientIndex.fromCsvText('Filename,Label\n', 'meta.csv')).toThrow(/meta\.csv: no "Patient ID \/ Name" column/);
   });

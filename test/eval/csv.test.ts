@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseCsv, parsePredictionsCsv, readPredictionsCsv, writePredictionsCsv } from '../../src/eval/csv.js';
+import { parseCsvWithLines } from '../../src/data/csv.js';
+import { parsePredictionsCsv, readPredictionsCsv, writePredictionsCsv } from '../../src/eval/csv.js';
 import { BadInputError } from '../../src/errors.js';
 import type { PredictionRow } from '../../src/eval/types.js';
 
@@ -31,7 +32,7 @@ describe('predictions.csv', () => {
   });
 
   it('parses quoted empty fields and a last line without a newline', () => {
-    expect(parseCsv('a,"",c\n"x""y",,z', 'f').map((r) => r.fields)).toEqual([
+    expect(parseCsvWithLines('a,"",c\n"x""y",,z', 'f').map((r) => r.fields)).toEqual([
       ['a', '', 'c'],
       ['x"y', '', 'z'],
     ]);
