@@ -2,6 +2,8 @@
 // Uses TF.js only (no Node APIs): the page calls it too.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { mcDropout } from '../explain/uncertainty.js';
+import { createRng } from '../util/rng.js';
 import { meanClassStd, meanVector, type FrameScores } from './combine.js';
 
 export interface ClassifyOptions {
@@ -13,39 +15,8 @@ export interface ClassifyOptions {
   batchSize?: number;
 }
 
-type CallFn = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
-
-/**
- * Runs `fn` with every Dropout layer of `model` active (inverted dropout with seeded masks) while
- * BatchNorm and the rest stay in inference mode: model.predict(training=true) would also switch
- * BatchNorm to batch statistics, which is not MC dropout.
- */
-function withActiveDropout<T>(model: tfl.LayersModel, seed: number, fn: () => T): T {
-  const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout');
-  let nextSeed = seed;
-  for (const layer of dropouts) {
-    const rate = Number(layer.getConfig()['rate'] ?? 0);
-    (layer as unknown as { call: CallFn }).call = (inputs) => {
-      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-      if (rate <= 0) return tf.clone(x);
-      const keep = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', nextSeed++), rate), x.dtype);
-      return tf.div(tf.mul(x, keep), 1 - rate);
-    };
-  }
-  try {
-    return fn();
-  } finally {
-    // Removing the own property restores the prototype's call.
-    for (const layer of dropouts) delete (layer as unknown as { call?: CallFn }).call;
-  }
-}
-
 export function hasDropout(model: tfl.LayersModel): boolean {
   return model.layers.some((l) => l.getClassName() === 'Dropout');
-}
-
-function predictRows(model: tfl.LayersModel, batch: tf.Tensor4D): number[][] {
-  return tf.tidy(() => (model.predict(batch) as tf.Tensor).arraySync() as number[][]);
 }
 
 /**
@@ -54,9 +25,67 @@ function predictRows(model: tfl.LayersModel, batch: tf.Tensor4D): number[][] {
  */
 export type MemberForward = (batch: Float32Array, n: number) => Promise<Float32Array>;
 
+/** Up to `batchSize` consecutive inputs packed row-major, starting at input `start`. */
+interface Chunk {
+  start: number;
+  n: number;
+  flat: Float32Array;
+}
+
+function* chunksOf(inputs: Float32Array[], inputShape: [number, number, number], batchSize: number): Generator<Chunk> {
+  const size = inputShape[0] * inputShape[1] * inputShape[2];
+  for (let start = 0; start < inputs.length; start += batchSize) {
+    const chunk = inputs.slice(start, start + batchSize);
+    const flat = new Float32Array(chunk.length * size);
+    chunk.forEach((x, i) => flat.set(x, i * size));
+    yield { start, n: chunk.length, flat };
+  }
+}
+
 function rowsOf(values: Float32Array, n: number): number[][] {
   const width = values.length / n;
   return Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * width, (i + 1) * width)));
+}
+
+/** Plain TF.js forward pass of one member over a chunk: one probability row per frame. */
+function predictRows(model: tfl.LayersModel, chunk: Chunk, inputShape: [number, number, number]): number[][] {
+  return tf.tidy(() => (model.predict(tf.tensor4d(chunk.flat, [chunk.n, ...inputShape])) as tf.Tensor).arraySync() as number[][]);
+}
+
+/**
+ * Per frame of the chunk: the mean over classes of the std over MC-dropout passes of member `m`
+ * (src/explain/uncertainty: Dropout layers only, BatchNorm stays in inference mode); null when
+ * MC dropout is off or the member has no Dropout. Seeded from (seed, member, chunk start).
+ */
+function mcDropoutStds(model: tfl.LayersModel, m: number, chunk: Chunk, inputShape: [number, number, number], options: ClassifyOptions): number[] | null {
+  const passes = Math.max(0, Math.floor(options.mcDropout ?? 0));
+  if (passes === 0 || !hasDropout(model)) return null;
+  const rng = createRng((options.seed ?? 0) * 7919 + m * 104729 + chunk.start);
+  const batch = tf.tensor4d(chunk.flat, [chunk.n, ...inputShape]);
+  try {
+    return mcDropout(model, batch, passes, rng).std.map((perClass) => perClass.reduce((a, b) => a + b, 0) / perClass.length);
+  } finally {
+    batch.dispose();
+  }
+}
+
+/** Per frame: each member's probabilities and MC-dropout spread, in member order. */
+interface FrameAccumulator {
+  members: number[][];
+  mcStd: number[];
+}
+
+function collect(perFrame: FrameAccumulator[], chunk: Chunk, rows: number[][], mcStds: number[] | null): void {
+  rows.forEach((row, i) => perFrame[chunk.start + i]!.members.push(row));
+  mcStds?.forEach((std, i) => perFrame[chunk.start + i]!.mcStd.push(std));
+}
+
+function toScores(f: FrameAccumulator): FrameScores {
+  return {
+    probabilities: meanVector(f.members),
+    ensembleStd: f.members.length > 1 ? meanClassStd(f.members) : null,
+    mcDropoutStd: f.mcStd.length > 0 ? f.mcStd.reduce((a, b) => a + b, 0) / f.mcStd.length : null,
+  };
 }
 
 /**
@@ -71,44 +100,18 @@ export async function classifyInputsWith(
   options: ClassifyOptions = {},
 ): Promise<FrameScores[]> {
   if (forwards.length !== members.length) throw new Error(`classifyInputsWith: ${forwards.length} forwards for ${members.length} members`);
-  const batchSize = options.batchSize ?? 8;
-  const passes = Math.max(0, Math.floor(options.mcDropout ?? 0));
-  const perFrame: { members: number[][]; mcStd: number[] }[] = inputs.map(() => ({ members: [], mcStd: [] }));
-  const [h, w, c] = inputShape;
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const chunk = inputs.slice(start, start + batchSize);
-    const flat = new Float32Array(chunk.length * h * w * c);
-    chunk.forEach((x, i) => flat.set(x, i * h * w * c));
+  const perFrame: FrameAccumulator[] = inputs.map(() => ({ members: [], mcStd: [] }));
+  for (const chunk of chunksOf(inputs, inputShape, options.batchSize ?? 8)) {
     for (const [m, model] of members.entries()) {
-      rowsOf(await forwards[m]!(flat, chunk.length), chunk.length).forEach((row, i) => perFrame[start + i]!.members.push(row));
-      if (passes > 0 && hasDropout(model)) {
-        const samples = chunk.map(() => [] as number[][]);
-        const seed = (options.seed ?? 0) * 7919 + m * 104729 + start;
-        const batch = tf.tensor4d(flat, [chunk.length, h, w, c]);
-        try {
-          withActiveDropout(model, seed, () => {
-            for (let p = 0; p < passes; p++) predictRows(model, batch).forEach((row, i) => samples[i]!.push(row));
-          });
-        } finally {
-          batch.dispose();
-        }
-        samples.forEach((s, i) => perFrame[start + i]!.mcStd.push(meanClassStd(s)));
-      }
+      const rows = rowsOf(await forwards[m]!(chunk.flat, chunk.n), chunk.n);
+      collect(perFrame, chunk, rows, mcDropoutStds(model, m, chunk, inputShape, options));
     }
   }
   return perFrame.map(toScores);
 }
 
-function toScores(f: { members: number[][]; mcStd: number[] }): FrameScores {
-  return {
-    probabilities: meanVector(f.members),
-    ensembleStd: f.members.length > 1 ? meanClassStd(f.members) : null,
-    mcDropoutStd: f.mcStd.length > 0 ? f.mcStd.reduce((a, b) => a + b, 0) / f.mcStd.length : null,
-  };
-}
-
 /**
- * Classifies frames already converted by pixelsToInput (each H×W×C float32).
+ * Classifies frames already converted by pixelsToInput (each H×W×C float32), every pass on TF.js.
  * Returns, per frame, the members' mean probabilities and the spread figures.
  */
 export function classifyInputs(
@@ -117,29 +120,10 @@ export function classifyInputs(
   inputShape: [number, number, number],
   options: ClassifyOptions = {},
 ): FrameScores[] {
-  const batchSize = options.batchSize ?? 8;
-  const passes = Math.max(0, Math.floor(options.mcDropout ?? 0));
-  const perFrame: { members: number[][]; mcStd: number[] }[] = inputs.map(() => ({ members: [], mcStd: [] }));
-  const [h, w, c] = inputShape;
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const chunk = inputs.slice(start, start + batchSize);
-    const flat = new Float32Array(chunk.length * h * w * c);
-    chunk.forEach((x, i) => flat.set(x, i * h * w * c));
-    const batch = tf.tensor4d(flat, [chunk.length, h, w, c]);
-    try {
-      members.forEach((model, m) => {
-        predictRows(model, batch).forEach((row, i) => perFrame[start + i]!.members.push(row));
-        if (passes > 0 && hasDropout(model)) {
-          const samples = chunk.map(() => [] as number[][]);
-          const seed = (options.seed ?? 0) * 7919 + m * 104729 + start;
-          withActiveDropout(model, seed, () => {
-            for (let p = 0; p < passes; p++) predictRows(model, batch).forEach((row, i) => samples[i]!.push(row));
-          });
-          samples.forEach((s, i) => perFrame[start + i]!.mcStd.push(meanClassStd(s)));
-        }
-      });
-    } finally {
-      batch.dispose();
+  const perFrame: FrameAccumulator[] = inputs.map(() => ({ members: [], mcStd: [] }));
+  for (const chunk of chunksOf(inputs, inputShape, options.batchSize ?? 8)) {
+    for (const [m, model] of members.entries()) {
+      collect(perFrame, chunk, predictRows(model, chunk, inputShape), mcDropoutStds(model, m, chunk, inputShape, options));
     }
   }
   return perFrame.map(toScores);
