@@ -165,7 +165,7 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
     workDir,
     async close() {
       await app.close();
-      pipeline.dispose();
+      await pipeline.dispose();
       if (!options.keepUploads) await rm(workDir, { recursive: true, force: true });
     },
   };

@@ -56,7 +56,7 @@ describe('pipeline', () => {
     expect(result.heatmap).toMatch(/^data:image\/png;base64,/);
     const meta = await sharp(dataUrlToBytes(result.heatmap!)).metadata();
     expect([meta.width, meta.height]).toEqual([32, 32]);
-    pipeline.dispose();
+    await pipeline.dispose();
   });
 
   it('averages ensemble members and reports their spread', async () => {
@@ -68,7 +68,7 @@ describe('pipeline', () => {
     TINY_CLASSES.forEach((c, i) => expect(result.probabilities![c]).toBeCloseTo((p0![i]! + p1![i]!) / 2, 5));
     const std = TINY_CLASSES.map((_, i) => Math.abs(p0![i]! - p1![i]!) / 2).reduce((a, b) => a + b) / 3;
     expect(result.uncertainty!.ensembleStd).toBeCloseTo(std, 5);
-    pipeline.dispose();
+    await pipeline.dispose();
   });
 
   it('samples a video, keeps the per-frame timeline and decides by mean or vote', async () => {
@@ -85,7 +85,7 @@ describe('pipeline', () => {
     const shares = Object.values(voted.probabilities!);
     expect(shares.reduce((a, b) => a + b)).toBeCloseTo(1, 6);
     shares.forEach((s) => expect(Math.round(s * 5)).toBeCloseTo(s * 5, 6));
-    pipeline.dispose();
+    await pipeline.dispose();
   });
 
   it('MC dropout adds a reproducible spread without changing the probabilities', async () => {

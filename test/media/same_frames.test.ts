@@ -61,7 +61,7 @@ describe('data build and predict sample a video the same way', () => {
         expect(built.map((r) => r.time)).toEqual(want.map((n) => expect.closeTo(n / v.nativeFps, 9)));
       }
     } finally {
-      pipeline.dispose();
+      await pipeline.dispose();
     }
   });
 
@@ -86,7 +86,7 @@ describe('data build and predict sample a video the same way', () => {
         predicted.frames!.forEach((f, i) => TINY_CLASSES.forEach((c, k) => expect(f.probabilities[c]).toBeCloseTo(evaluated[i]![k]!, 6)));
       }
     } finally {
-      pipeline.dispose();
+      await pipeline.dispose();
     }
   });
 });
