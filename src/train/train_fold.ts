@@ -92,7 +92,11 @@ async function headSources(
   const cacheRng = createRng(config.seed + 1);
   // The frozen backbone's forward pass needs no gradient: ONNX Runtime where config.runtime allows.
   const backbone = built.backbone ? await createForwardRunner(built.backbone, { runtime: config.runtime }) : undefined;
+  // Idempotent: trainFold releases the runner after the test predictions and again on any way out.
+  let released = false;
   const dispose = async (): Promise<void> => {
+    if (released) return;
+    released = true;
     await backbone?.dispose();
   };
   if (!backbone || config.featureCache !== 'auto') {
@@ -179,121 +183,126 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
   const classWeights = classWeightValues ? tf.tensor1d(classWeightValues) : undefined;
 
   const optimizer = new ScheduledAdam(config.lr);
-  const plateau = new ReduceLrOnPlateau(config.plateauFactor, config.plateauPatience);
-  const early = new EarlyStopping(config.earlyStoppingPatience);
-  const stepsPerEpoch = Math.ceil(sources.train.count / config.batchSize);
-  const decay = config.lrDecay === 'original' ? config.lr / config.epochs : 0;
-  const historyPath = join(out, 'history.jsonl');
-  const checkpointDir = join(out, 'checkpoint');
-
-  let startEpoch = 0;
-  let stoppedEarly = false;
   let best: WeightSnapshot | undefined;
-  const resumed = await loadCheckpoint(checkpointDir, built, optimizer);
-  if (resumed) {
-    const state = resumed.state as ResumeState;
-    startEpoch = state.epoch + 1;
-    plateau.restore(state.plateau);
-    early.restore(state.early);
-    stoppedEarly = state.stoppedEarly;
-    best = resumed.best;
-    // Keep only the epochs that the checkpoint covers.
-    if (existsSync(historyPath)) {
-      const kept = readFileSync(historyPath, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= state.epoch);
-      writeFileSync(historyPath, kept.map((l) => l + '\n').join(''));
-    }
-    progress.log(`resuming ${out} at epoch ${startEpoch + 1}`);
-  } else if (existsSync(historyPath)) {
-    writeFileSync(historyPath, '');
-  }
+  // A fold that fails part-way still releases the backbone runner (an ONNX session) and the tensors.
+  try {
+    const plateau = new ReduceLrOnPlateau(config.plateauFactor, config.plateauPatience);
+    const early = new EarlyStopping(config.earlyStoppingPatience);
+    const stepsPerEpoch = Math.ceil(sources.train.count / config.batchSize);
+    const decay = config.lrDecay === 'original' ? config.lr / config.epochs : 0;
+    const historyPath = join(out, 'history.jsonl');
+    const checkpointDir = join(out, 'checkpoint');
 
-  let trainedImages = 0;
-  let trainSeconds = 0;
-  let epoch = startEpoch;
-  for (; epoch < config.epochs && !stoppedEarly; epoch++) {
-    // A stream per epoch, derived from the seed: a resumed run shuffles exactly as an uninterrupted one.
-    const epochRng = createRng(config.seed * 1000003 + epoch);
-    const order = epochRng.shuffle(Array.from({ length: sources.train.count }, (_, i) => i));
-    const epochStarted = Date.now();
-    let lossSum = 0;
-    let correct = 0;
-    progress.start(`epoch ${epoch + 1}/${config.epochs}`, sources.train.count);
-    for (let step = 0; step < stepsPerEpoch; step++) {
-      const indices = order.slice(step * config.batchSize, (step + 1) * config.batchSize);
-      const lr = decayedLearningRate(config.lr, decay, optimizer.iterations) * plateau.scale;
-      optimizer.setLearningRate(lr);
-      const inputs = await sources.train.inputs(indices, epochRng);
-      const labels = indices.map((i) => sources.train.labels[i]!);
-      const result = trainStep(built.head, optimizer, inputs, labels, numClasses, classWeights);
-      tf.dispose(inputs);
-      lossSum += result.loss * indices.length;
-      correct += result.correct;
-      const done = Math.min((step + 1) * config.batchSize, sources.train.count);
-      progress.update(done, { loss: lossSum / done, acc: correct / done, lr });
+    let startEpoch = 0;
+    let stoppedEarly = false;
+    const resumed = await loadCheckpoint(checkpointDir, built, optimizer);
+    if (resumed) {
+      const state = resumed.state as ResumeState;
+      startEpoch = state.epoch + 1;
+      plateau.restore(state.plateau);
+      early.restore(state.early);
+      stoppedEarly = state.stoppedEarly;
+      best = resumed.best;
+      // Keep only the epochs that the checkpoint covers.
+      if (existsSync(historyPath)) {
+        const kept = readFileSync(historyPath, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= state.epoch);
+        writeFileSync(historyPath, kept.map((l) => l + '\n').join(''));
+      }
+      progress.log(`resuming ${out} at epoch ${startEpoch + 1}`);
+    } else if (existsSync(historyPath)) {
+      writeFileSync(historyPath, '');
     }
-    const seconds = (Date.now() - epochStarted) / 1000;
-    trainSeconds += seconds;
-    trainedImages += sources.train.count;
 
-    const valProbs = await predictHead(built.head, sources.validation, epochRng, config.batchSize);
-    const valLoss = meanCrossEntropy(valProbs, sources.validation.labels);
-    const val = selectionMetrics(valProbs, sources.validation.labels, numClasses);
-    const log: EpochLog = {
-      epoch,
-      loss: lossSum / sources.train.count,
-      accuracy: correct / sources.train.count,
-      valLoss,
-      valAccuracy: val.accuracy,
-      valBalancedAccuracy: val.balancedAccuracy,
-      lr: optimizer.getLearningRate(),
-      imgPerSec: sources.train.count / seconds,
-      seconds,
+    let trainedImages = 0;
+    let trainSeconds = 0;
+    let epoch = startEpoch;
+    for (; epoch < config.epochs && !stoppedEarly; epoch++) {
+      // A stream per epoch, derived from the seed: a resumed run shuffles exactly as an uninterrupted one.
+      const epochRng = createRng(config.seed * 1000003 + epoch);
+      const order = epochRng.shuffle(Array.from({ length: sources.train.count }, (_, i) => i));
+      const epochStarted = Date.now();
+      let lossSum = 0;
+      let correct = 0;
+      progress.start(`epoch ${epoch + 1}/${config.epochs}`, sources.train.count);
+      for (let step = 0; step < stepsPerEpoch; step++) {
+        const indices = order.slice(step * config.batchSize, (step + 1) * config.batchSize);
+        const lr = decayedLearningRate(config.lr, decay, optimizer.iterations) * plateau.scale;
+        optimizer.setLearningRate(lr);
+        const inputs = await sources.train.inputs(indices, epochRng);
+        const labels = indices.map((i) => sources.train.labels[i]!);
+        const result = trainStep(built.head, optimizer, inputs, labels, numClasses, classWeights);
+        tf.dispose(inputs);
+        lossSum += result.loss * indices.length;
+        correct += result.correct;
+        const done = Math.min((step + 1) * config.batchSize, sources.train.count);
+        progress.update(done, { loss: lossSum / done, acc: correct / done, lr });
+      }
+      const seconds = (Date.now() - epochStarted) / 1000;
+      trainSeconds += seconds;
+      trainedImages += sources.train.count;
+
+      const valProbs = await predictHead(built.head, sources.validation, epochRng, config.batchSize);
+      const valLoss = meanCrossEntropy(valProbs, sources.validation.labels);
+      const val = selectionMetrics(valProbs, sources.validation.labels, numClasses);
+      const log: EpochLog = {
+        epoch,
+        loss: lossSum / sources.train.count,
+        accuracy: correct / sources.train.count,
+        valLoss,
+        valAccuracy: val.accuracy,
+        valBalancedAccuracy: val.balancedAccuracy,
+        lr: optimizer.getLearningRate(),
+        imgPerSec: sources.train.count / seconds,
+        seconds,
+      };
+      appendFileSync(historyPath, JSON.stringify(log) + '\n');
+      const { improved, stop } = early.update(val.balancedAccuracy, epoch);
+      if (improved) {
+        best?.dispose();
+        best = snapshotWeights(built.model, epoch);
+      }
+      plateau.update(valLoss);
+      stoppedEarly = stop;
+      progress.stop(
+        `epoch ${epoch + 1}/${config.epochs} loss ${log.loss.toFixed(4)} acc ${log.accuracy.toFixed(3)} | val loss ${valLoss.toFixed(4)} acc ${val.accuracy.toFixed(3)} bal ${val.balancedAccuracy.toFixed(3)}${improved ? ' *' : ''} | lr ${log.lr.toExponential(2)} | ${log.imgPerSec.toFixed(0)} img/s`,
+      );
+      const state: ResumeState = { epoch, lrScale: plateau.scale, plateau: plateau.state(), early: early.state(), shuffleSeed: config.seed, stoppedEarly };
+      await saveCheckpoint(checkpointDir, built, optimizer, state, best);
+    }
+
+    if (best) restoreWeights(built.model, best);
+    const testProbs = await predictHead(built.head, sources.test, sources.cacheRng, config.batchSize);
+    await sources.dispose();
+    const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
+      row,
+      label: classes[data.test.labels[i]!]!,
+      predicted: classes[argmax(testProbs[i]!)]!,
+      probabilities: Array.from(testProbs[i]!),
+    }));
+    const result: TrainFoldResult = {
+      out,
+      config,
+      classes,
+      bestEpoch: best?.epoch ?? -1,
+      bestValBalancedAccuracy: early.best,
+      epochsRun: epoch,
+      stoppedEarly,
+      featureCacheSeconds: sources.cacheSeconds,
+      trainSeconds,
+      trainImgPerSec: trainSeconds > 0 ? trainedImages / trainSeconds : 0,
+      testPredictions,
     };
-    appendFileSync(historyPath, JSON.stringify(log) + '\n');
-    const { improved, stop } = early.update(val.balancedAccuracy, epoch);
-    if (improved) {
-      best?.dispose();
-      best = snapshotWeights(built.model, epoch);
-    }
-    plateau.update(valLoss);
-    stoppedEarly = stop;
-    progress.stop(
-      `epoch ${epoch + 1}/${config.epochs} loss ${log.loss.toFixed(4)} acc ${log.accuracy.toFixed(3)} | val loss ${valLoss.toFixed(4)} acc ${val.accuracy.toFixed(3)} bal ${val.balancedAccuracy.toFixed(3)}${improved ? ' *' : ''} | lr ${log.lr.toExponential(2)} | ${log.imgPerSec.toFixed(0)} img/s`,
-    );
-    const state: ResumeState = { epoch, lrScale: plateau.scale, plateau: plateau.state(), early: early.state(), shuffleSeed: config.seed, stoppedEarly };
-    await saveCheckpoint(checkpointDir, built, optimizer, state, best);
+    // The not-ultrasound guard learns what the training frames look like (train + validation).
+    const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
+    await writeFoldOutputs(out, built, result, guard);
+    return result;
+  } finally {
+    await sources.dispose();
+    best?.dispose();
+    classWeights?.dispose();
+    optimizer.dispose();
+    disposeBuiltModel(built);
   }
-
-  if (best) restoreWeights(built.model, best);
-  const testProbs = await predictHead(built.head, sources.test, sources.cacheRng, config.batchSize);
-  await sources.dispose();
-  const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
-    row,
-    label: classes[data.test.labels[i]!]!,
-    predicted: classes[argmax(testProbs[i]!)]!,
-    probabilities: Array.from(testProbs[i]!),
-  }));
-  const result: TrainFoldResult = {
-    out,
-    config,
-    classes,
-    bestEpoch: best?.epoch ?? -1,
-    bestValBalancedAccuracy: early.best,
-    epochsRun: epoch,
-    stoppedEarly,
-    featureCacheSeconds: sources.cacheSeconds,
-    trainSeconds,
-    trainImgPerSec: trainSeconds > 0 ? trainedImages / trainSeconds : 0,
-    testPredictions,
-  };
-  // The not-ultrasound guard learns what the training frames look like (train + validation).
-  const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
-  await writeFoldOutputs(out, built, result, guard);
-  best?.dispose();
-  classWeights?.dispose();
-  optimizer.dispose();
-  disposeBuiltModel(built);
-  return result;
 }
 
 export class TrainingError extends PocovidError {}

@@ -102,6 +102,17 @@ describe('trainFold', () => {
     expect(maxDifference(await weightsOf(cached), await weightsOf(live))).toBeLessThan(1e-4);
   });
 
+  it('releases the model and its tensors when a fold fails part-way through an epoch', async () => {
+    // A progress reporter that throws when the first epoch starts stands in for any failure there.
+    const failing = { start(label: string) { if (label.startsWith('epoch')) throw new Error('failed in the epoch loop'); }, update() {}, stop() {}, log() {} };
+    const run = (out: string) => trainFold({ ...base(), model: 'mobilenet_v1', fold: 2, out, epochs: 1, augment: false }, { progress: failing });
+    await expect(run(join(root, 'fail-1'))).rejects.toThrow(/failed in the epoch loop/);
+    // Measured from a second failure: the first one also fills TF.js' own caches of constants.
+    const tensorsBefore = tf.memory().numTensors;
+    await expect(run(join(root, 'fail-2'))).rejects.toThrow(/failed in the epoch loop/);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
   it('refuses a fold the dataset does not have, naming the folds it has', async () => {
     await expect(trainFold({ ...base(), fold: 5, out: join(root, 'bad'), epochs: 1 }, { quiet: true })).rejects.toThrow(/fold 5 does not exist; the dataset has folds 0\.\.2/);
   });
