@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDataset } from '../data/build.js';
 import { writePhantom } from '../data/phantom.js';
+import { initEngine } from '../engine/index.js';
 import type { Runtime } from '../onnx/index.js';
 import { runCrossValidation } from '../train/cv.js';
+import { runtimeLabel } from './measure.js';
 
 export interface CvBenchSpec {
   model: string;
@@ -23,7 +25,8 @@ export const CV_BENCH_SPECS: readonly CvBenchSpec[] = [
 
 export interface CvBenchResult {
   model: string;
-  runtime: Runtime;
+  /** As in the per-model results: 'tfjs-wasm' (or another TF.js backend) or 'ort'. */
+  runtime: string;
   inputSize: [number, number];
   epochs: number;
   folds: number;
@@ -42,6 +45,7 @@ const FOLDS = 3;
 
 export async function benchCrossValidation(options: CvBenchOptions): Promise<CvBenchResult[]> {
   const epochs = options.epochs ?? 2;
+  const engine = await initEngine();
   const root = mkdtempSync(join(tmpdir(), 'pocovid-bench-cv-'));
   try {
     const source = join(root, 'phantom');
@@ -53,7 +57,7 @@ export async function benchCrossValidation(options: CvBenchOptions): Promise<CvB
       for (const runtime of options.runtimes) {
         const out = join(root, `cv-${spec.model}-${runtime}`);
         const cv = await runCrossValidation({ data, model: spec.model, out, epochs, inputSize: spec.inputSize, runtime, seed: 0 }, true);
-        const result: CvBenchResult = { model: spec.model, runtime, inputSize: spec.inputSize, epochs, folds: cv.folds.length, frames: built.rows.length, seconds: cv.wallSeconds };
+        const result: CvBenchResult = { model: spec.model, runtime: runtimeLabel(runtime, engine), inputSize: spec.inputSize, epochs, folds: cv.folds.length, frames: built.rows.length, seconds: cv.wallSeconds };
         options.onResult?.(result);
         results.push(result);
       }

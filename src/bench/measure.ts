@@ -4,7 +4,7 @@
 // gradients). The full training step = frozen backbone forward on the runtime + head step on TF.js,
 // which is what a step costs with the feature cache off (and the first epoch with it on).
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine } from '../engine/index.js';
+import { initEngine, type EngineInfo } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
@@ -33,6 +33,11 @@ export interface ModelBenchResult {
   /** Step of the trainable part alone on cached features (TF.js; every epoch after the first with the cache). */
   trainCachedImgPerSec: number;
   peakRssMb: number;
+}
+
+/** How bench entries name a runtime: 'ort', or 'tfjs-' + the TF.js backend ('tfjs-wasm' here). */
+export function runtimeLabel(runtime: Runtime, engine: EngineInfo): string {
+  return runtime === 'ort' ? 'ort' : `tfjs-${engine.backend}`;
 }
 
 export interface MeasureOptions {
@@ -111,7 +116,7 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
 
     return {
       model: name,
-      runtime: whole.runtime === 'ort' ? 'ort' : `tfjs-${engine.backend}`,
+      runtime: runtimeLabel(whole.runtime, engine),
       threads: whole.runtime === 'ort' ? defaultOrtThreads() : engine.threads,
       inputShape,
       inferenceBatch,

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { benchCrossValidation } from '../../src/bench/cv.js';
 import type { BenchReport } from '../../src/bench/run.js';
 
 const run = promisify(execFile);
@@ -36,6 +37,15 @@ describe('pocovid bench --json', () => {
       // grayscale_cnn trains from scratch: nothing frozen, no feature cache.
       expect(r.featureCacheImgPerSec).toBeNull();
     }
+  });
+
+  it('names runtimes in cv entries as in results (tfjs-wasm, ort)', async () => {
+    const cv = await benchCrossValidation({ specs: [{ model: 'grayscale_cnn', inputSize: [16, 16] }], runtimes: ['tfjs', 'ort'], epochs: 1 });
+    expect(cv.map((c) => [c.model, c.runtime, c.folds])).toEqual([
+      ['grayscale_cnn', 'tfjs-wasm', 3],
+      ['grayscale_cnn', 'ort', 3],
+    ]);
+    for (const c of cv) positive(c.seconds);
   });
 
   it('refuses an unknown runtime, naming the valid ones', async () => {
