@@ -6,7 +6,8 @@
 // image (feature cache) and train only the head on those features.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
-import type { BuiltModel } from './types.js';
+import { SeededInit } from './heads.js';
+import type { BuiltModel, ModelOptions, PretrainedCfg } from './types.js';
 
 type Layer = tfl.LayersModel['layers'][number];
 type LayerNode = Layer['inboundNodes'][number];
@@ -126,19 +127,57 @@ export function disposeBuiltModel(built: BuiltModel): void {
   if (built.head !== built.model) built.head.dispose();
 }
 
-export interface ModelGraph {
+/** What a backbone file tells buildBackboneModel about its network. */
+export interface BackboneDef {
+  name: string;
+  /** Default config; the built model's cfg carries the input size actually used. */
+  cfg: PretrainedCfg;
+  /** Smallest input side the network's strides and poolings allow. */
+  minInput: number;
+  /** Conv units in backbone order, each [conv, its BatchNorm?]; the last `trainableLayers` stay trainable. */
+  units: readonly (readonly string[])[];
+  defaultTrainableLayers: number;
+}
+
+/**
+ * The build every backbone shares: checks the input size, makes the seeded initialiser and the
+ * input layer, lets `network` apply the layers (input → probabilities), then makes the flat model,
+ * freezes all but the last trainable units and cuts it into backbone and head.
+ */
+export function buildBackboneModel(
+  def: BackboneDef,
+  options: ModelOptions,
+  network: (input: SymbolicTensor, init: SeededInit) => SymbolicTensor,
+): BuiltModel {
+  const inputSize = options.inputSize ?? def.cfg.inputSize;
+  if (Math.min(...inputSize) < def.minInput) {
+    throw new PocovidError(`${def.name} needs an input of at least ${def.minInput}×${def.minInput}, got ${inputSize.join('×')}`);
+  }
+  const init = new SeededInit(options.seed ?? 0);
+  const input = tfl.input({ shape: [...inputSize, def.cfg.channels], name: 'input' });
+  return assembleBuiltModel({
+    name: def.name,
+    cfg: { ...def.cfg, inputSize: [...inputSize] },
+    numClasses: options.numClasses,
+    trainableLayers: options.trainableLayers ?? def.defaultTrainableLayers,
+    input,
+    output: network(input, init),
+    units: def.units,
+  });
+}
+
+interface ModelGraph {
   name: string;
   cfg: BuiltModel['cfg'];
   numClasses: number;
   trainableLayers: number;
   input: SymbolicTensor;
   output: SymbolicTensor;
-  /** Conv units in backbone order, each [conv, its BatchNorm?]; the last `trainableLayers` stay trainable. */
   units: readonly (readonly string[])[];
 }
 
 /** Makes the flat model from a built graph, freezes it and cuts it: the last step of every backbone's build. */
-export function assembleBuiltModel(graph: ModelGraph): BuiltModel {
+function assembleBuiltModel(graph: ModelGraph): BuiltModel {
   const model = tfl.model({ inputs: graph.input, outputs: graph.output, name: graph.name });
   let parts: ReturnType<typeof cutModel>;
   try {

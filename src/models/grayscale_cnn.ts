@@ -2,8 +2,7 @@
 // max-pool 2×2 (16/32/64/128 filters), then global average pooling → Dense 64 → ReLU → Dropout →
 // softmax. ~0.4 GFLOP per 224×224 frame: the fast model for the demo, smoke runs and tests.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { PocovidError } from '../errors.js';
-import { assembleBuiltModel } from './cut.js';
+import { buildBackboneModel } from './cut.js';
 import { apply, pocovidHead, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
@@ -60,28 +59,10 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 16;
 
 export function buildGrayscaleCnn(options: ModelOptions): BuiltModel {
-  const inputSize = options.inputSize ?? cfg.inputSize;
-  if (Math.min(...inputSize) < MIN_INPUT) {
-    throw new PocovidError(`grayscale_cnn needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
-  }
-  const init = new SeededInit(options.seed ?? 0);
-  const input = tfl.input({ shape: [...inputSize, 1], name: 'input' });
-  const output = pocovidHead(grayscaleCnnFeatures(input, init), {
-    numClasses: options.numClasses,
-    dropout: options.dropout ?? 0.5,
-    init,
-    pooling: 'global',
-    batchNorm: false,
-  });
-  return assembleBuiltModel({
-    name: 'grayscale_cnn',
-    cfg: { ...cfg, inputSize: [...inputSize] },
-    numClasses: options.numClasses,
-    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
-    input,
-    output,
-    units: GRAYSCALE_CNN_CONV_UNITS,
-  });
+  const def = { name: 'grayscale_cnn', cfg, minInput: MIN_INPUT, units: GRAYSCALE_CNN_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  return buildBackboneModel(def, options, (input, init) =>
+    pocovidHead(grayscaleCnnFeatures(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: false }),
+  );
 }
 
 export const spec: ModelSpec = registerModel({

@@ -1,8 +1,7 @@
 // MobileNet v1 (alpha 1.0) in Keras' layout, truncated after conv_pw_12 (7×7×1024 at 224),
 // + the POCOVID head with global average pooling. A light backbone for CPU training.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { PocovidError } from '../errors.js';
-import { assembleBuiltModel } from './cut.js';
+import { buildBackboneModel } from './cut.js';
 import { apply, pocovidHead, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
@@ -104,28 +103,10 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 32;
 
 export function buildMobilenetV1(options: ModelOptions): BuiltModel {
-  const inputSize = options.inputSize ?? cfg.inputSize;
-  if (Math.min(...inputSize) < MIN_INPUT) {
-    throw new PocovidError(`mobilenet_v1 needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
-  }
-  const init = new SeededInit(options.seed ?? 0);
-  const input = tfl.input({ shape: [...inputSize, 3], name: 'input' });
-  const output = pocovidHead(mobilenetV1Features(input, init), {
-    numClasses: options.numClasses,
-    dropout: options.dropout ?? 0.5,
-    init,
-    pooling: 'global',
-    batchNorm: true,
-  });
-  return assembleBuiltModel({
-    name: 'mobilenet_v1',
-    cfg: { ...cfg, inputSize: [...inputSize] },
-    numClasses: options.numClasses,
-    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
-    input,
-    output,
-    units: MOBILENET_V1_CONV_UNITS,
-  });
+  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  return buildBackboneModel(def, options, (input, init) =>
+    pocovidHead(mobilenetV1Features(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: true }),
+  );
 }
 
 export const spec: ModelSpec = registerModel({

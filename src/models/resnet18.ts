@@ -1,8 +1,7 @@
 // ResNet-18 in torchvision's layout (names with '.' → '_') + the POCOVID head without BatchNorm:
 // global average pooling → Dense 64 → ReLU → Dropout → softmax (the PyTorch re-implementation).
 import * as tfl from '@tensorflow/tfjs-layers';
-import { PocovidError } from '../errors.js';
-import { assembleBuiltModel } from './cut.js';
+import { buildBackboneModel } from './cut.js';
 import { apply, pocovidHead, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
@@ -113,28 +112,10 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 32;
 
 export function buildResnet18(options: ModelOptions): BuiltModel {
-  const inputSize = options.inputSize ?? cfg.inputSize;
-  if (Math.min(...inputSize) < MIN_INPUT) {
-    throw new PocovidError(`resnet18 needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
-  }
-  const init = new SeededInit(options.seed ?? 0);
-  const input = tfl.input({ shape: [...inputSize, 3], name: 'input' });
-  const output = pocovidHead(resnet18Features(input, init), {
-    numClasses: options.numClasses,
-    dropout: options.dropout ?? 0.5,
-    init,
-    pooling: 'global',
-    batchNorm: false,
-  });
-  return assembleBuiltModel({
-    name: 'resnet18',
-    cfg: { ...cfg, inputSize: [...inputSize] },
-    numClasses: options.numClasses,
-    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
-    input,
-    output,
-    units: RESNET18_CONV_UNITS,
-  });
+  const def = { name: 'resnet18', cfg, minInput: MIN_INPUT, units: RESNET18_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  return buildBackboneModel(def, options, (input, init) =>
+    pocovidHead(resnet18Features(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: false }),
+  );
 }
 
 export const spec: ModelSpec = registerModel({

@@ -1,8 +1,7 @@
 // POCOVID-Net (Born et al. 2020): the VGG-16 conv base (Keras layer names) with the paper's head
 // AveragePooling 4×4 → Flatten → Dense 64 → BatchNorm → ReLU → Dropout → Dense softmax.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { PocovidError } from '../errors.js';
-import { assembleBuiltModel } from './cut.js';
+import { buildBackboneModel } from './cut.js';
 import { apply, pocovidHead, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
@@ -100,29 +99,10 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 128;
 
 export function buildVgg16(options: ModelOptions): BuiltModel {
-  const inputSize = options.inputSize ?? cfg.inputSize;
-  if (Math.min(...inputSize) < MIN_INPUT) {
-    throw new PocovidError(`vgg16 needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
-  }
-  const init = new SeededInit(options.seed ?? 0);
-  const input = tfl.input({ shape: [...inputSize, 3], name: 'input' });
-  const features = vgg16Features(input, init, true);
-  const output = pocovidHead(features, {
-    numClasses: options.numClasses,
-    dropout: options.dropout ?? 0.5,
-    init,
-    pooling: 'avg4x4',
-    batchNorm: true,
-  });
-  return assembleBuiltModel({
-    name: 'vgg16',
-    cfg: { ...cfg, inputSize: [...inputSize] },
-    numClasses: options.numClasses,
-    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
-    input,
-    output,
-    units: VGG16_CONV_UNITS,
-  });
+  const def = { name: 'vgg16', cfg, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  return buildBackboneModel(def, options, (input, init) =>
+    pocovidHead(vgg16Features(input, init, true), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'avg4x4', batchNorm: true }),
+  );
 }
 
 export const spec: ModelSpec = registerModel({

@@ -1,10 +1,8 @@
 // POCOVID-Net's CAM variant: VGG-16 conv base → global average pooling → Dropout → softmax.
 // The classifier reads block5_conv3 through one global pooling, so the class activation map of
 // class c is exactly Σ_k w[k, c] · block5_conv3[:, :, k] (Zhou et al. 2016), at 14×14.
-import * as tfl from '@tensorflow/tfjs-layers';
-import { PocovidError } from '../errors.js';
-import { assembleBuiltModel } from './cut.js';
-import { camHead, SeededInit } from './heads.js';
+import { buildBackboneModel } from './cut.js';
+import { camHead } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 import { VGG16_CONV_UNITS, VGG16_SOURCES, vgg16Features } from './vgg16.js';
@@ -27,23 +25,10 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 32;
 
 export function buildVgg16Cam(options: ModelOptions): BuiltModel {
-  const inputSize = options.inputSize ?? cfg.inputSize;
-  if (Math.min(...inputSize) < MIN_INPUT) {
-    throw new PocovidError(`vgg16_cam needs an input of at least ${MIN_INPUT}×${MIN_INPUT}, got ${inputSize.join('×')}`);
-  }
-  const init = new SeededInit(options.seed ?? 0);
-  const input = tfl.input({ shape: [...inputSize, 3], name: 'input' });
-  const features = vgg16Features(input, init, false);
-  const output = camHead(features, { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init });
-  return assembleBuiltModel({
-    name: 'vgg16_cam',
-    cfg: { ...cfg, inputSize: [...inputSize] },
-    numClasses: options.numClasses,
-    trainableLayers: options.trainableLayers ?? spec.defaultTrainableLayers,
-    input,
-    output,
-    units: VGG16_CONV_UNITS,
-  });
+  const def = { name: 'vgg16_cam', cfg, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  return buildBackboneModel(def, options, (input, init) =>
+    camHead(vgg16Features(input, init, false), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init }),
+  );
 }
 
 export const spec: ModelSpec = registerModel({
