@@ -82,7 +82,7 @@ export const VGG16_SOURCES: PretrainedCfg['sources'] = [
  * POCOVID-Net fed pixels / 255 (mean 0, std 1), RGB, 224×224. featureLayer is head_relu: the
  * 64-d penultimate activation after BatchNorm and ReLU (what the t-SNE plots of the paper show).
  */
-const cfg: PretrainedCfg = {
+export const VGG16_CFG: PretrainedCfg = {
   id: 'vgg16.pocovid_imagenet',
   inputSize: [224, 224],
   channels: 3,
@@ -99,7 +99,7 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 128;
 
 export function buildVgg16(options: ModelOptions): BuiltModel {
-  const def = { name: 'vgg16', cfg, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
+  const def = { name: 'vgg16', cfg: VGG16_CFG, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
   return buildBackboneModel(def, options, (input, init) =>
     pocovidHead(vgg16Features(input, init, true), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'avg4x4', batchNorm: true }),
   );
@@ -108,7 +108,7 @@ export function buildVgg16(options: ModelOptions): BuiltModel {
 export const spec: ModelSpec = registerModel({
   name: 'vgg16',
   description: 'POCOVID-Net: VGG-16 conv base (ImageNet) + AvgPool 4x4, Dense 64, BatchNorm, ReLU, Dropout, softmax',
-  cfg,
+  cfg: VGG16_CFG,
   defaultTrainableLayers: 1,
   build: buildVgg16,
 });

@@ -5,21 +5,10 @@ import { buildBackboneModel } from './cut.js';
 import { camHead } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
-import { VGG16_CONV_UNITS, VGG16_SOURCES, vgg16Features } from './vgg16.js';
+import { VGG16_CFG, VGG16_CONV_UNITS, vgg16Features } from './vgg16.js';
 
-/** Same input convention as POCOVID-Net (pixels / 255); featureLayer is the 512-d pooled map. */
-const cfg: PretrainedCfg = {
-  id: 'vgg16_cam.pocovid_imagenet',
-  inputSize: [224, 224],
-  channels: 3,
-  channelOrder: 'rgb',
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-  camLayer: 'block5_conv3',
-  classifier: 'classifier',
-  featureLayer: 'cam_gap',
-  sources: VGG16_SOURCES,
-};
+/** Same input convention and weights as POCOVID-Net (pixels / 255); featureLayer is the 512-d pooled map. */
+const cfg: PretrainedCfg = { ...VGG16_CFG, id: 'vgg16_cam.pocovid_imagenet', featureLayer: 'cam_gap' };
 
 /** Four 2× poolings: anything from 32 up keeps a 2×2 map for the class activation map. */
 const MIN_INPUT = 32;
