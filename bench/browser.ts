@@ -22,6 +22,7 @@ import { saveModelDir } from '../src/infer/model_dir.js';
 import { createModel, disposeBuiltModel } from '../src/models/index.js';
 import { exportModelDirOnnx } from '../src/onnx/model_dir.js';
 import { writeJsonAtomicSync } from '../src/util/atomic.js';
+import type { BenchResult as PageResult } from './browser_page.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,19 +52,6 @@ const CONTENT_TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
 };
-
-interface PageResult {
-  runtime: string;
-  model: string;
-  crossOriginIsolated: boolean;
-  threads: number;
-  loadMs: number;
-  firstRunMs: number;
-  msPerImg: number;
-  imgPerSec: number;
-  runs: number;
-  probabilities: number[];
-}
 
 /**
  * CPU seconds used so far by all renderer processes (the page's main thread and its wasm worker

@@ -10,7 +10,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as ort from 'onnxruntime-web/wasm';
 
-interface BenchResult {
+/** What one page load measures (read back by bench/browser.ts). */
+export interface BenchResult {
   runtime: string;
   model: string;
   crossOriginIsolated: boolean;
