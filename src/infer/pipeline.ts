@@ -14,6 +14,7 @@ import { sniffFile, type SniffedType } from '../media/sniff.js';
 import { decodeImageTo, decodeVideoTo, type Frame } from './media.js';
 import { loadModel, type LoadedModel } from './model_dir.js';
 import { checkFrame } from '../guard/guard.js';
+import { GUARD_SIZE } from '../guard/features.js';
 import { rgbToPngDataUrl } from './png.js';
 import { createForwardRunner, parseRuntimeChoice, RUNTIME_CHOICES, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/index.js';
 
@@ -125,10 +126,21 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   const guard: Guard | undefined =
     options.guard === false ? undefined : options.guard ?? (storedGuard ? (rgb, w, h) => checkFrame(rgb, w, h, storedGuard) : undefined);
 
-  async function guardFrames(frames: Frame[]): Promise<(GuardResult | undefined)[]> {
+  // The stored guard was fitted on dataset frames (224² for real data) scored at GUARD_SIZE²; a
+  // frame decoded at a smaller model input (the demo's 64²) has lost the speckle texture it
+  // measures, so for such models it scores its own decode of the frame at GUARD_SIZE. (A guard
+  // passed in options gets the model-size frames, as documented on Guard.)
+  const guardNeedsOwnFrames = options.guard === undefined && storedGuard !== undefined && (width < GUARD_SIZE || height < GUARD_SIZE);
+
+  async function guardFrames(frames: Frame[], guardSource?: () => Promise<Frame[]>): Promise<(GuardResult | undefined)[]> {
     if (!guard) return frames.map(() => undefined);
+    let scored = frames;
+    if (guardNeedsOwnFrames && guardSource) {
+      const own = await guardSource();
+      if (own.length === frames.length) scored = own;
+    }
     const out: GuardResult[] = [];
-    for (const f of frames) out.push(await guard(f.rgb, f.width, f.height));
+    for (const f of scored) out.push(await guard(f.rgb, f.width, f.height));
     return out;
   }
 
@@ -144,9 +156,15 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     return rgbToPngDataUrl(overlayMap(frame.rgb, width, height, mean), width, height);
   }
 
-  async function run(frames: Frame[], kind: 'image' | 'video', type: SniffedType | undefined, call: VideoCallOptions): Promise<PredictionResult> {
+  async function run(
+    frames: Frame[],
+    kind: 'image' | 'video',
+    type: SniffedType | undefined,
+    call: VideoCallOptions,
+    guardSource: () => Promise<Frame[]>,
+  ): Promise<PredictionResult> {
     const aggregation = call.aggregation ?? 'mean';
-    const guards = await guardFrames(frames);
+    const guards = await guardFrames(frames, guardSource);
     const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
     const scores = await classifyInputsWith(model.members, forwards, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
     const frameResults: FrameResult[] = frames.map((f, i) => ({
@@ -191,21 +209,23 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     runtimes: runners.map((r) => r.runtime),
     async predictImage(src, call = {}) {
       const frame = await decodeImageTo(src, width, height, undefined, options.limits);
-      return run([frame], 'image', undefined, call);
+      return run([frame], 'image', undefined, call, async () => [await decodeImageTo(src, GUARD_SIZE, GUARD_SIZE, undefined, options.limits)]);
     },
     async predictVideo(file, call = {}) {
       const type = await sniffFile(file);
-      const frames = await decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits }, type);
-      return run(frames, 'video', type, call);
+      const sampling = { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits };
+      const frames = await decodeVideoTo(file, width, height, sampling, type);
+      return run(frames, 'video', type, call, () => decodeVideoTo(file, GUARD_SIZE, GUARD_SIZE, sampling, type));
     },
     async predictFile(file, call = {}) {
       const type = await sniffFile(file);
       if (type.kind === 'image') {
         const frame = await decodeImageTo(file, width, height, type, options.limits);
-        return run([frame], 'image', type, call);
+        return run([frame], 'image', type, call, async () => [await decodeImageTo(file, GUARD_SIZE, GUARD_SIZE, type, options.limits)]);
       }
-      const frames = await decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits }, type);
-      return run(frames, 'video', type, call);
+      const sampling = { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits };
+      const frames = await decodeVideoTo(file, width, height, sampling, type);
+      return run(frames, 'video', type, call, () => decodeVideoTo(file, GUARD_SIZE, GUARD_SIZE, sampling, type));
     },
     async dispose() {
       await Promise.all(runners.map((r) => r.dispose()));

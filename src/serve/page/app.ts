@@ -9,6 +9,7 @@ import { gradCam } from '../../explain/gradcam.js';
 import { overlayMap, rgbaToRgb, rgbToRgba } from '../../explain/overlay.js';
 import { classifyInputs } from '../../infer/classify.js';
 import { checkFrame } from '../../guard/guard.js';
+import { GUARD_SIZE } from '../../guard/features.js';
 import { argMax, decide, type FrameScores } from '../../infer/combine.js';
 import type { ModelDirMeta } from '../../infer/model_dir.js';
 import { pixelsToInput } from '../../models/preprocess.js';
@@ -77,16 +78,24 @@ function isVideo(file: File): boolean {
   return file.type.startsWith('video/') || /\.(mp4|m4v|mov|webm|mkv|avi|mpe?g)$/i.test(file.name);
 }
 
-async function imageFrames(file: File, width: number, height: number): Promise<{ rgb: Uint8Array; time: number }[]> {
+/** A frame at the model's input size, and at GUARD_SIZE² when the guard needs its own copy. */
+interface PageFrame {
+  rgb: Uint8Array;
+  time: number;
+  guardRgb?: Uint8Array;
+}
+
+async function imageFrames(file: File, width: number, height: number, guardSide?: number): Promise<PageFrame[]> {
   const bitmap = await createImageBitmap(file).catch(() => {
     throw new Error(`${file.name}: this browser cannot decode it as an image`);
   });
   const rgb = grabRgb(bitmap, width, height);
+  const guardRgb = guardSide ? grabRgb(bitmap, guardSide, guardSide) : undefined;
   bitmap.close();
-  return [{ rgb, time: 0 }];
+  return [{ rgb, time: 0, ...(guardRgb ? { guardRgb } : {}) }];
 }
 
-async function videoFrames(file: File, width: number, height: number): Promise<{ rgb: Uint8Array; time: number }[]> {
+async function videoFrames(file: File, width: number, height: number, guardSide?: number): Promise<PageFrame[]> {
   const video = document.createElement('video');
   video.muted = true;
   video.preload = 'auto';
@@ -97,7 +106,7 @@ async function videoFrames(file: File, width: number, height: number): Promise<{
       video.onloadeddata = () => resolve();
       video.onerror = () => reject(new Error(`${file.name}: this browser cannot play this video`));
     });
-    const frames: { rgb: Uint8Array; time: number }[] = [];
+    const frames: PageFrame[] = [];
     const duration = Number.isFinite(video.duration) ? video.duration : 0;
     for (let i = 0; i < VIDEO_MAX_FRAMES; i++) {
       const time = i / VIDEO_FPS;
@@ -106,7 +115,8 @@ async function videoFrames(file: File, width: number, height: number): Promise<{
         video.onseeked = () => resolve();
         video.currentTime = time;
       });
-      frames.push({ rgb: grabRgb(video, width, height), time });
+      const guardRgb = guardSide ? grabRgb(video, guardSide, guardSide) : undefined;
+      frames.push({ rgb: grabRgb(video, width, height), time, ...(guardRgb ? { guardRgb } : {}) });
       setStatus(`Reading frame ${i + 1}…`);
     }
     return frames;
@@ -174,10 +184,14 @@ async function analyse(file: File): Promise<void> {
   const { meta, members } = loaded;
   const [height, width] = meta.cfg.inputSize;
   setStatus(`Analysing ${file.name} on this device…`);
-  const allFrames = isVideo(file) ? await videoFrames(file, width, height) : await imageFrames(file, width, height);
+  // As in the server's pipeline: a model input smaller than the guard's scale gets its own copy.
+  const guardSide = meta.guard && (width < GUARD_SIZE || height < GUARD_SIZE) ? GUARD_SIZE : undefined;
+  const allFrames = isVideo(file) ? await videoFrames(file, width, height, guardSide) : await imageFrames(file, width, height, guardSide);
   // The not-ultrasound guard stored with the model: flagged frames get no diagnosis, and an input
   // whose frames are mostly flagged gets none at all (the same rule as the server's pipeline).
-  const verdicts = meta.guard ? allFrames.map((f) => checkFrame(f.rgb, width, height, meta.guard!)) : [];
+  const verdicts = meta.guard
+    ? allFrames.map((f) => (f.guardRgb ? checkFrame(f.guardRgb, GUARD_SIZE, GUARD_SIZE, meta.guard!) : checkFrame(f.rgb, width, height, meta.guard!)))
+    : [];
   const frames = allFrames.filter((_, i) => !verdicts[i]?.flagged);
   const guardBox = $('guard');
   if (frames.length === 0 || frames.length * 2 < allFrames.length) {
@@ -185,7 +199,7 @@ async function analyse(file: File): Promise<void> {
     guardBox.textContent = `No diagnosis: ${reason}.`;
     guardBox.hidden = false;
     $('result-file').textContent = file.name;
-    $('label').textContent = 'none';
+    $('label').textContent = 'no diagnosis';
     $('label').style.color = '';
     $('confidence').textContent = '';
     $('uncertainty').textContent = '';
