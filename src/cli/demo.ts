@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .description('synthetic phantom → dataset → train a small model → evaluate → explain → export with the page (a few minutes; no patient data)')
     .option('--out <dir>', 'output folder', 'pocovid-demo')
     .option('--seed <n>', 'seed', (v) => Number.parseInt(v, 10), 0)
-    .option('--epochs <n>', 'training epochs', (v) => Number.parseInt(v, 10), 12)
+    .option('--epochs <n>', 'training epochs', (v) => Number.parseInt(v, 10), 20)
     .option('--quiet', 'no progress output')
     .action(async (o: { out: string; seed: number; epochs: number; quiet?: boolean }) => {
       const result = await runDemo({ out: o.out, seed: o.seed, epochs: o.epochs, quiet: o.quiet, extraSteps: [demoExplainStep] });

@@ -45,7 +45,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const model = join(out, 'model');
 
   log(`1/5 writing SYNTHETIC phantom lung-ultrasound videos to ${phantom}`);
-  await writePhantom({ out: phantom, perClass: 6, imagesPerClass: 2, seed, size: 128, frames: 8, quiet: options.quiet });
+  await writePhantom({ out: phantom, perClass: 9, imagesPerClass: 2, seed, size: 128, frames: 8, quiet: options.quiet });
 
   log(`2/5 building the dataset (frames, patient-grouped folds) in ${dataset}`);
   await buildDataset({ source: phantom, out: dataset, size: 128, folds: 3, seed, fps: 3, maxFrames: 30, quiet: options.quiet });
@@ -53,7 +53,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   log(`3/5 training grayscale_cnn on fold 0 (validation split by patient) in ${run}`);
   const side = options.inputSize ?? 64;
   const result = await trainFold(
-    { data: dataset, model: 'grayscale_cnn', fold: 0, out: run, epochs: options.epochs ?? 12, batchSize: 16, lr: 1e-3, seed, inputSize: [side, side] },
+    { data: dataset, model: 'grayscale_cnn', fold: 0, out: run, epochs: options.epochs ?? 20, batchSize: 16, lr: 1e-3, seed, inputSize: [side, side] },
     { quiet: options.quiet },
   );
 
