@@ -6,16 +6,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
-import { loadModel } from '../../src/infer/model_dir.js';
 import { disposeBuiltModel } from '../../src/models/cut.js';
 import { createModel } from '../../src/models/registry.js';
 import '../../src/models/index.js';
-import { readModelWeights } from '../../src/models/weights/load.js';
 import { createForwardRunner } from '../../src/onnx/index.js';
 import { computeFeatures } from '../../src/train/feature_cache.js';
 import { trainFold } from '../../src/train/train_fold.js';
 import { createRng } from '../../src/util/rng.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
+import { weightsOfRun } from '../helpers/run_weights.js';
 
 let root: string;
 let data: string;
@@ -36,13 +35,7 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function weightsOf(run: string): Promise<Map<string, Float32Array>> {
-  const loaded = await loadModel(run);
-  const out = new Map<string, Float32Array>();
-  for (const [name, w] of readModelWeights(loaded.members[0]!)) out.set(name, w.data);
-  loaded.members.forEach((m) => m.dispose());
-  return out;
-}
+const weightsOf = weightsOfRun;
 
 function differences(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number[] {
   expect([...a.keys()].sort()).toEqual([...b.keys()].sort());

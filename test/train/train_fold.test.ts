@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { loadModel } from '../../src/infer/model_dir.js';
-import { readModelWeights } from '../../src/models/weights/load.js';
 import { trainFold } from '../../src/train/train_fold.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
+import { weightsOfRun } from '../helpers/run_weights.js';
 
 let root: string;
 let data: string;
@@ -27,13 +27,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const base = () => ({ data, model: 'grayscale_cnn', inputSize: [32, 32] as [number, number], batchSize: 8, seed: 7, dropout: 0 });
 
-async function weightsOf(run: string): Promise<Map<string, Float32Array>> {
-  const loaded = await loadModel(run);
-  const out = new Map<string, Float32Array>();
-  for (const [name, w] of readModelWeights(loaded.members[0]!)) out.set(name, w.data);
-  loaded.members.forEach((m) => m.dispose());
-  return out;
-}
+const weightsOf = weightsOfRun;
 
 function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
   let worst = 0;
