@@ -72,13 +72,7 @@ export function cutModel(model: tfl.LayersModel): { backbone: tfl.LayersModel | 
     replaced.set(tensor, input);
     return input;
   });
-  for (const layer of headLayers) {
-    const node = nodeInModel(model, layer);
-    const inputs = node.inputTensors.map((tensor) => replaced.get(tensor)!);
-    const applied = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs ?? {});
-    const outputs = (Array.isArray(applied) ? applied : [applied]) as SymbolicTensor[];
-    node.outputTensors.forEach((tensor, i) => replaced.set(tensor, outputs[i]!));
-  }
+  applyAgain(model, headLayers, replaced);
   const headOutputs = model.outputs.map((tensor) => {
     const output = replaced.get(tensor);
     if (!output) throw new Error(`output "${tensor.name}" of model "${model.name}" does not depend on a trainable layer`);
@@ -86,6 +80,36 @@ export function cutModel(model: tfl.LayersModel): { backbone: tfl.LayersModel | 
   });
   const head = tfl.model({ inputs: headInputs, outputs: headOutputs, name: `${model.name}_head` });
   return { backbone, head };
+}
+
+/**
+ * Applies `layers` (in `model`'s topological order) again, reading each node's inputs through
+ * `replaced` (old tensor → new tensor) and recording its outputs there.
+ */
+function applyAgain(model: tfl.LayersModel, layers: readonly Layer[], replaced: Map<SymbolicTensor, SymbolicTensor>): void {
+  for (const layer of layers) {
+    const node = nodeInModel(model, layer);
+    const inputs = node.inputTensors.map((tensor) => {
+      const input = replaced.get(tensor);
+      if (!input) throw new Error(`layer "${layer.name}" reads a tensor outside the rebuilt graph`);
+      return input;
+    });
+    const applied = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs ?? {});
+    const outputs = (Array.isArray(applied) ? applied : [applied]) as SymbolicTensor[];
+    node.outputTensors.forEach((tensor, i) => replaced.set(tensor, outputs[i]!));
+  }
+}
+
+/**
+ * `model`'s graph applied again to new `inputs` (one per model input, e.g. of another spatial
+ * size): a new model that shares every layer, and so every weight, with `model`.
+ */
+export function reapplyLayers(model: tfl.LayersModel, inputs: SymbolicTensor[], name: string): tfl.LayersModel {
+  if (inputs.length !== model.inputs.length) throw new PocovidError(`model "${model.name}" takes ${model.inputs.length} inputs, got ${inputs.length}`);
+  const replaced = new Map<SymbolicTensor, SymbolicTensor>();
+  model.inputs.forEach((tensor, i) => replaced.set(tensor, inputs[i]!));
+  applyAgain(model, model.layers.filter((layer) => !model.inputLayers.includes(layer)), replaced);
+  return tfl.model({ inputs, outputs: model.outputs.map((tensor) => replaced.get(tensor)!), name });
 }
 
 /**

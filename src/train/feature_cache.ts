@@ -4,6 +4,7 @@
 // hours and minutes: the backbone is >90% of the FLOPs of every model in the zoo.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardRunner } from '../onnx/index.js';
+import { cropFeatureMaps, type FeatureCrop } from '../models/feature_crop.js';
 
 /** Features of `count` entries; one flat array per backbone output (the head's inputs). */
 export interface FeatureSet {
@@ -61,4 +62,25 @@ export function gatherFeatures(features: FeatureSet, indices: number[]): tf.Tens
 /** Approximate size in bytes (for the log: the cache is held in memory). */
 export function featureBytes(features: FeatureSet): number {
   return features.data.reduce((sum, d) => sum + d.byteLength, 0);
+}
+
+/** `runner` whose outputs are cut to `crops` (one per output; undefined keeps that output whole). */
+export function croppingRunner(runner: ForwardRunner, crops: readonly (FeatureCrop | undefined)[]): ForwardRunner {
+  const outputShapes = runner.outputShapes.map((shape, k) => {
+    const crop = crops[k];
+    return crop ? [crop.height, crop.width, ...shape.slice(2)] : shape;
+  });
+  return {
+    runtime: runner.runtime,
+    inputShape: runner.inputShape,
+    outputShapes,
+    async run(batch, n) {
+      const outputs = await runner.run(batch, n);
+      return outputs.map((values, k) => {
+        const crop = crops[k];
+        return crop ? cropFeatureMaps(values, n, runner.outputShapes[k]!, crop) : values;
+      });
+    },
+    dispose: () => runner.dispose(),
+  };
 }

@@ -4,15 +4,17 @@
 import { existsSync, mkdirSync, appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
+import { cropHeadToUsedRegion } from '../models/feature_crop.js';
 import type { BuiltModel } from '../models/types.js';
 import { createRng, type Rng } from '../util/rng.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { PocovidError } from '../errors.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { computeFeatures, featureBytes, gatherFeatures, type FeatureSet } from './feature_cache.js';
+import { computeFeatures, croppingRunner, featureBytes, gatherFeatures, type FeatureSet } from './feature_cache.js';
 import { predictHead, meanCrossEntropy, selectionMetrics, trainStep, argmax, type HeadInputSource } from './head_trainer.js';
 import { ScheduledAdam } from './optimizer.js';
 import { decayedLearningRate, EarlyStopping, ReduceLrOnPlateau } from './schedule.js';
@@ -88,7 +90,7 @@ async function headSources(
   data: FoldData,
   config: TrainConfig,
   progress: ProgressReporter,
-): Promise<{ train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; cacheRng: Rng; dispose: () => Promise<void> }> {
+): Promise<{ head: tfl.LayersModel; train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; cacheRng: Rng; dispose: () => Promise<void> }> {
   const cacheRng = createRng(config.seed + 1);
   // The frozen backbone's forward pass needs no gradient: ONNX Runtime where config.runtime allows.
   const backbone = built.backbone ? await createForwardRunner(built.backbone, { runtime: config.runtime }) : undefined;
@@ -101,6 +103,7 @@ async function headSources(
   };
   if (!backbone || config.featureCache !== 'auto') {
     return {
+      head: built.head,
       train: liveSource(built, backbone, data.train, data.train.labels, config.augment),
       validation: liveSource(built, backbone, data.validation, data.validation.labels, false),
       test: liveSource(built, backbone, data.test, data.test.labels, false),
@@ -111,13 +114,21 @@ async function headSources(
   }
   const views = config.augment ? config.views : 1;
   const started = Date.now();
+  // Store only the part of the feature map the head can see (VGG-16: 9×9 of 14×14) and train the
+  // head rebuilt on it: same weights, same outputs, a third of the trainable conv's work.
+  const cropped = cropHeadToUsedRegion(built.head, { seed: config.seed });
+  const featureRunner = cropped ? croppingRunner(backbone, cropped.crops) : backbone;
+  if (cropped) {
+    const kept = cropped.crops.map((crop, k) => (crop ? `${crop.height}×${crop.width} of ${backbone.outputShapes[k]!.slice(0, 2).join('×')}` : 'whole'));
+    progress.log(`feature cache keeps the region the head reads: ${kept.join(', ')}`);
+  }
   const cache = async (label: string, frames: FrameInputs, nViews: number, augment: boolean): Promise<FeatureSet> => {
     const total = frames.count * nViews;
     progress.start(`features ${label}`, total);
     // Each augmented view draws from its own stream so that the cache is the same whatever the batch size.
     const viewRng = cacheRng.fork();
     const features = await computeFeatures(
-      backbone,
+      featureRunner,
       total,
       (entry) => frames.input(Math.floor(entry / nViews), augment && entry % nViews !== 0 ? viewRng : undefined),
       { batchSize: config.batchSize, onProgress: (done) => progress.update(done) },
@@ -130,6 +141,7 @@ async function headSources(
   const valFeatures = await cache('validation', data.validation, 1, false);
   const testFeatures = await cache('test', data.test, 1, false);
   return {
+    head: cropped?.head ?? built.head,
     train: cachedSource(trainFeatures, data.train.labels, views, views > 1),
     validation: cachedSource(valFeatures, data.validation.labels, 1, false),
     test: cachedSource(testFeatures, data.test.labels, 1, false),
@@ -230,7 +242,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
         optimizer.setLearningRate(lr);
         const inputs = await sources.train.inputs(indices, epochRng);
         const labels = indices.map((i) => sources.train.labels[i]!);
-        const result = trainStep(built.head, optimizer, inputs, labels, numClasses, classWeights);
+        const result = trainStep(sources.head, optimizer, inputs, labels, numClasses, classWeights);
         tf.dispose(inputs);
         lossSum += result.loss * indices.length;
         correct += result.correct;
@@ -241,7 +253,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
       trainSeconds += seconds;
       trainedImages += sources.train.count;
 
-      const valProbs = await predictHead(built.head, sources.validation, epochRng, config.batchSize);
+      const valProbs = await predictHead(sources.head, sources.validation, epochRng, config.batchSize);
       const valLoss = meanCrossEntropy(valProbs, sources.validation.labels);
       const val = selectionMetrics(valProbs, sources.validation.labels, numClasses);
       const log: EpochLog = {
@@ -271,7 +283,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
     }
 
     if (best) restoreWeights(built.model, best);
-    const testProbs = await predictHead(built.head, sources.test, sources.cacheRng, config.batchSize);
+    const testProbs = await predictHead(sources.head, sources.test, sources.cacheRng, config.batchSize);
     await sources.dispose();
     const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
       row,

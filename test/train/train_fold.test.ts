@@ -96,6 +96,35 @@ describe('trainFold', () => {
     expect(maxDifference(await weightsOf(cached), await weightsOf(live))).toBeLessThan(1e-4);
   });
 
+  it('trains VGG-16 on the cropped feature cache (the region its head reads) to the same weights as the whole network', async () => {
+    // At 160×160 block5 is 10×10 and the head reads 9×9 of it (see src/models/feature_crop.ts).
+    // One step (the batch holds the whole training split), so the bound below is one Adam step.
+    const lr = 1e-4;
+    const common = { ...base(), model: 'vgg16', inputSize: [160, 160] as [number, number], fold: 2, epochs: 1, augment: false, batchSize: 64, lr };
+    const cached = join(root, 'run-vgg-cached');
+    const live = join(root, 'run-vgg-live');
+    const logged: string[] = [];
+    const progress = { start() {}, update() {}, stop() {}, log: (line: string) => logged.push(line) };
+    await trainFold({ ...common, out: cached, featureCache: 'auto' }, { quiet: true, progress });
+    expect(logged.join('\n')).toContain('feature cache keeps the region the head reads: 9×9 of 10×10');
+    await trainFold({ ...common, out: live, featureCache: 'off' }, { quiet: true });
+    // The cropped conv sums in another order (~1e-7 apart), and Adam's first step moves a weight by
+    // about ±lr whatever the size of its gradient (m/√v ≈ sign g): a weight whose gradient is ~0
+    // can go the other way. So: almost every weight within 1e-5, none beyond two steps.
+    const [a, b] = [await weightsOf(cached), await weightsOf(live)];
+    let far = 0;
+    let total = 0;
+    for (const [name, values] of a) {
+      const other = b.get(name)!;
+      total += values.length;
+      values.forEach((v, i) => {
+        if (Math.abs(v - other[i]!) > 1e-5) far++;
+      });
+    }
+    expect(far / total).toBeLessThan(1e-4);
+    expect(maxDifference(a, b)).toBeLessThan(2 * lr);
+  });
+
   it('releases the model and its tensors when a fold fails part-way through an epoch', async () => {
     // A progress reporter that throws when the first epoch starts stands in for any failure there.
     const failing = { start(label: string) { if (label.startsWith('epoch')) throw new Error('failed in the epoch loop'); }, update() {}, stop() {}, log() {} };
