@@ -13,6 +13,7 @@ import type { TrainConfigInput } from './config.js';
 import { countFolds } from './data_access.js';
 import { PREDICTIONS_FILE, SUMMARY_FILE } from './outputs.js';
 import { createProgress } from './progress.js';
+import { createFeatureStore } from './feature_cache.js';
 import { trainFold, type TrainFoldResult } from './train_fold.js';
 
 export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
@@ -39,6 +40,7 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
   const folds = options.folds ?? Array.from({ length: countFolds(options.data) }, (_, k) => k);
   writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv', folds });
   const results: CvResult['folds'] = [];
+  const featureStore = createFeatureStore();
   for (const fold of folds) {
     const foldDir = join(out, `fold-${fold}`);
     const summaryPath = join(foldDir, SUMMARY_FILE);
@@ -49,7 +51,7 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
     }
     progress.log(`fold ${fold + 1}/${folds.length}`);
     const { ensembleAggregation: _a, folds: _f, ...trainOptions } = options;
-    const result = await trainFold({ ...trainOptions, fold, out: foldDir }, { quiet, progress });
+    const result = await trainFold({ ...trainOptions, fold, out: foldDir }, { quiet, progress, featureStore });
     const { testPredictions: _p, ...summary } = result;
     results.push({ fold, kept: false, summary });
   }

@@ -1,6 +1,7 @@
 // Trains one fold: dataset → split (validation by patient inside the training folds) → model →
 // feature cache → epochs → best checkpoint by validation balanced accuracy → test predictions.
 // The test fold is touched only once, after training, to write predictions.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,13 +9,22 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
-import { cropHeadToUsedRegion } from '../models/feature_crop.js';
+import { cropHeadToUsedRegion, type FeatureCrop } from '../models/feature_crop.js';
 import type { BuiltModel } from '../models/types.js';
-import { createRng, type Rng } from '../util/rng.js';
+import { createKeyedRng, createRng, type Rng } from '../util/rng.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { PocovidError } from '../errors.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { computeFeatures, croppingRunner, featureBytes, gatherFeatures, type FeatureSet } from './feature_cache.js';
+import {
+  claimFeatureStore,
+  computeFeaturesThrough,
+  createFeatureStore,
+  croppingRunner,
+  featureBytes,
+  gatherFeatures,
+  type FeatureSet,
+  type SharedFeatureStore,
+} from './feature_cache.js';
 import { predictHead, meanCrossEntropy, selectionMetrics, trainStep, argmax, type HeadInputSource } from './head_trainer.js';
 import { ScheduledAdam } from './optimizer.js';
 import { decayedLearningRate, EarlyStopping, ReduceLrOnPlateau } from './schedule.js';
@@ -49,6 +59,8 @@ export interface TrainFoldResult {
   epochsRun: number;
   stoppedEarly: boolean;
   featureCacheSeconds: number;
+  /** Backbone outputs this fold computed, and those it took from earlier folds of the same cv. */
+  featureEntries: { computed: number; reused: number };
   trainSeconds: number;
   trainImgPerSec: number;
   testPredictions: PredictionOut[];
@@ -85,12 +97,25 @@ function liveSource(built: BuiltModel, backbone: ForwardRunner | undefined, fram
   };
 }
 
+/** What a frame's cached features depend on besides its path and view (see SharedFeatureStore). */
+function backboneFingerprint(built: BuiltModel, config: TrainConfig, crops: readonly (FeatureCrop | undefined)[] | undefined): string {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify({ data: resolve(config.data), model: built.name, cfg: built.cfg, augment: config.augment, seed: config.seed, crops }));
+  for (const weight of built.backbone?.weights ?? []) {
+    hash.update(weight.originalName);
+    const values = weight.read().dataSync() as Float32Array;
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
 async function headSources(
   built: BuiltModel,
   data: FoldData,
   config: TrainConfig,
   progress: ProgressReporter,
-): Promise<{ head: tfl.LayersModel; train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; cacheRng: Rng; dispose: () => Promise<void> }> {
+  featureStore: SharedFeatureStore | undefined,
+): Promise<{ head: tfl.LayersModel; train: HeadInputSource; validation: HeadInputSource; test: HeadInputSource; cacheSeconds: number; featureEntries: { computed: number; reused: number }; cacheRng: Rng; dispose: () => Promise<void> }> {
   const cacheRng = createRng(config.seed + 1);
   // The frozen backbone's forward pass needs no gradient: ONNX Runtime where config.runtime allows.
   const backbone = built.backbone ? await createForwardRunner(built.backbone, { runtime: config.runtime }) : undefined;
@@ -108,6 +133,7 @@ async function headSources(
       validation: liveSource(built, backbone, data.validation, data.validation.labels, false),
       test: liveSource(built, backbone, data.test, data.test.labels, false),
       cacheSeconds: 0,
+      featureEntries: { computed: 0, reused: 0 },
       cacheRng,
       dispose,
     };
@@ -122,18 +148,32 @@ async function headSources(
     const kept = cropped.crops.map((crop, k) => (crop ? `${crop.height}×${crop.width} of ${backbone.outputShapes[k]!.slice(0, 2).join('×')}` : 'whole'));
     progress.log(`feature cache keeps the region the head reads: ${kept.join(', ')}`);
   }
+  // Folds of one cv share a store (see SharedFeatureStore); a lone fold gets its own.
+  const store = featureStore ?? createFeatureStore();
+  claimFeatureStore(store, backboneFingerprint(built, config, cropped?.crops));
+  const featureEntries = { computed: 0, reused: 0 };
   const cache = async (label: string, frames: FrameInputs, nViews: number, augment: boolean): Promise<FeatureSet> => {
     const total = frames.count * nViews;
     progress.start(`features ${label}`, total);
-    // Each augmented view draws from its own stream so that the cache is the same whatever the batch size.
-    const viewRng = cacheRng.fork();
-    const features = await computeFeatures(
-      featureRunner,
-      total,
-      (entry) => frames.input(Math.floor(entry / nViews), augment && entry % nViews !== 0 ? viewRng : undefined),
-      { batchSize: config.batchSize, onProgress: (done) => progress.update(done) },
-    );
-    progress.stop(`features ${label}: ${total} entries, ${(featureBytes(features) / 2 ** 20).toFixed(0)} MiB`);
+    // Each augmented view of each frame draws from its own stream: its features are the same in
+    // every fold and whatever the batch size.
+    const entries = Array.from({ length: total }, (_, entry) => {
+      const index = Math.floor(entry / nViews);
+      const view = augment ? entry % nViews : 0;
+      const path = frames.rows[index]!.path;
+      return {
+        key: `${path}#${view}`,
+        input: () => frames.input(index, view === 0 ? undefined : createKeyedRng(config.seed, `${path}#${view}`)),
+      };
+    });
+    const { features, reused } = await computeFeaturesThrough(store, featureRunner, entries, {
+      batchSize: config.batchSize,
+      onProgress: (done) => progress.update(done),
+    });
+    featureEntries.computed += total - reused;
+    featureEntries.reused += reused;
+    const shared = reused > 0 ? `, ${reused} from earlier folds` : '';
+    progress.stop(`features ${label}: ${total} entries${shared}, ${(featureBytes(features) / 2 ** 20).toFixed(0)} MiB`);
     return features;
   };
   // View 0 of every image is the un-augmented frame, so the model also sees the original.
@@ -146,6 +186,7 @@ async function headSources(
     validation: cachedSource(valFeatures, data.validation.labels, 1, false),
     test: cachedSource(testFeatures, data.test.labels, 1, false),
     cacheSeconds: (Date.now() - started) / 1000,
+    featureEntries,
     cacheRng,
     dispose,
   };
@@ -160,7 +201,14 @@ interface ResumeState {
   stoppedEarly: boolean;
 }
 
-export async function trainFold(input: TrainConfigInput, options: { quiet?: boolean; progress?: ProgressReporter } = {}): Promise<TrainFoldResult> {
+export interface TrainFoldOptions {
+  quiet?: boolean;
+  progress?: ProgressReporter;
+  /** Frozen-backbone features shared with the other folds of a cv. */
+  featureStore?: SharedFeatureStore;
+}
+
+export async function trainFold(input: TrainConfigInput, options: TrainFoldOptions = {}): Promise<TrainFoldResult> {
   const config = resolveTrainConfig(input);
   const engine = await initEngine();
   const progress = options.progress ?? createProgress(process.stderr, options.quiet);
@@ -189,7 +237,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
     note: 'TF.js Dropout masks are drawn from its own unseeded generator; everything else (split, shuffling, augmentation, init) follows `seed`.',
   });
 
-  const sources = await headSources(built, data, config, progress);
+  const sources = await headSources(built, data, config, progress, options.featureStore);
   const numClasses = classes.length;
   const classWeightValues = config.classWeights === 'balanced' ? balancedClassWeights(data.train.labels, numClasses) : undefined;
   const classWeights = classWeightValues ? tf.tensor1d(classWeightValues) : undefined;
@@ -300,6 +348,7 @@ export async function trainFold(input: TrainConfigInput, options: { quiet?: bool
       epochsRun: epoch,
       stoppedEarly,
       featureCacheSeconds: sources.cacheSeconds,
+      featureEntries: sources.featureEntries,
       trainSeconds,
       trainImgPerSec: trainSeconds > 0 ? trainedImages / trainSeconds : 0,
       testPredictions,

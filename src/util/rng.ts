@@ -57,3 +57,16 @@ export function createRng(seed: number): Rng {
   };
   return rng;
 }
+
+/**
+ * A stream of its own for one named item (e.g. one augmented view of one frame): the same
+ * (seed, key) always gives the same stream, whatever else was drawn before. FNV-1a over the key.
+ */
+export function createKeyedRng(seed: number, key: string): Rng {
+  let hash = (0x811c9dc5 ^ Math.floor(seed)) >>> 0;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return createRng(hash);
+}
