@@ -34,8 +34,9 @@ describe('pocovid bench --json', () => {
       expect(r.inferenceBatch).toBe(8);
       expect(r.trainBatch).toBe(16);
       for (const key of ['threads', 'inferenceImgPerSec', 'inferenceBatch1ImgPerSec', 'trainImgPerSec', 'trainCachedImgPerSec', 'peakRssMb'] as const) positive(r[key]);
-      // grayscale_cnn trains from scratch: nothing frozen, no feature cache.
+      // grayscale_cnn trains from scratch: nothing frozen, no feature cache; its "features" are the image.
       expect(r.featureCacheImgPerSec).toBeNull();
+      expect(r.cachedFeatureShapes).toEqual([[24, 24, 1]]);
     }
   });
 
