@@ -5,7 +5,7 @@
 //   spread out by the stride, with the filter flipped in space and its channel axes swapped.
 import { backend_util, Conv2DBackpropFilter, Conv2DBackpropInput } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { cropHW, dilateHW, explicitPad, fitAxis, release, reshape, reverse, run, transpose, type WasmBackendLike } from './wasm_ops.js';
+import { cropHW, dilateHW, explicitPad, fitAxis, release, reshape, flipSpatial, run, transpose, type WasmBackendLike } from './wasm_ops.js';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -90,7 +90,7 @@ export function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: Te
   const h = fitAxis(outHeight * sh, kh - 1 - info.padInfo.top, kh, inHeight);
   const w = fitAxis(outWidth * sw, kw - 1 - info.padInfo.left, kw, inWidth);
   const cropped = cropHW(b, spread, h, w);
-  const flipped = reverse(b, filter, [0, 1]);
+  const flipped = flipSpatial(b, filter);
   const flippedT = transpose(b, flipped, [0, 1, 3, 2]); // [kh, kw, co, ci]
   const dx = run(b, 'Conv2D', { x: cropped, filter: flippedT }, {
     strides: [1, 1], pad: explicitPad(h, w), dataFormat: 'NHWC', dilations: [1, 1],

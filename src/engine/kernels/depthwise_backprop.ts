@@ -7,7 +7,7 @@
 //   gradient as a huge filter (~3×: XNNPACK has no fast path for such filters).
 import { backend_util, DepthwiseConv2dNativeBackpropFilter, DepthwiseConv2dNativeBackpropInput } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { add, cropHW, dilateHW, explicitPad, fitAxis, release, reshape, reverse, run, slice, type WasmBackendLike } from './wasm_ops.js';
+import { add, cropHW, dilateHW, explicitPad, fitAxis, release, reshape, flipSpatial, run, slice, type WasmBackendLike } from './wasm_ops.js';
 
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
@@ -27,7 +27,7 @@ export function depthwiseBackpropInput(args: { inputs: { dy: TensorInfo; filter:
   const [n] = dy.shape as Shape4;
   const h = fitAxis(outHeight * sh, (kh - 1) * dh - info.padInfo.top, (kh - 1) * dh + 1, inHeight);
   const w = fitAxis(outWidth * sw, (kw - 1) * dw - info.padInfo.left, (kw - 1) * dw + 1, inWidth);
-  const flipped = reverse(b, filter, [0, 1]);
+  const flipped = flipSpatial(b, filter);
   const dy5 = reshape(b, dy, [n, outHeight, outWidth, channels, multiplier]);
   let dx: TensorInfo | undefined;
   for (let m = 0; m < multiplier; m++) {
