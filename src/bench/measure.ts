@@ -9,6 +9,7 @@ import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
 import { createForwardRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
+import { croppingRunner } from '../train/feature_cache.js';
 import { trainStep } from '../train/head_trainer.js';
 import { cropHeadToUsedRegion } from '../models/feature_crop.js';
 import { ScheduledAdam } from '../train/optimizer.js';
@@ -107,10 +108,10 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
 
     const optimizer = new ScheduledAdam(1e-4);
     const labels = Array.from({ length: trainBatch }, (_, i) => i % 3);
-    const featuresOf = async (): Promise<tf.Tensor[]> => {
-      if (!backbone) return [tf.tensor(trainX, [trainBatch, ...inputShape])];
-      const outputs = await backbone.run(trainX, trainBatch);
-      return outputs.map((values, k) => tf.tensor(values, [trainBatch, ...backbone.outputShapes[k]!]));
+    const featuresOf = async (runner = backbone): Promise<tf.Tensor[]> => {
+      if (!runner) return [tf.tensor(trainX, [trainBatch, ...inputShape])];
+      const outputs = await runner.run(trainX, trainBatch);
+      return outputs.map((values, k) => tf.tensor(values, [trainBatch, ...runner.outputShapes[k]!]));
     };
     const trainSeconds = await timeIt(repeats, async () => {
       const features = await featuresOf();
@@ -119,18 +120,11 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
     });
     // As training does: the cache keeps only the part of the map the head reads (VGG-16: 9×9 of 14×14).
     const cropped = backbone ? cropHeadToUsedRegion(built.head) : undefined;
-    const cached = await featuresOf();
-    const cachedInputs = cropped
-      ? cached.map((features, k) => {
-          const crop = cropped.crops[k];
-          return crop ? tf.slice(features, [0, crop.top, crop.left, 0], [-1, crop.height, crop.width, -1]) : features.clone();
-        })
-      : cached;
+    const cached = await featuresOf(backbone && cropped ? croppingRunner(backbone, cropped.crops) : backbone);
     const cachedSeconds = await timeIt(repeats, async () => {
-      trainStep(cropped?.head ?? built.head, optimizer, cachedInputs, labels, 3);
+      trainStep(cropped?.head ?? built.head, optimizer, cached, labels, 3);
     });
     tf.dispose(cached);
-    if (cachedInputs !== cached) tf.dispose(cachedInputs);
     optimizer.dispose();
 
     return {

@@ -61,8 +61,8 @@ const inputShapeOf = (tensor: SymbolicTensor): number[] => tensor.shape.slice(1)
 function hasSpatialTrainingBatchNorm(head: tfl.LayersModel): boolean {
   return head.layers.some((layer: Layer) => {
     if (layer.getClassName() !== 'BatchNormalization' || !layer.trainable) return false;
-    const shape = layer.inboundNodes.map((node) => node.inputTensors[0]?.shape.length ?? 0);
-    return shape.some((rank) => rank > 2);
+    const ranks = layer.inboundNodes.map((node) => node.inputTensors[0]?.shape.length ?? 0);
+    return ranks.some((rank) => rank > 2);
   });
 }
 

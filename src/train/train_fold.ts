@@ -160,11 +160,8 @@ async function headSources(
     const entries = Array.from({ length: total }, (_, entry) => {
       const index = Math.floor(entry / nViews);
       const view = augment ? entry % nViews : 0;
-      const path = frames.rows[index]!.path;
-      return {
-        key: `${path}#${view}`,
-        input: () => frames.input(index, view === 0 ? undefined : createKeyedRng(config.seed, `${path}#${view}`)),
-      };
+      const key = `${frames.rows[index]!.path}#${view}`;
+      return { key, input: () => frames.input(index, view === 0 ? undefined : createKeyedRng(config.seed, key)) };
     });
     const { features, reused } = await computeFeaturesThrough(store, featureRunner, entries, {
       // ONNX Runtime is as fast or faster one image at a time (VGG-16: 172 vs 201 ms per image at
