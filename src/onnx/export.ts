@@ -59,12 +59,47 @@ function tensorInfo(name: string, shape: (number | null)[]): OnnxTensorInfo {
   return { name, shape: shape.slice() };
 }
 
-/** Converts `model` to ONNX protobuf bytes (inference graph: Dropout is identity, BatchNorm uses moving statistics). */
-export function modelToOnnx(model: tfl.LayersModel, options: OnnxExportOptions = {}): OnnxExportResult {
-  const opset = options.opset ?? DEFAULT_OPSET;
+/** Checks an opset value; returns it. */
+export function checkOpset(opset: number): number {
   if (!Number.isInteger(opset) || opset < MIN_OPSET || opset > MAX_OPSET) {
     throw new PocovidError(`ONNX opset must be an integer from ${MIN_OPSET} to ${MAX_OPSET}, got ${opset}`);
   }
+  return opset;
+}
+
+/** The converted graph before it is encoded, so that a whole-graph pass (quantize.ts) can rewrite it. */
+export interface OnnxGraphDraft {
+  builder: OnnxGraphBuilder;
+  opset: number;
+  name: string;
+  inputs: OnnxTensorInfo[];
+  outputs: OnnxTensorInfo[];
+}
+
+/** Converts `model` to ONNX protobuf bytes (inference graph: Dropout is identity, BatchNorm uses moving statistics). */
+export function modelToOnnx(model: tfl.LayersModel, options: OnnxExportOptions = {}): OnnxExportResult {
+  return encodeDraft(draftOnnxGraph(model, options));
+}
+
+/** Encodes a draft as an ONNX model. */
+export function encodeDraft(draft: OnnxGraphDraft): OnnxExportResult {
+  const { builder, opset, name, inputs, outputs } = draft;
+  const bytes = encodeModel({
+    irVersion: irVersionFor(opset),
+    producerName: 'pocovid',
+    producerVersion: VERSION,
+    opsetImport: [{ domain: '', version: opset }],
+    graph: builder.build(name, `exported from TF.js Layers model "${name}"`),
+  });
+  return { bytes, opset, inputs, outputs };
+}
+
+/**
+ * Converts `model`'s layers into ONNX nodes (not yet encoded). The same model always gives the same
+ * node and value names, which quantize.ts relies on to calibrate one draft and rewrite another.
+ */
+export function draftOnnxGraph(model: tfl.LayersModel, options: OnnxExportOptions = {}): OnnxGraphDraft {
+  const opset = checkOpset(options.opset ?? DEFAULT_OPSET);
   const builder = new OnnxGraphBuilder();
   const values = new Map<number, OnnxValue>();
   const foldable = new Map<number, FoldableConv>();
@@ -135,15 +170,7 @@ export function modelToOnnx(model: tfl.LayersModel, options: OnnxExportOptions =
   });
 
   keepPadsBeforePools(builder);
-
-  const bytes = encodeModel({
-    irVersion: irVersionFor(opset),
-    producerName: 'pocovid',
-    producerVersion: VERSION,
-    opsetImport: [{ domain: '', version: opset }],
-    graph: builder.build(model.name, `exported from TF.js Layers model "${model.name}"`),
-  });
-  return { bytes, opset, inputs, outputs };
+  return { builder, opset, name: model.name, inputs, outputs };
 }
 
 /**

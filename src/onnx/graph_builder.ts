@@ -28,6 +28,7 @@ export class OnnxGraphBuilder {
   private readonly nodes: NodeMessage[] = [];
   private readonly floats = new Map<string, FloatInitializer>();
   private readonly int64s = new Map<string, { dims: number[]; data: number[] }>();
+  private readonly raws = new Map<string, { dims: number[]; dataType: number; bytes: Uint8Array }>();
   private readonly inputs: ValueInfoMessage[] = [];
   private readonly outputs: ValueInfoMessage[] = [];
 
@@ -55,6 +56,23 @@ export class OnnxGraphBuilder {
     return name;
   }
 
+  /** An initializer of any data type from its little-endian bytes (quantised weights, scales, zero points). */
+  addRawInitializer(base: string, dataType: number, dims: number[], bytes: Uint8Array): string {
+    const name = this.uniqueName(base);
+    this.raws.set(name, { dims, dataType, bytes });
+    return name;
+  }
+
+  /** Drops a float initializer that a rewrite no longer reads (e.g. weights replaced by int8 ones). */
+  removeFloatInitializer(name: string): void {
+    if (!this.floats.delete(name)) throw new Error(`no float initializer "${name}"`);
+  }
+
+  /** Whether `name` is a float initializer (a constant rather than a computed value). */
+  isFloatInitializer(name: string): boolean {
+    return this.floats.has(name);
+  }
+
   addInt64Initializer(base: string, values: number[]): string {
     const name = this.uniqueName(base);
     this.int64s.set(name, { dims: [values.length], data: values });
@@ -70,15 +88,25 @@ export class OnnxGraphBuilder {
 
   /** Adds a node; returns it so that a later fold can add an input (e.g. a bias) to it. */
   addNode(opType: string, inputs: string[], output: string, attributes: Record<string, AttributeValue> = {}): NodeMessage {
-    const node: NodeMessage = {
+    const node = this.createNode(opType, inputs, output, attributes);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** A node with a unique name that is not yet in the graph (for replaceNodes). */
+  createNode(opType: string, inputs: string[], output: string, attributes: Record<string, AttributeValue> = {}): NodeMessage {
+    return {
       name: this.uniqueName(`${output}/${opType}`),
       opType,
       input: inputs,
       output: [output],
       attribute: Object.entries(attributes).map(([name, value]) => toAttribute(name, value)),
     };
-    this.nodes.push(node);
-    return node;
+  }
+
+  /** Replaces the node list (a whole-graph rewrite); the new list must still be in dependency order. */
+  replaceNodes(nodes: NodeMessage[]): void {
+    this.nodes.splice(0, this.nodes.length, ...nodes);
   }
 
   /** The nodes added so far, in order (for whole-graph passes before build). */
@@ -90,7 +118,8 @@ export class OnnxGraphBuilder {
     this.inputs.push(valueInfo(name, shape));
   }
 
-  addOutput(name: string, shape: (number | string)[]): void {
+  /** A float graph output; `shape` undefined leaves it to the runtime (calibration taps on inner values). */
+  addOutput(name: string, shape: (number | string)[] | undefined): void {
     this.outputs.push(valueInfo(name, shape));
   }
 
@@ -108,11 +137,15 @@ export class OnnxGraphBuilder {
     for (const [tensorName, { dims, data }] of this.int64s) {
       initializer.push({ name: tensorName, dims, dataType: DataType.INT64, int64Data: data });
     }
+    for (const [tensorName, { dims, dataType, bytes }] of this.raws) {
+      initializer.push({ name: tensorName, dims, dataType, rawData: bytes });
+    }
     return { name, node: this.nodes, initializer, input: this.inputs, output: this.outputs, docString };
   }
 }
 
-function valueInfo(name: string, shape: (number | string)[]): ValueInfoMessage {
+function valueInfo(name: string, shape: (number | string)[] | undefined): ValueInfoMessage {
+  if (shape === undefined) return { name, type: { tensorType: { elemType: DataType.FLOAT } } };
   return {
     name,
     type: {

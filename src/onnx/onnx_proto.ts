@@ -4,7 +4,7 @@
 import protobuf from 'protobufjs';
 
 /** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 
 /** AttributeProto.AttributeType values used here. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
@@ -163,7 +163,7 @@ export interface DimensionMessage {
 
 export interface ValueInfoMessage {
   name: string;
-  type: { tensorType: { elemType: number; shape: { dim: DimensionMessage[] } } };
+  type: { tensorType: { elemType: number; shape?: { dim: DimensionMessage[] } } };
 }
 
 export interface GraphMessage {

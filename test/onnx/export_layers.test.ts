@@ -108,7 +108,7 @@ describe('exporting the layer set', () => {
     expect(decoded.opsetImport).toEqual([{ domain: '', version: 13 }]);
     const input = decoded.graph.input[0]!;
     expect(input.name).toBe('image');
-    expect(input.type.tensorType.shape.dim).toEqual([{ dimParam: 'batch' }, { dimValue: 9 }, { dimValue: 11 }, { dimValue: 3 }]);
+    expect(input.type.tensorType.shape?.dim).toEqual([{ dimParam: 'batch' }, { dimValue: 9 }, { dimValue: 11 }, { dimValue: 3 }]);
     expect(decoded.graph.output.map((o) => o.name)).toEqual(model.outputNames);
     const kernel = decoded.graph.initializer.find((t) => t.name === 'logits_kernel')!;
     expect(kernel.dataType).toBe(DataType.FLOAT);
