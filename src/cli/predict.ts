@@ -1,6 +1,6 @@
 // `pocovid predict`: parse options, run the inference pipeline over files and folders, print results.
 import { Command, Option } from 'commander';
-import { createPipeline, RUNTIMES } from '../infer/pipeline.js';
+import { createPipeline, PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
 import type { RuntimeChoice } from '../onnx/index.js';
 import { collectInputs, noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
 import type { VideoAggregation } from '../infer/combine.js';
@@ -24,6 +24,7 @@ interface PredictOptions {
   seed: number;
   guard: boolean;
   runtime: RuntimeChoice;
+  precision: Precision;
 }
 
 export function register(program: Command): void {
@@ -46,11 +47,12 @@ export function register(program: Command): void {
     .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', int, 0)
     .option('--seed <n>', 'seed of the MC-dropout masks', int, 0)
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM and MC dropout use TF.js').choices([...RUNTIMES]).default('auto'))
+    .addOption(new Option('--precision <p>', 'fp32, or int8: the members export --format onnx --int8 wrote (ONNX Runtime; see README for its accuracy)').choices([...PRECISIONS]).default('fp32'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
     .action(async (paths: string[], o: PredictOptions) => {
       const files = collectInputs(paths);
       if (files.length === 0) throw noFilesError(paths);
-      const pipeline = await createPipeline(o.model, { fold: o.fold, runtime: o.runtime, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
+      const pipeline = await createPipeline(o.model, { fold: o.fold, runtime: o.runtime, precision: o.precision, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
       const streaming = !o.json && !o.csv;
       const outcomes = await predictFiles(pipeline, files, {
         fps: o.fps,

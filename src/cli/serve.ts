@@ -1,6 +1,6 @@
 // `pocovid serve`: parse options, start the HTTP API and page, stop cleanly on Ctrl-C.
 import { Command, Option } from 'commander';
-import { RUNTIMES } from '../infer/pipeline.js';
+import { PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
 import type { RuntimeChoice } from '../onnx/index.js';
 import { createServer } from '../serve/server.js';
 
@@ -21,18 +21,19 @@ export function register(program: Command): void {
     .option('--max-upload-mb <n>', 'largest upload accepted', Number, 200)
     .option('--log', 'log every request')
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM uses TF.js').choices([...RUNTIMES]).default('auto'))
+    .addOption(new Option('--precision <p>', 'fp32, or int8: the members export --format onnx --int8 wrote (ONNX Runtime)').choices([...PRECISIONS]).default('fp32'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
-    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean; guard: boolean; runtime: RuntimeChoice }) => {
+    .action(async (o: { model: string; port: number; host: string; keepUploads?: boolean; maxUploadMb: number; log?: boolean; guard: boolean; runtime: RuntimeChoice; precision: Precision }) => {
       const server = await createServer({
         model: o.model,
         keepUploads: o.keepUploads,
         maxUploadMb: o.maxUploadMb,
         logger: o.log ?? false,
-        pipeline: { runtime: o.runtime },
+        pipeline: { runtime: o.runtime, precision: o.precision },
         ...(o.guard ? {} : { guard: false as const }),
       });
       const address = await server.app.listen({ port: o.port, host: o.host });
-      console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}", runtime ${[...new Set(server.pipeline.runtimes)].join('+')})`);
+      console.log(`pocovid serve: ${address}/ (model "${server.pipeline.model.meta.name}", runtime ${[...new Set(server.pipeline.runtimes)].join('+')}, ${server.pipeline.precision})`);
       if (o.keepUploads) console.log(`uploads kept in ${server.workDir}`);
       const stop = async (): Promise<void> => {
         await server.close();

@@ -1,0 +1,128 @@
+// `export --format onnx --int8` and `--precision int8`: the int8 members and int8.json, frames that
+// cannot be read, the label-free check, and refusing a missing or stale int8 file.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { initEngine } from '../../src/engine/index.js';
+import { createPipeline } from '../../src/infer/pipeline.js';
+import { saveModelDir } from '../../src/infer/model_dir.js';
+import { exportModelDirInt8, INT8_MEMBER_FILE, INT8_REPORT_FILE, type Int8Report } from '../../src/onnx/int8_model_dir.js';
+import { writeTinyDataset } from '../helpers/tiny_dataset.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+
+let work: string;
+let dataset: string;
+let run: string;
+
+async function cli(args: string[]): Promise<{ out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
+  try {
+    await main(['node', 'pocovid', ...args]);
+    return { out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  await initEngine();
+  work = mkdtempSync(join(tmpdir(), 'pocovid-int8-dir-'));
+  dataset = join(work, 'data');
+  await writeTinyDataset(dataset, { patientsPerClass: 4, framesPerVideo: 2, seed: 3 });
+  run = join(work, 'run');
+  for (const k of [0, 1]) await saveModelDir(join(run, `fold-${k}`, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(40 + k)] });
+});
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterEach(() => {
+  process.exitCode = 0;
+});
+
+describe('export --format onnx --int8', () => {
+  it('writes an int8 graph per member and int8.json, calibration and check frames apart', async () => {
+    const out = join(work, 'model');
+    const { out: printed } = await cli(['export', '--run', run, '--out', out, '--no-page', '--format', 'onnx', '--int8', '--calibration', dataset, '--calibration-frames', '6', '--check-frames', '8']);
+    for (const k of [0, 1]) expect(existsSync(join(out, `member-${k}`, INT8_MEMBER_FILE))).toBe(true);
+    expect(printed).toMatch(/wrote .*member-0\/model\.int8\.onnx \(same label as float on \d+\.\d% of 8 check frames, largest probability change \d\.\d{3}/);
+    const report = JSON.parse(readFileSync(join(out, INT8_REPORT_FILE), 'utf8')) as Int8Report;
+    expect(report.format).toBe('pocovid-int8');
+    expect(report.method).toBe('mse');
+    expect(report.reduceRange).toBe(true);
+    expect(report.calibrationFrames).toHaveLength(6);
+    expect(report.checkFrames).toHaveLength(8);
+    expect(report.calibrationFrames.filter((f) => report.checkFrames.includes(f))).toEqual([]);
+    expect(report.members.map((m) => m.member)).toEqual(['member-0', 'member-1']);
+    for (const m of report.members) {
+      expect(m.labelAgreement).toBeGreaterThanOrEqual(0);
+      expect(m.labelAgreement).toBeLessThanOrEqual(1);
+      expect(m.maxProbabilityChange).toBeLessThan(0.2);
+      expect(m.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    }
+
+    // predict with the int8 members: the same kind of answer as float, on ONNX Runtime.
+    const frame = join(dataset, report.checkFrames[0]!);
+    const int8 = await createPipeline(out, { precision: 'int8', guard: false });
+    const fp32 = await createPipeline(out, { guard: false });
+    expect(int8.precision).toBe('int8');
+    expect(int8.runtimes).toEqual(['ort', 'ort']);
+    const a = await int8.predictImage(frame);
+    const b = await fp32.predictImage(frame);
+    for (const c of TINY_CLASSES) expect(Math.abs(a.probabilities![c]! - b.probabilities![c]!)).toBeLessThan(0.2);
+    await int8.dispose();
+    await fp32.dispose();
+  });
+
+  it('skips a frame it cannot read, says which, and goes on', async () => {
+    const broken = join(work, 'data-broken');
+    await writeTinyDataset(broken, { patientsPerClass: 2, framesPerVideo: 2, seed: 4 });
+    const manifest = readFileSync(join(broken, 'manifest.csv'), 'utf8').split('\n');
+    const firstFrame = manifest[1]!.split(',')[0]!;
+    writeFileSync(join(broken, firstFrame), 'not a png');
+    const out = join(work, 'model-broken');
+    await saveModelDir(out, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(50)] });
+    const warnings: string[] = [];
+    const report = await exportModelDirInt8(out, { dataset: broken, calibrationFrames: 100, checkFrames: 0, warn: (line) => warnings.push(line) });
+    expect(report.skippedFrames.map((s) => s.path)).toEqual([firstFrame]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`${join(broken, firstFrame)}: skipped`);
+    // Every other frame calibrated; no check asked for.
+    expect(report.calibrationFrames).toHaveLength(manifest.filter(Boolean).length - 2);
+    expect(report.members[0]!.labelAgreement).toBeNull();
+  });
+
+  it('needs --calibration and --format onnx', async () => {
+    const out = join(work, 'model-refused');
+    const noData = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--int8']);
+    expect(noData.err).toBe('pocovid: --int8 needs --calibration <dataset>: frames of the kind the model will see set the int8 ranges');
+    expect(process.exitCode).not.toBe(0);
+    process.exitCode = 0;
+    const noOnnx = await cli(['export', '--run', run, '--out', out, '--int8', '--calibration', dataset]);
+    expect(noOnnx.err).toBe('pocovid: --int8 needs --format onnx');
+    expect(process.exitCode).not.toBe(0);
+    expect(existsSync(out)).toBe(false); // refused before anything was written
+  });
+});
+
+describe('--precision int8', () => {
+  it('refuses a folder without int8 members, a stale int8 file, and TF.js', async () => {
+    const plain = join(work, 'model-plain');
+    await saveModelDir(plain, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(60)] });
+    await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(
+      `${join(plain, INT8_REPORT_FILE)}: missing: --precision int8 needs the int8 members of a model folder; make it with: pocovid export`,
+    );
+    await expect(createPipeline(plain, { precision: 'int8', runtime: 'tfjs' })).rejects.toThrow('--precision int8 runs on ONNX Runtime only');
+
+    await exportModelDirInt8(plain, { dataset, calibrationFrames: 4, checkFrames: 0 });
+    // The member is replaced by other weights after its int8 file was made.
+    await saveModelDir(plain, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(61)] });
+    await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(
+      `${join(plain, 'member-0', INT8_MEMBER_FILE)}: stale: made from other weights than ${join(plain, 'member-0')} now holds`,
+    );
+  });
+});
