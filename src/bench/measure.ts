@@ -8,7 +8,8 @@ import { initEngine, type EngineInfo } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
-import { createForwardRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
+import { createForwardRunner, createOrtRunnerFromSession, createOrtSession, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
+import { quantizeModel } from '../onnx/calibrate.js';
 import { croppingRunner } from '../train/feature_cache.js';
 import { trainStep } from '../train/head_trainer.js';
 import { cropHeadToUsedRegion } from '../models/feature_crop.js';
@@ -28,6 +29,12 @@ export interface ModelBenchResult {
   inferenceImgPerSec: number;
   /** Whole model, batch 1 (one image at a time, as the server does). */
   inferenceBatch1ImgPerSec: number;
+  /**
+   * The int8 graph (predict/serve --precision int8) at batch 1 and `inferenceBatch`; ort only, else
+   * null. Calibrated on a few of the bench's random frames: the speed does not depend on the ranges.
+   */
+  int8InferenceBatch1ImgPerSec: number | null;
+  int8InferenceImgPerSec: number | null;
   /** Frozen backbone forward at batch `trainBatch` (what filling the feature cache costs); null when nothing is frozen. */
   featureCacheImgPerSec: number | null;
   /** Full training step: frozen backbone forward (this runtime) + trainable part forward/backward/update (TF.js). */
@@ -103,6 +110,19 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
     const infer1 = randomBatch(1, inputShape, 2);
     const infer1Seconds = await timeIt(Math.max(repeats, 3), forward(whole, infer1, 1));
 
+    let int8Seconds: { batch1: number; batch: number } | null = null;
+    if (whole.runtime === 'ort') {
+      const frameSize = inputShape.reduce((a, b) => a * b, 1);
+      const frames = Array.from({ length: 4 }, (_, i) => infer8.subarray(i * frameSize, (i + 1) * frameSize));
+      const { result } = await quantizeModel(built.model, frames, { method: 'minmax' });
+      const int8 = await createOrtRunnerFromSession(await createOrtSession(result.bytes), whole.inputShape, whole.outputShapes);
+      runners.push(int8);
+      int8Seconds = {
+        batch1: await timeIt(Math.max(repeats, 3), forward(int8, infer1, 1)),
+        batch: await timeIt(repeats, forward(int8, infer8, inferenceBatch)),
+      };
+    }
+
     const trainX = randomBatch(trainBatch, inputShape, 3);
     const featureSeconds = backbone ? await timeIt(repeats, forward(backbone, trainX, trainBatch)) : null;
 
@@ -136,6 +156,8 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
       trainBatch,
       inferenceImgPerSec: inferenceBatch / infer8Seconds,
       inferenceBatch1ImgPerSec: 1 / infer1Seconds,
+      int8InferenceBatch1ImgPerSec: int8Seconds && 1 / int8Seconds.batch1,
+      int8InferenceImgPerSec: int8Seconds && inferenceBatch / int8Seconds.batch,
       featureCacheImgPerSec: featureSeconds === null ? null : trainBatch / featureSeconds,
       trainImgPerSec: trainBatch / trainSeconds,
       trainCachedImgPerSec: trainBatch / cachedSeconds,

@@ -89,12 +89,12 @@ const fixed = (value: number | null, digits: number): string => (value === null 
 export function formatBenchTable(report: BenchReport): string {
   const lines = [
     `threads: ${report.threads} TF.js (${report.machine.cpus} CPUs, Node ${report.machine.node})`,
-    '| model | runtime | threads | input | inference img/s (batch 1) | inference img/s (batch 8) | feature cache img/s (batch 16) | full train step img/s (batch 16) | trainable part on cached features img/s | cached features | peak RSS MB |',
-    '|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|',
+    '| model | runtime | threads | input | inference img/s (batch 1) | inference img/s (batch 8) | int8 inference img/s (batch 1) | int8 inference img/s (batch 8) | feature cache img/s (batch 16) | full train step img/s (batch 16) | trainable part on cached features img/s | cached features | peak RSS MB |',
+    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|',
   ];
   for (const r of report.results) {
     lines.push(
-      `| ${r.model} | ${r.runtime} | ${r.threads} | ${r.inputShape.join('×')} | ${fixed(r.inferenceBatch1ImgPerSec, 1)} | ${fixed(r.inferenceImgPerSec, 1)} | ${fixed(r.featureCacheImgPerSec, 1)} | ${fixed(r.trainImgPerSec, 1)} | ${fixed(r.trainCachedImgPerSec, 0)} | ${r.cachedFeatureShapes.map((shape) => shape.join('×')).join(', ')} | ${r.peakRssMb.toFixed(0)} |`,
+      `| ${r.model} | ${r.runtime} | ${r.threads} | ${r.inputShape.join('×')} | ${fixed(r.inferenceBatch1ImgPerSec, 1)} | ${fixed(r.inferenceImgPerSec, 1)} | ${fixed(r.int8InferenceBatch1ImgPerSec, 1)} | ${fixed(r.int8InferenceImgPerSec, 1)} | ${fixed(r.featureCacheImgPerSec, 1)} | ${fixed(r.trainImgPerSec, 1)} | ${fixed(r.trainCachedImgPerSec, 0)} | ${r.cachedFeatureShapes.map((shape) => shape.join('×')).join(', ')} | ${r.peakRssMb.toFixed(0)} |`,
     );
   }
   if (report.cv?.length) {

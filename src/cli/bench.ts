@@ -41,8 +41,8 @@ interface BenchCliOptions {
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('measure per model and runtime: inference img/s (batch 1 and 8), feature-cache img/s, training-step img/s, threads, peak memory; --cv adds the wall time of `cv` on a fixed phantom dataset')
-    .option('--json', 'print JSON: {"threads", "machine", "results": [{"model", "runtime", "threads", "inferenceImgPerSec", "inferenceBatch1ImgPerSec", "featureCacheImgPerSec", "trainImgPerSec", "trainCachedImgPerSec", "peakRssMb", ...}], "cv"?: [...]}')
+    .description('measure per model and runtime: inference img/s (batch 1 and 8; int8 too on ort), feature-cache img/s, training-step img/s, threads, peak memory; --cv adds the wall time of `cv` on a fixed phantom dataset')
+    .option('--json', 'print JSON: {"threads", "machine", "results": [{"model", "runtime", "threads", "inferenceImgPerSec", "inferenceBatch1ImgPerSec", "int8InferenceImgPerSec", "int8InferenceBatch1ImgPerSec", "featureCacheImgPerSec", "trainImgPerSec", "trainCachedImgPerSec", "peakRssMb", ...}], "cv"?: [...]}')
     .option('--models <list>', 'comma-separated model names (default: all)')
     .option('--runtimes <list>', 'comma-separated: ort, tfjs (default: tfjs, and ort where it loads)', runtimes)
     .option('--repeats <n>', 'timed repetitions per measurement', positiveInt, 3)

@@ -38,6 +38,12 @@ describe('pocovid bench --json', () => {
       expect(r.featureCacheImgPerSec).toBeNull();
       expect(r.cachedFeatureShapes).toEqual([[24, 24, 1]]);
     }
+    // The int8 graph runs on ONNX Runtime only.
+    const [tfjs, ort] = report.results;
+    expect(tfjs!.int8InferenceImgPerSec).toBeNull();
+    expect(tfjs!.int8InferenceBatch1ImgPerSec).toBeNull();
+    positive(ort!.int8InferenceImgPerSec);
+    positive(ort!.int8InferenceBatch1ImgPerSec);
   });
 
   it('names runtimes in cv entries as in results (tfjs-wasm, ort)', async () => {
