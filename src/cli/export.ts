@@ -1,6 +1,7 @@
 // `pocovid export`: gather a run's fold models into one model folder, with the in-browser page.
 import { Command, Option } from 'commander';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
+import { openDataset } from '../data/dataset.js';
 import { exportRun } from '../infer/export.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../onnx/calibrate.js';
 import { exportModelDirInt8, INT8_AGREEMENT_WARNING, INT8_REPORT_FILE } from '../onnx/int8_model_dir.js';
@@ -49,6 +50,9 @@ export function register(program: Command): void {
       if (o.format !== 'tfjs' && o.format !== 'onnx') throw new UnknownChoiceError('format', o.format, ['tfjs', 'onnx']);
       if (o.int8 && o.format !== 'onnx') throw new PocovidError('--int8 needs --format onnx');
       if (o.int8 && !o.calibration) throw new PocovidError('--int8 needs --calibration <dataset>: frames of the kind the model will see set the int8 ranges');
+      // Checked before anything is written, so that a bad dataset or opset does not leave a half-made folder.
+      if (o.int8 && o.opset < 13) throw new PocovidError(`--int8 needs --opset 13 or newer (per-channel DequantizeLinear), got ${o.opset}`);
+      if (o.int8) openDataset(o.calibration!);
       const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page });
       if (o.format === 'onnx') for (const file of await exportModelDirOnnx(o.out, { opset: o.opset })) console.log(`wrote ${file}`);
       if (o.int8) {

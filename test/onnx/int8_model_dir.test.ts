@@ -105,7 +105,13 @@ describe('export --format onnx --int8', () => {
     const noOnnx = await cli(['export', '--run', run, '--out', out, '--int8', '--calibration', dataset]);
     expect(noOnnx.err).toBe('pocovid: --int8 needs --format onnx');
     expect(process.exitCode).not.toBe(0);
-    expect(existsSync(out)).toBe(false); // refused before anything was written
+    process.exitCode = 0;
+    const badData = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--int8', '--calibration', join(work, 'no-such-data')]);
+    expect(badData.err).toContain(`${join(work, 'no-such-data', 'dataset.json')}: missing`);
+    process.exitCode = 0;
+    const oldOpset = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--opset', '12', '--int8', '--calibration', dataset]);
+    expect(oldOpset.err).toBe('pocovid: --int8 needs --opset 13 or newer (per-channel DequantizeLinear), got 12');
+    expect(existsSync(out)).toBe(false); // each refused before anything was written
   });
 });
 
