@@ -1,9 +1,9 @@
 // `pocovid export`: gather a run's fold models into one model folder, with the in-browser page.
 import { Command, Option } from 'commander';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { openDataset } from '../data/dataset.js';
 import { exportRun } from '../infer/export.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../onnx/calibrate.js';
+import { listFrameFiles } from '../onnx/calibration_frames.js';
 import { exportModelDirInt8, INT8_AGREEMENT_WARNING, INT8_REPORT_FILE } from '../onnx/int8_model_dir.js';
 import { exportModelDirOnnx } from '../onnx/model_dir.js';
 
@@ -40,8 +40,8 @@ export function register(program: Command): void {
     .option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx', 'tfjs')
     .option('--opset <n>', 'ONNX opset for --format onnx (11-21; 13+ with --int8)', int, 13)
     .option('--int8', 'with --format onnx: also write <member>/model.int8.onnx, calibrated on --calibration, for predict/serve --precision int8')
-    .option('--calibration <dataset>', 'with --int8: a dataset folder (pocovid data build) whose frames set the int8 ranges')
-    .option('--calibration-frames <n>', 'with --int8: frames that set the ranges', int, 200)
+    .option('--calibration <dir>', 'with --int8: a dataset folder (pocovid data build), or a folder of images and videos, whose frames set the int8 ranges')
+    .option('--calibration-frames <n>', 'with --int8: frames that set the ranges (a video gives up to 30)', int, 200)
     .option('--check-frames <n>', 'with --int8: other frames on which int8 is compared with float (0 = none)', int, 200)
     .addOption(new Option('--calibration-method <m>', 'with --int8: minmax, or mse (least squared error, clipping rare extremes)').choices([...CALIBRATION_METHODS]).default('mse'))
     .option('--seed <n>', 'with --int8: which frames are drawn', int, 0)
@@ -49,15 +49,15 @@ export function register(program: Command): void {
     .action(async (o: ExportOptions) => {
       if (o.format !== 'tfjs' && o.format !== 'onnx') throw new UnknownChoiceError('format', o.format, ['tfjs', 'onnx']);
       if (o.int8 && o.format !== 'onnx') throw new PocovidError('--int8 needs --format onnx');
-      if (o.int8 && !o.calibration) throw new PocovidError('--int8 needs --calibration <dataset>: frames of the kind the model will see set the int8 ranges');
+      if (o.int8 && !o.calibration) throw new PocovidError('--int8 needs --calibration <dir>: frames of the kind the model will see set the int8 ranges');
       // Checked before anything is written, so that a bad dataset or opset does not leave a half-made folder.
       if (o.int8 && o.opset < 13) throw new PocovidError(`--int8 needs --opset 13 or newer (per-channel DequantizeLinear), got ${o.opset}`);
-      if (o.int8) openDataset(o.calibration!);
+      if (o.int8) listFrameFiles(o.calibration!);
       const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page });
       if (o.format === 'onnx') for (const file of await exportModelDirOnnx(o.out, { opset: o.opset })) console.log(`wrote ${file}`);
       if (o.int8) {
         const report = await exportModelDirInt8(o.out, {
-          dataset: o.calibration!,
+          frames: o.calibration!,
           calibrationFrames: o.calibrationFrames,
           checkFrames: o.checkFrames,
           method: o.calibrationMethod,
@@ -69,13 +69,13 @@ export function register(program: Command): void {
           const check =
             m.labelAgreement === null
               ? 'not checked'
-              : `same label as float on ${(100 * m.labelAgreement).toFixed(1)}% of ${report.checkFrames.length} check frames, largest probability change ${m.maxProbabilityChange!.toFixed(3)}, ${m.msPerFrame!.float.toFixed(1)} → ${m.msPerFrame!.int8.toFixed(1)} ms/frame`;
+              : `same label as float on ${(100 * m.labelAgreement).toFixed(1)}% of ${report.checkFrameCount} check frames, largest probability change ${m.maxProbabilityChange!.toFixed(3)}, ${m.msPerFrame!.float.toFixed(1)} → ${m.msPerFrame!.int8.toFixed(1)} ms/frame`;
           console.log(`wrote ${o.out}/${m.file} (${check})`);
           if (m.labelAgreement !== null && m.labelAgreement < INT8_AGREEMENT_WARNING) {
             console.error(`warning: ${m.member}: int8 changes the label on more than ${Math.round(100 * (1 - INT8_AGREEMENT_WARNING))}% of frames; prefer fp32 for this model, or keep layers in float (--float-layers)`);
           }
         }
-        console.log(`wrote ${o.out}/${INT8_REPORT_FILE} (calibration on ${report.calibrationFrames.length} frames, ${report.method})`);
+        console.log(`wrote ${o.out}/${INT8_REPORT_FILE} (calibration on ${report.calibrationFrameCount} frames from ${report.calibrationFiles.length} files, ${report.method})`);
       }
       console.log(`wrote ${result.meta.members.length} member(s) of "${result.meta.name}" (${result.meta.classes.join(', ')}) to ${o.out}`);
       if (result.pageFiles.length > 0) console.log(`page: ${o.out}/index.html (serve the folder with any static server, or: pocovid serve --model ${o.out})`);

@@ -1,21 +1,19 @@
 // `pocovid export --format onnx --int8`: an int8 ONNX graph beside each member of a model folder,
-// calibrated on frames of a built dataset, and int8.json recording how, with a label-free check of
-// how closely each int8 member follows its float self on other frames of the same dataset.
+// calibrated on frames of a dataset or a folder of images and videos, and int8.json recording how,
+// with a label-free check of how closely each int8 member follows its float self on other frames.
 // predict/serve use these files with --precision int8; int8.json's fingerprints stop a stale file
 // (the member re-exported since) from being used.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { openDataset } from '../data/dataset.js';
-import { readImageAsInput } from '../data/image.js';
 import { initEngine } from '../engine/index.js';
 import { BadInputError, PocovidError } from '../errors.js';
 import { loadModelDir } from '../infer/model_dir.js';
-import type { PretrainedCfg } from '../models/types.js';
 import { writeFileAtomic, writeJsonAtomicSync } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { modelFingerprint } from './cache.js';
 import { quantizeModel, type CalibrationMethod } from './calibrate.js';
+import { openFrameSource, type FrameSource } from './calibration_frames.js';
 import { DEFAULT_OPSET, modelToOnnx } from './export.js';
 import { createOrtRunnerFromSession, createOrtSession, type ForwardRunner } from './runtime.js';
 
@@ -25,9 +23,12 @@ export const INT8_REPORT_FILE = 'int8.json';
 export const INT8_AGREEMENT_WARNING = 0.98;
 
 export interface Int8ExportOptions {
-  /** A dataset folder written by `pocovid data build` (manifest.csv); its labels are not used. */
-  dataset: string;
-  /** Frames that set the ranges (default 200). */
+  /**
+   * A dataset folder written by `pocovid data build` (its labels are not used), or a folder of
+   * images and videos (videos sampled as predict samples them).
+   */
+  frames: string;
+  /** Frames that set the ranges (default 200; a video gives up to 30). */
   calibrationFrames?: number;
   /** Other frames on which int8 is compared with float (default 200; 0 = no check). */
   checkFrames?: number;
@@ -58,37 +59,45 @@ export interface Int8Report {
   format: 'pocovid-int8';
   version: 1;
   createdAt: string;
-  dataset: string;
+  /** The folder the frames came from, and whether it is a dataset or a plain folder. */
+  frames: string;
+  framesKind: FrameSource['kind'];
   seed: number;
   method: CalibrationMethod;
   reduceRange: boolean;
   floatLayers: string[];
   opset: number;
-  calibrationFrames: string[];
-  checkFrames: string[];
-  skippedFrames: { path: string; problem: string }[];
+  /** Files (relative to `frames`) whose frames set the ranges, and those of the check. */
+  calibrationFiles: string[];
+  checkFiles: string[];
+  calibrationFrameCount: number;
+  checkFrameCount: number;
+  skippedFiles: { path: string; problem: string }[];
   members: Int8MemberReport[];
 }
 
-/** Decodes the frames that can be read; the others are reported, not fatal. */
+/**
+ * Reads items from `order` until `want` frames are in hand (a video's extra frames are dropped);
+ * unreadable items are reported, not fatal. Returns the frames, the items used, and where it stopped.
+ */
 async function readFrames(
-  dir: string,
-  paths: readonly string[],
-  cfg: PretrainedCfg,
+  source: FrameSource,
+  order: readonly string[],
   want: number,
-  skipped: Int8Report['skippedFrames'],
+  skipped: Int8Report['skippedFiles'],
   warn: (line: string) => void,
-): Promise<{ paths: string[]; inputs: Float32Array[] }> {
-  const out = { paths: [] as string[], inputs: [] as Float32Array[] };
-  for (const path of paths) {
-    if (out.inputs.length === want) break;
+): Promise<{ items: string[]; inputs: Float32Array[]; next: number }> {
+  const out = { items: [] as string[], inputs: [] as Float32Array[], next: 0 };
+  while (out.inputs.length < want && out.next < order.length) {
+    const item = order[out.next++]!;
     try {
-      out.inputs.push(await readImageAsInput(join(dir, path), cfg));
-      out.paths.push(path);
+      const inputs = await source.read(item);
+      out.inputs.push(...inputs.slice(0, want - out.inputs.length));
+      out.items.push(item);
     } catch (error) {
       const problem = (error as Error).message;
-      skipped.push({ path, problem });
-      warn(`warning: ${join(dir, path)}: skipped (${problem})`);
+      skipped.push({ path: item, problem });
+      warn(`warning: ${join(source.dir, item)}: skipped (${problem})`);
     }
   }
   return out;
@@ -138,32 +147,42 @@ export async function exportModelDirInt8(dir: string, options: Int8ExportOptions
   const seed = options.seed ?? 0;
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
   await initEngine();
-  const dataset = openDataset(options.dataset);
   const loaded = await loadModelDir(dir);
+  let source: FrameSource;
+  try {
+    source = openFrameSource(options.frames, loaded.meta.cfg);
+  } catch (error) {
+    for (const member of loaded.members) member.dispose();
+    throw error;
+  }
   const report: Int8Report = {
     format: 'pocovid-int8',
     version: 1,
     createdAt: new Date().toISOString(),
-    dataset: options.dataset,
+    frames: options.frames,
+    framesKind: source.kind,
     seed,
     method: options.method ?? 'mse',
     reduceRange: options.reduceRange ?? true,
     floatLayers: options.floatLayers ?? [],
     opset: options.opset ?? DEFAULT_OPSET,
-    calibrationFrames: [],
-    checkFrames: [],
-    skippedFrames: [],
+    calibrationFiles: [],
+    checkFiles: [],
+    calibrationFrameCount: 0,
+    checkFrameCount: 0,
+    skippedFiles: [],
     members: [],
   };
   try {
-    // One seeded order: calibration frames first, check frames after them, so the two never overlap.
-    const order = createRng(seed).shuffle(dataset.rows.map((row) => row.path));
-    const calibration = await readFrames(dataset.dir, order, loaded.meta.cfg, calibrationCount, report.skippedFrames, warn);
-    if (calibration.inputs.length === 0) throw new BadInputError(options.dataset, 'no readable frame to calibrate on');
-    const rest = order.slice(order.indexOf(calibration.paths.at(-1)!) + 1);
-    const check = await readFrames(dataset.dir, rest, loaded.meta.cfg, checkCount, report.skippedFrames, warn);
-    report.calibrationFrames = calibration.paths;
-    report.checkFrames = check.paths;
+    // One seeded order of files: calibration files first, check files after them, so the two never share a file.
+    const order = createRng(seed).shuffle([...source.items]);
+    const calibration = await readFrames(source, order, calibrationCount, report.skippedFiles, warn);
+    if (calibration.inputs.length === 0) throw new BadInputError(options.frames, 'no readable frame to calibrate on');
+    const check = await readFrames(source, order.slice(calibration.next), checkCount, report.skippedFiles, warn);
+    report.calibrationFiles = calibration.items;
+    report.checkFiles = check.items;
+    report.calibrationFrameCount = calibration.inputs.length;
+    report.checkFrameCount = check.inputs.length;
     for (const [k, member] of loaded.members.entries()) {
       const name = loaded.meta.members[k]!;
       const quantised = await quantizeModel(member, calibration.inputs, { ...options, method: report.method, opset: report.opset });
@@ -203,7 +222,7 @@ export async function exportModelDirInt8(dir: string, options: Int8ExportOptions
  */
 export function int8MemberFiles(dir: string, members: readonly { name: string; model: tfl.LayersModel }[]): string[] {
   const reportFile = join(dir, INT8_REPORT_FILE);
-  const how = `make it with: pocovid export --run <run> --out ${dir} --format onnx --int8 --calibration <dataset>`;
+  const how = `make it with: pocovid export --run <run> --out ${dir} --format onnx --int8 --calibration <frames>`;
   if (!existsSync(reportFile)) throw new BadInputError(reportFile, `missing: --precision int8 needs the int8 members of a model folder; ${how}`);
   let report: Int8Report;
   try {

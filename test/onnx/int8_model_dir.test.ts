@@ -1,6 +1,6 @@
 // `export --format onnx --int8` and `--precision int8`: the int8 members and int8.json, frames that
 // cannot be read, the label-free check, and refusing a missing or stale int8 file.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,6 +10,7 @@ import { createPipeline } from '../../src/infer/pipeline.js';
 import { saveModelDir } from '../../src/infer/model_dir.js';
 import { exportModelDirInt8, INT8_MEMBER_FILE, INT8_REPORT_FILE, type Int8Report } from '../../src/onnx/int8_model_dir.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
+import { writeJpeg, writePng, writeVideo } from '../infer/fixtures.js';
 import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
 
 let work: string;
@@ -50,13 +51,16 @@ describe('export --format onnx --int8', () => {
     const { out: printed } = await cli(['export', '--run', run, '--out', out, '--no-page', '--format', 'onnx', '--int8', '--calibration', dataset, '--calibration-frames', '6', '--check-frames', '8']);
     for (const k of [0, 1]) expect(existsSync(join(out, `member-${k}`, INT8_MEMBER_FILE))).toBe(true);
     expect(printed).toMatch(/wrote .*member-0\/model\.int8\.onnx \(same label as float on \d+\.\d% of 8 check frames, largest probability change \d\.\d{3}/);
+    expect(printed).toContain(`wrote ${out}/int8.json (calibration on 6 frames from 6 files, mse)`);
     const report = JSON.parse(readFileSync(join(out, INT8_REPORT_FILE), 'utf8')) as Int8Report;
     expect(report.format).toBe('pocovid-int8');
     expect(report.method).toBe('mse');
     expect(report.reduceRange).toBe(true);
-    expect(report.calibrationFrames).toHaveLength(6);
-    expect(report.checkFrames).toHaveLength(8);
-    expect(report.calibrationFrames.filter((f) => report.checkFrames.includes(f))).toEqual([]);
+    expect(report.framesKind).toBe('dataset');
+    expect(report.calibrationFiles).toHaveLength(6);
+    expect(report.checkFiles).toHaveLength(8);
+    expect([report.calibrationFrameCount, report.checkFrameCount]).toEqual([6, 8]);
+    expect(report.calibrationFiles.filter((f) => report.checkFiles.includes(f))).toEqual([]);
     expect(report.members.map((m) => m.member)).toEqual(['member-0', 'member-1']);
     for (const m of report.members) {
       expect(m.labelAgreement).toBeGreaterThanOrEqual(0);
@@ -66,7 +70,7 @@ describe('export --format onnx --int8', () => {
     }
 
     // predict with the int8 members: the same kind of answer as float, on ONNX Runtime.
-    const frame = join(dataset, report.checkFrames[0]!);
+    const frame = join(dataset, report.checkFiles[0]!);
     const int8 = await createPipeline(out, { precision: 'int8', guard: false });
     const fp32 = await createPipeline(out, { guard: false });
     expect(int8.precision).toBe('int8');
@@ -87,19 +91,38 @@ describe('export --format onnx --int8', () => {
     const out = join(work, 'model-broken');
     await saveModelDir(out, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(50)] });
     const warnings: string[] = [];
-    const report = await exportModelDirInt8(out, { dataset: broken, calibrationFrames: 100, checkFrames: 0, warn: (line) => warnings.push(line) });
-    expect(report.skippedFrames.map((s) => s.path)).toEqual([firstFrame]);
+    const report = await exportModelDirInt8(out, { frames: broken, calibrationFrames: 100, checkFrames: 0, warn: (line) => warnings.push(line) });
+    expect(report.skippedFiles.map((s) => s.path)).toEqual([firstFrame]);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`${join(broken, firstFrame)}: skipped`);
     // Every other frame calibrated; no check asked for.
-    expect(report.calibrationFrames).toHaveLength(manifest.filter(Boolean).length - 2);
+    expect(report.calibrationFiles).toHaveLength(manifest.filter(Boolean).length - 2);
     expect(report.members[0]!.labelAgreement).toBeNull();
+  });
+
+  it('calibrates on a plain folder of images and videos, sampled as predict samples them', async () => {
+    const folder = join(work, 'clinic-files');
+    mkdirSync(join(folder, 'nested'), { recursive: true });
+    await writePng(join(folder, 'a.png'), 40, 30, 1);
+    await writeJpeg(join(folder, 'nested', 'b.jpg'), 50, 50, 2);
+    writeVideo(folder, 'c.avi', 2); // 2 s at 3 frames per second: 6 frames
+    writeFileSync(join(folder, 'notes.txt'), 'not a picture: ignored');
+    const out = join(work, 'model-folder');
+    await saveModelDir(out, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(70)] });
+    const report = await exportModelDirInt8(out, { frames: folder, calibrationFrames: 100, checkFrames: 0 });
+    expect(report.framesKind).toBe('folder');
+    expect([...report.calibrationFiles].sort()).toEqual(['a.png', 'c.avi', join('nested', 'b.jpg')]);
+    expect(report.calibrationFrameCount).toBe(8);
+    await expect(exportModelDirInt8(out, { frames: join(folder, 'nested', 'b.jpg') })).rejects.toThrow('b.jpg: not a folder');
+    const empty = join(work, 'empty-folder');
+    mkdirSync(empty);
+    await expect(exportModelDirInt8(out, { frames: empty })).rejects.toThrow(`${empty}: has no images or videos (and no dataset.json)`);
   });
 
   it('needs --calibration and --format onnx', async () => {
     const out = join(work, 'model-refused');
     const noData = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--int8']);
-    expect(noData.err).toBe('pocovid: --int8 needs --calibration <dataset>: frames of the kind the model will see set the int8 ranges');
+    expect(noData.err).toBe('pocovid: --int8 needs --calibration <dir>: frames of the kind the model will see set the int8 ranges');
     expect(process.exitCode).not.toBe(0);
     process.exitCode = 0;
     const noOnnx = await cli(['export', '--run', run, '--out', out, '--int8', '--calibration', dataset]);
@@ -107,7 +130,7 @@ describe('export --format onnx --int8', () => {
     expect(process.exitCode).not.toBe(0);
     process.exitCode = 0;
     const badData = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--int8', '--calibration', join(work, 'no-such-data')]);
-    expect(badData.err).toContain(`${join(work, 'no-such-data', 'dataset.json')}: missing`);
+    expect(badData.err).toBe(`pocovid: ${join(work, 'no-such-data')}: not a folder: give a dataset folder (pocovid data build) or a folder of images and videos`);
     process.exitCode = 0;
     const oldOpset = await cli(['export', '--run', run, '--out', out, '--format', 'onnx', '--opset', '12', '--int8', '--calibration', dataset]);
     expect(oldOpset.err).toBe('pocovid: --int8 needs --opset 13 or newer (per-channel DequantizeLinear), got 12');
@@ -124,7 +147,7 @@ describe('--precision int8', () => {
     );
     await expect(createPipeline(plain, { precision: 'int8', runtime: 'tfjs' })).rejects.toThrow('--precision int8 runs on ONNX Runtime only');
 
-    await exportModelDirInt8(plain, { dataset, calibrationFrames: 4, checkFrames: 0 });
+    await exportModelDirInt8(plain, { frames: dataset, calibrationFrames: 4, checkFrames: 0 });
     // The member is replaced by other weights after its int8 file was made.
     await saveModelDir(plain, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(61)] });
     await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(
