@@ -90,6 +90,15 @@ export interface OrtSessionOptions {
   load?: () => Promise<OrtModule>;
 }
 
+/**
+ * ONNX Runtime's intra-op threads spin after each run by default, waiting for the next. With
+ * several sessions used in turn (a fold ensemble frame by frame, float beside int8, a cv's backbone
+ * and its predictions) the idle sessions' spinning threads take the cores from the one running:
+ * ResNet-18 took 22.8 ms a frame instead of 8.6 with three sessions in turn on 2 cores. Without
+ * spinning a lone session is as fast (8.6 against 8.9 ms). Measured by bench/ort_spinning.ts.
+ */
+export const ORT_SESSION_CONFIG = { session: { intra_op: { allow_spinning: '0' } } } as const;
+
 /** An ONNX Runtime CPU session on an ONNX file path or bytes, with full graph optimisation. */
 export async function createOrtSession(model: string | Uint8Array, options: OrtSessionOptions = {}): Promise<Ort.InferenceSession> {
   const ort = await (options.load ?? loadOrt)();
@@ -99,6 +108,7 @@ export async function createOrtSession(model: string | Uint8Array, options: OrtS
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    extra: ORT_SESSION_CONFIG,
   };
   try {
     return typeof model === 'string'

@@ -8,7 +8,8 @@ import { initEngine, tf } from '../../src/engine/index.js';
 import { PocovidError, UnknownChoiceError } from '../../src/errors.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
 import { cachedOnnxFile, modelFingerprint } from '../../src/onnx/cache.js';
-import { chooseRuntime, createForwardRunner, createTfjsRunner, parseRuntimeChoice } from '../../src/onnx/runtime.js';
+import { chooseRuntime, createForwardRunner, createOrtSession, createTfjsRunner, loadOrt, parseRuntimeChoice, type OrtModule } from '../../src/onnx/runtime.js';
+import { modelToOnnx } from '../../src/onnx/export.js';
 import { createRng } from '../../src/util/rng.js';
 import { maxAbsDiff, randomInput } from './helpers.js';
 
@@ -87,6 +88,29 @@ describe('forward runners', () => {
     expect(notices[0]).toMatch(/^notice: model "upsampler" cannot run on ONNX Runtime \(cannot export layer "up"/);
     await expect(createForwardRunner(model, { runtime: 'ort', cacheDir: false })).rejects.toThrow(/cannot export layer "up"/);
     model.dispose();
+  });
+});
+
+describe('ONNX Runtime sessions', () => {
+  it('are created with full optimisation, the asked threads, and no intra-op spinning', async () => {
+    let seen: Record<string, unknown> | undefined;
+    const real = await loadOrt();
+    // The real module, with create() recording the options it is given.
+    const recording = {
+      ...real,
+      InferenceSession: {
+        create: (model: Uint8Array, options: Record<string, unknown>) => {
+          seen = options;
+          return real.InferenceSession.create(model, options);
+        },
+      },
+    } as unknown as OrtModule;
+    const session = await createOrtSession(modelToOnnx(built.model).bytes, { threads: 1, load: async () => recording });
+    expect(seen).toMatchObject({ intraOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
+    // ORT accepts the setting: the session runs.
+    const out = await session.run({ [session.inputNames[0]!]: new real.Tensor('float32', x.subarray(0, 32 * 32), [1, 32, 32, 1]) });
+    expect(out[session.outputNames[0]!]!.dims).toEqual([1, 3]);
+    await session.release();
   });
 });
 
