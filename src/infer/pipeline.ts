@@ -134,18 +134,21 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   await initEngine();
   const model = typeof source === 'string' ? await loadModel(source, options.fold) : source;
   const runners: ForwardRunner[] = [];
+  // An ensemble's members run in turn for every frame; ORT threads left spinning by one member
+  // would slow the next (OrtSessionOptions.spinning).
+  const spinning = model.members.length === 1;
   try {
     if (precision === 'int8') {
       await chooseRuntime('ort');
       const files = int8MemberFiles(model.path, model.members.map((member, k) => ({ name: model.meta.members[k]!, model: member })));
       for (const [k, member] of model.members.entries()) {
-        const session = await createOrtSession(files[k]!, { threads: options.threads });
+        const session = await createOrtSession(files[k]!, { threads: options.threads, spinning });
         const shape = (t: { shape: (number | null)[] }) => t.shape.slice(1) as number[];
         runners.push(await createOrtRunnerFromSession(session, shape(member.inputs[0]!), member.outputs.map(shape)));
       }
     } else {
       for (const member of model.members) {
-        runners.push(await createForwardRunner(member, { runtime, threads: options.threads, cacheDir: options.onnxCacheDir, notice: options.notice }));
+        runners.push(await createForwardRunner(member, { runtime, threads: options.threads, spinning, cacheDir: options.onnxCacheDir, notice: options.notice }));
       }
     }
   } catch (error) {

@@ -87,17 +87,16 @@ export function defaultOrtThreads(env: NodeJS.ProcessEnv = process.env): number 
 export interface OrtSessionOptions {
   /** intra-op threads; default defaultOrtThreads(). */
   threads?: number;
+  /**
+   * Whether the intra-op threads spin after a run, waiting for the next (ORT's default, true).
+   * Turn it off when several sessions run in turn, as a fold ensemble does frame by frame: the
+   * idle sessions' spinning threads take the cores from the one running (ResNet-18 at 112²: 26 ms
+   * a run instead of 11 with three sessions in turn on 2 cores). A lone session is 5–10% faster
+   * with it on (bench/ort_spinning.ts).
+   */
+  spinning?: boolean;
   load?: () => Promise<OrtModule>;
 }
-
-/**
- * ONNX Runtime's intra-op threads spin after each run by default, waiting for the next. With
- * several sessions used in turn (a fold ensemble frame by frame, float beside int8, a cv's backbone
- * and its predictions) the idle sessions' spinning threads take the cores from the one running:
- * ResNet-18 took 22.8 ms a frame instead of 8.6 with three sessions in turn on 2 cores. Without
- * spinning a lone session is as fast (8.6 against 8.9 ms). Measured by bench/ort_spinning.ts.
- */
-export const ORT_SESSION_CONFIG = { session: { intra_op: { allow_spinning: '0' } } } as const;
 
 /** An ONNX Runtime CPU session on an ONNX file path or bytes, with full graph optimisation. */
 export async function createOrtSession(model: string | Uint8Array, options: OrtSessionOptions = {}): Promise<Ort.InferenceSession> {
@@ -108,7 +107,7 @@ export async function createOrtSession(model: string | Uint8Array, options: OrtS
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    extra: ORT_SESSION_CONFIG,
+    extra: { session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } } },
   };
   try {
     return typeof model === 'string'
@@ -200,6 +199,8 @@ export interface ForwardRunnerOptions extends ChooseRuntimeOptions {
   runtime?: RuntimeChoice;
   /** ONNX Runtime intra-op threads; default defaultOrtThreads(). */
   threads?: number;
+  /** ONNX Runtime thread spinning (OrtSessionOptions.spinning); default true. */
+  spinning?: boolean;
   /** Where exported ONNX files are cached (default $POCOVID_CACHE/onnx); false exports in memory every time. */
   cacheDir?: string | false;
   opset?: number;
@@ -220,7 +221,7 @@ export async function createForwardRunner(model: tfl.LayersModel, options: Forwa
       options.cacheDir === false
         ? modelToOnnx(model, { opset: options.opset }).bytes
         : await cachedOnnxFile(model, { cacheDir: options.cacheDir, opset: options.opset });
-    const session = await createOrtSession(source, { threads: options.threads, load: options.load });
+    const session = await createOrtSession(source, { threads: options.threads, spinning: options.spinning, load: options.load });
     return await createOrtRunnerFromSession(session, inputShape, outputShapes, { load: options.load });
   } catch (error) {
     if (choice === 'ort') throw error;

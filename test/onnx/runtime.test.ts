@@ -92,25 +92,29 @@ describe('forward runners', () => {
 });
 
 describe('ONNX Runtime sessions', () => {
-  it('are created with full optimisation, the asked threads, and no intra-op spinning', async () => {
-    let seen: Record<string, unknown> | undefined;
+  it('are created with full optimisation, the asked threads, and spinning as asked', async () => {
+    const seen: Record<string, unknown>[] = [];
     const real = await loadOrt();
     // The real module, with create() recording the options it is given.
     const recording = {
       ...real,
       InferenceSession: {
         create: (model: Uint8Array, options: Record<string, unknown>) => {
-          seen = options;
+          seen.push(options);
           return real.InferenceSession.create(model, options);
         },
       },
     } as unknown as OrtModule;
-    const session = await createOrtSession(modelToOnnx(built.model).bytes, { threads: 1, load: async () => recording });
-    expect(seen).toMatchObject({ intraOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
-    // ORT accepts the setting: the session runs.
-    const out = await session.run({ [session.inputNames[0]!]: new real.Tensor('float32', x.subarray(0, 32 * 32), [1, 32, 32, 1]) });
-    expect(out[session.outputNames[0]!]!.dims).toEqual([1, 3]);
-    await session.release();
+    const bytes = modelToOnnx(built.model).bytes;
+    for (const spinning of [undefined, false]) {
+      const session = await createOrtSession(bytes, { threads: 1, spinning, load: async () => recording });
+      // ORT accepts the setting: the session runs.
+      const out = await session.run({ [session.inputNames[0]!]: new real.Tensor('float32', x.subarray(0, 32 * 32), [1, 32, 32, 1]) });
+      expect(out[session.outputNames[0]!]!.dims).toEqual([1, 3]);
+      await session.release();
+    }
+    const settings = (value: string) => ({ intraOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: value } } } });
+    expect(seen).toMatchObject([settings('1'), settings('0')]);
   });
 });
 
