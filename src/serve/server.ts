@@ -109,6 +109,9 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
     format: meta.format,
     formatVersion: meta.version,
     version: VERSION,
+    // What runs the members' forward passes: a user comparing answers needs to know int8 from float.
+    runtimes: [...new Set(pipeline.runtimes)],
+    precision: pipeline.precision,
   }));
 
   app.post('/api/predict', async (request, reply) => {

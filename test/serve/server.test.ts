@@ -42,7 +42,7 @@ afterAll(async () => {
 describe('HTTP API', () => {
   it('answers health and model information', async () => {
     expect(await (await fetch(`${base}/api/health`)).json()).toMatchObject({ status: 'ok', model: 'tiny' });
-    expect(await (await fetch(`${base}/api/model`)).json()).toMatchObject({ name: 'tiny', classes: TINY_CLASSES, inputSize: [32, 32], members: 2, formatVersion: 1 });
+    expect(await (await fetch(`${base}/api/model`)).json()).toMatchObject({ name: 'tiny', classes: TINY_CLASSES, inputSize: [32, 32], members: 2, formatVersion: 1, runtimes: ['ort'], precision: 'fp32' });
     const missing = await fetch(`${base}/api/nothing`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: 'not found: GET /api/nothing' });
