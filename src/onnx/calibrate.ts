@@ -34,14 +34,14 @@ export interface Calibration {
 const HISTOGRAM_BINS = 2048;
 const SHRINK_STEPS = 200;
 
-type FrameSource = Iterable<Float32Array> | AsyncIterable<Float32Array>;
+type CalibrationInputs = Iterable<Float32Array> | AsyncIterable<Float32Array>;
 
 /**
  * The range of every quantisation point over `inputs` (one example each, TF.js layout, as
  * model.predict takes them). 'mse' reads the frames twice (min–max, then histograms), so `inputs`
  * must be re-iterable (an array).
  */
-export async function calibrateRanges(model: tfl.LayersModel, inputs: FrameSource, options: CalibrationOptions = {}): Promise<Calibration> {
+export async function calibrateRanges(model: tfl.LayersModel, inputs: CalibrationInputs, options: CalibrationOptions = {}): Promise<Calibration> {
   const method = options.method ?? 'mse';
   if (!CALIBRATION_METHODS.includes(method)) throw new PocovidError(`unknown calibration method "${String(method)}" (choose ${CALIBRATION_METHODS.join(', ')})`);
   const ort = await (options.load ?? loadOrt)();
@@ -129,7 +129,7 @@ export interface Int8Export extends Calibration {
 /** Calibrates `model` on `inputs` and returns its int8 QDQ ONNX graph. */
 export async function quantizeModel(
   model: tfl.LayersModel,
-  inputs: FrameSource,
+  inputs: CalibrationInputs,
   options: CalibrationOptions & QdqOptions = {},
 ): Promise<Int8Export> {
   const calibration = await calibrateRanges(model, inputs, options);
