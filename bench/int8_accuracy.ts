@@ -12,9 +12,10 @@ import { openDataset } from '../src/data/dataset.js';
 import { readImageAsInput } from '../src/data/image.js';
 import type { ManifestRow } from '../src/data/types.js';
 import { initEngine } from '../src/engine/index.js';
+import { argMax } from '../src/infer/combine.js';
 import { loadModelDir } from '../src/infer/model_dir.js';
 import { quantizeModel } from '../src/onnx/calibrate.js';
-import { createOrtRunnerFromSession, createOrtSession, type ForwardRunner } from '../src/onnx/runtime.js';
+import { createOrtRunner, type ForwardRunner } from '../src/onnx/runtime.js';
 import { modelToOnnx } from '../src/onnx/export.js';
 import { writeJsonAtomicSync } from '../src/util/atomic.js';
 import { createRng } from '../src/util/rng.js';
@@ -38,12 +39,6 @@ interface Scored {
   fp32: Float32Array;
   int8: Float32Array;
 }
-
-const argMax = (p: ArrayLike<number>): number => {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-  return best;
-};
 
 function accuracy(items: { truth: number; predicted: number }[], classes: number): { accuracy: number; balanced: number } {
   const correct = items.filter((i) => i.truth === i.predicted).length;
@@ -120,10 +115,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const int8 = await quantizeModel(model, await read(calibrationRows), { reduceRange: !values['full-range'] });
     const calibrationSeconds = (performance.now() - t0) / 1000;
-    const inputShape = model.inputs[0]!.shape.slice(1) as number[];
-    const outputShapes = [model.outputs[0]!.shape.slice(1) as number[]];
-    const fp32Runner = await createOrtRunnerFromSession(await createOrtSession(modelToOnnx(model).bytes), inputShape, outputShapes);
-    const int8Runner = await createOrtRunnerFromSession(await createOrtSession(int8.result.bytes), inputShape, outputShapes);
+    const fp32Runner = await createOrtRunner(model, modelToOnnx(model).bytes);
+    const int8Runner = await createOrtRunner(model, int8.result.bytes);
     const inputs = await read(test);
     const a = await classify(fp32Runner, inputs);
     const b = await classify(int8Runner, inputs);

@@ -8,7 +8,7 @@ import { initEngine, type EngineInfo } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
-import { createForwardRunner, createOrtRunnerFromSession, createOrtSession, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
+import { createForwardRunner, createOrtRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
 import { quantizeModel } from '../onnx/calibrate.js';
 import { croppingRunner } from '../train/feature_cache.js';
 import { trainStep } from '../train/head_trainer.js';
@@ -115,7 +115,7 @@ export async function measureModel(name: string, options: MeasureOptions = {}): 
       const frameSize = inputShape.reduce((a, b) => a * b, 1);
       const frames = Array.from({ length: 4 }, (_, i) => infer8.subarray(i * frameSize, (i + 1) * frameSize));
       const { result } = await quantizeModel(built.model, frames, { method: 'minmax' });
-      const int8 = await createOrtRunnerFromSession(await createOrtSession(result.bytes), whole.inputShape, whole.outputShapes);
+      const int8 = await createOrtRunner(built.model, result.bytes);
       runners.push(int8);
       int8Seconds = {
         batch1: await timeIt(Math.max(repeats, 3), forward(int8, infer1, 1)),

@@ -7,6 +7,7 @@ export {
   RUNTIME_CHOICES,
   chooseRuntime,
   createForwardRunner,
+  createOrtRunner,
   createOrtRunnerFromSession,
   createOrtSession,
   createTfjsRunner,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../engine/index.js';
 import { BadInputError, PocovidError } from '../errors.js';
+import { argMax } from '../infer/combine.js';
 import { loadModelDir } from '../infer/model_dir.js';
 import { writeFileAtomic, writeJsonAtomicSync } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
@@ -15,7 +16,7 @@ import { modelFingerprint } from './cache.js';
 import { quantizeModel, type CalibrationMethod } from './calibrate.js';
 import { openFrameSource, type FrameSource } from './calibration_frames.js';
 import { DEFAULT_OPSET, modelToOnnx } from './export.js';
-import { createOrtRunnerFromSession, createOrtSession, type ForwardRunner } from './runtime.js';
+import { createOrtRunner, type ForwardRunner } from './runtime.js';
 
 export const INT8_MEMBER_FILE = 'model.int8.onnx';
 export const INT8_REPORT_FILE = 'int8.json';
@@ -113,7 +114,6 @@ async function compare(fp32: ForwardRunner, int8: ForwardRunner, inputs: Float32
   };
   const a = await classify(fp32);
   const b = await classify(int8);
-  const argMax = (p: Float32Array): number => p.indexOf(Math.max(...p));
   let agree = 0;
   let maxChange = 0;
   let sumChange = 0;
@@ -134,11 +134,6 @@ async function compare(fp32: ForwardRunner, int8: ForwardRunner, inputs: Float32
     meanProbabilityChange: sumChange / values,
     msPerFrame: { float: a.ms, int8: b.ms },
   };
-}
-
-async function ortRunner(model: tfl.LayersModel, bytes: Uint8Array, threads?: number): Promise<ForwardRunner> {
-  const session = await createOrtSession(bytes, { threads });
-  return createOrtRunnerFromSession(session, model.inputs[0]!.shape.slice(1) as number[], [model.outputs[0]!.shape.slice(1) as number[]]);
 }
 
 /** Writes <dir>/<member>/model.int8.onnx for every member of model folder `dir`, and <dir>/int8.json. */
@@ -193,8 +188,8 @@ export async function exportModelDirInt8(dir: string, options: Int8ExportOptions
       await writeFileAtomic(file, quantised.result.bytes);
       let checked: Awaited<ReturnType<typeof compare>> | undefined;
       if (check.inputs.length > 0) {
-        const fp32 = await ortRunner(member, modelToOnnx(member, { opset: report.opset }).bytes, options.threads);
-        const int8 = await ortRunner(member, quantised.result.bytes, options.threads);
+        const fp32 = await createOrtRunner(member, modelToOnnx(member, { opset: report.opset }).bytes, { threads: options.threads });
+        const int8 = await createOrtRunner(member, quantised.result.bytes, { threads: options.threads });
         try {
           checked = await compare(fp32, int8, check.inputs);
         } finally {

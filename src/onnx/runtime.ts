@@ -194,6 +194,16 @@ export async function createOrtRunnerFromSession(
   };
 }
 
+/**
+ * An ONNX Runtime runner for `model` on a graph of it (an ONNX file or bytes: modelToOnnx's, the
+ * cache's, or its int8 form); shapes come from the model, so the graph must keep its inputs and outputs.
+ */
+export async function createOrtRunner(model: tfl.LayersModel, graph: string | Uint8Array, options: OrtSessionOptions = {}): Promise<ForwardRunner> {
+  const { inputShape, outputShapes } = describeModel(model);
+  const session = await createOrtSession(graph, options);
+  return createOrtRunnerFromSession(session, inputShape, outputShapes, { load: options.load });
+}
+
 export interface ForwardRunnerOptions extends ChooseRuntimeOptions {
   /** Default 'auto'. */
   runtime?: RuntimeChoice;
@@ -215,14 +225,13 @@ export async function createForwardRunner(model: tfl.LayersModel, options: Forwa
   const choice = options.runtime ?? 'auto';
   const runtime = await chooseRuntime(choice, options);
   if (runtime === 'tfjs') return createTfjsRunner(model);
-  const { inputShape, outputShapes } = describeModel(model);
+  describeModel(model); // a model no runner can take (several inputs, open shapes) fails here, before any export
   try {
     const source =
       options.cacheDir === false
         ? modelToOnnx(model, { opset: options.opset }).bytes
         : await cachedOnnxFile(model, { cacheDir: options.cacheDir, opset: options.opset });
-    const session = await createOrtSession(source, { threads: options.threads, spinning: options.spinning, load: options.load });
-    return await createOrtRunnerFromSession(session, inputShape, outputShapes, { load: options.load });
+    return await createOrtRunner(model, source, { threads: options.threads, spinning: options.spinning, load: options.load });
   } catch (error) {
     if (choice === 'ort') throw error;
     (options.notice ?? defaultNotice)(`notice: model "${model.name}" cannot run on ONNX Runtime (${firstLine(error)}); using TF.js`);
