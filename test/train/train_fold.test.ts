@@ -8,6 +8,7 @@ import { initEngine, tf } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { loadModel } from '../../src/infer/model_dir.js';
 import { trainFold } from '../../src/train/train_fold.js';
+import type { TrainingHandler } from '../../src/train/handlers.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 import { weightsOfRun } from '../helpers/run_weights.js';
@@ -75,24 +76,45 @@ describe('trainFold', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
-  it('resumes a killed run where it stopped and ends where an uninterrupted run ends', async () => {
+  it('resumes a run killed mid-training at its checkpoint: finished epochs are not re-run and it ends where an uninterrupted run ends', async () => {
     const straight = join(root, 'run-straight');
     const resumed = join(root, 'run-resumed');
-    await trainFold({ ...base(), fold: 0, out: straight, epochs: 3 }, { quiet: true });
-    // "Killed" after 2 epochs: the same run started again with the full epoch count resumes.
-    await trainFold({ ...base(), fold: 0, out: resumed, epochs: 2 }, { quiet: true });
-    await trainFold({ ...base(), fold: 0, out: resumed, epochs: 3 }, { quiet: true });
+    await trainFold({ ...base(), fold: 0, out: straight, epochs: 4 }, { quiet: true });
+    // A failure injected in the handlers of the second epoch (index 1), before its checkpoint is
+    // saved: the folder then holds the checkpoint of epoch 0, as after a kill at that moment.
+    const killAfterSecondEpoch: TrainingHandler = {
+      afterEpoch: ({ log }) => {
+        if (log.epoch === 1) throw new Error('killed');
+      },
+    };
+    await expect(trainFold({ ...base(), fold: 0, out: resumed, epochs: 4 }, { quiet: true, handlers: [killAfterSecondEpoch] })).rejects.toThrow('killed');
+    expect(existsSync(join(resumed, 'result.json'))).toBe(false);
+    const ranAgain: number[] = [];
+    const counting: TrainingHandler = { afterEpoch: ({ log }) => void ranAgain.push(log.epoch) };
+    await trainFold({ ...base(), fold: 0, out: resumed, epochs: 4 }, { quiet: true, handlers: [counting] });
+    // Epoch 0 finished and was checkpointed; epoch 1 died before its checkpoint, so it runs again.
+    expect(ranAgain).toEqual([1, 2, 3]);
     const epochs = readFileSync(join(resumed, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
-    expect(epochs).toEqual([0, 1, 2]);
+    expect(epochs).toEqual([0, 1, 2, 3]);
     expect(maxDifference(await weightsOf(straight), await weightsOf(resumed))).toBeLessThan(1e-5);
+    // Every epoch's log matches the uninterrupted run's, epoch 0's being the killed run's own line.
+    const straightHistory = readFileSync(join(straight, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
+    const resumedHistory = readFileSync(join(resumed, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
+    expect(resumedHistory.map((h) => h.loss)).toEqual(straightHistory.map((h) => h.loss));
   });
 
   it('gives the same weights with the frozen-feature cache as running the whole network every step', async () => {
     const common = { ...base(), model: 'mobilenet_v1', fold: 2, epochs: 1, augment: false };
     const cached = join(root, 'run-cached');
     const live = join(root, 'run-live');
-    await trainFold({ ...common, out: cached, featureCache: 'auto' }, { quiet: true });
-    await trainFold({ ...common, out: live, featureCache: 'off' }, { quiet: true });
+    const withCache = await trainFold({ ...common, out: cached, featureCache: 'auto' }, { quiet: true });
+    const withoutCache = await trainFold({ ...common, out: live, featureCache: 'off' }, { quiet: true });
+    // The cache was really used: the backbone ran once per frame of the fold (one view, no
+    // augmentation) and never during the epochs; the live path stored nothing.
+    const config = JSON.parse(readFileSync(join(cached, 'config.json'), 'utf8')) as { split: { train: number; validation: number; test: number } };
+    expect(withCache.featureEntries).toEqual({ computed: config.split.train + config.split.validation + config.split.test, reused: 0 });
+    expect(withoutCache.featureEntries).toEqual({ computed: 0, reused: 0 });
+    expect(withoutCache.featureCacheSeconds).toBe(0);
     expect(maxDifference(await weightsOf(cached), await weightsOf(live))).toBeLessThan(1e-4);
   });
 
