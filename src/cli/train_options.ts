@@ -43,7 +43,13 @@ export function addTrainOptions(command: Command): Command {
     .addOption(new Option('--feature-cache <mode>', 'auto: run the frozen backbone once per view; off: every step').choices(['auto', 'off']).default('auto'))
     .option('--seed <n>', 'random seed (split, shuffling, augmentation, init)', int, 0)
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
-    .addOption(new Option('--class-weights <kind>', 'loss weights per class').choices(['none', 'balanced']).default('none'))
+    .addOption(new Option('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels").choices(['original', 'ultrasound']).default('original'))
+    .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax (logistic regression on the features)").choices(['pocovid', 'linear']))
+    .addOption(new Option('--colour <kind>', 'grey: feed the luma to all channels of an RGB network').choices(['rgb', 'grey']).default('rgb'))
+    .option('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', float, 0)
+    .option('--label-smoothing <e>', 'label smoothing ε', float, 0)
+    .option('--mixup <alpha>', 'mixup of the trainable part\'s inputs, λ ~ Beta(α, α); 0 = off', float, 0)
+    .addOption(new Option('--class-weights <kind>', 'loss weights: balanced by class frame counts, or every source / patient weighing the same within its class').choices(['none', 'balanced', 'source', 'patient']).default('none'))
     .option('--validation-fraction <f>', 'share of training patients held out for model selection', float, 0.2)
     .option('--patience <n>', 'early-stopping patience (epochs)', int, 20)
     .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)')
@@ -68,7 +74,13 @@ export interface ParsedTrainOptions {
   featureCache: 'auto' | 'off';
   seed: number;
   init?: string;
-  classWeights: 'none' | 'balanced';
+  classWeights: 'none' | 'balanced' | 'source' | 'patient';
+  augmentation: 'original' | 'ultrasound';
+  head?: 'pocovid' | 'linear';
+  colour: 'rgb' | 'grey';
+  weightDecay: number;
+  labelSmoothing: number;
+  mixup: number;
   validationFraction: number;
   patience: number;
   classes?: string;
@@ -95,6 +107,12 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     seed: o.seed,
     init: o.init,
     classWeights: o.classWeights,
+    augmentation: o.augmentation,
+    head: o.head,
+    colour: o.colour,
+    weightDecay: o.weightDecay,
+    labelSmoothing: o.labelSmoothing,
+    mixup: o.mixup,
     validationFraction: o.validationFraction,
     earlyStoppingPatience: o.patience,
     classes: o.classes ? o.classes.split(',').map((c) => c.trim()).filter(Boolean) : undefined,

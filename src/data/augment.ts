@@ -1,8 +1,9 @@
-// Augmentation as the original Keras ImageDataGenerator(rotation_range=10, width_shift_range=0.1,
+// Augmentation. The original, as Keras' ImageDataGenerator(rotation_range=10, width_shift_range=0.1,
 // height_shift_range=0.1, horizontal_flip=True, vertical_flip=True, fill_mode='nearest'):
 // small transforms that each draw their parameters from an injected Rng and contribute an affine
 // map; the composed map is inverted once and the image is resampled once (bilinear, edges
-// extended = 'nearest' fill). Pure TypeScript on HWC Float32Arrays.
+// extended = 'nearest' fill). The ultrasound augmentation adds intensity changes on the picture's
+// [0, 1] values after the resampling. Pure TypeScript on HWC Float32Arrays.
 import type { Rng } from '../util/rng.js';
 
 /**
@@ -124,9 +125,98 @@ export function resampleAffine(image: Float32Array, height: number, width: numbe
   return result;
 }
 
-/** A list of transforms applied in order, resampled once. */
+/**
+ * Depth zoom: a scan at a shallower depth setting shows the top (1 − d) of the picture enlarged.
+ * Anchored at the top centre (where the probe is), d uniform in [0, maxFraction].
+ */
+export function randomDepthZoom(maxFraction: number): Transform {
+  return {
+    name: `depth zoom(≤${maxFraction})`,
+    sample: (rng, _h, w) => {
+      const s = 1 / (1 - rng.uniform(0, maxFraction));
+      const cx = (w - 1) / 2;
+      return [s, 0, cx - s * cx, 0, s, 0];
+    },
+  };
+}
+
+/** A random change of pixel intensities, in place, on values in [0, 1] (H×W×C, all channels alike). */
+export interface IntensityTransform {
+  readonly name: string;
+  apply(unit: Float32Array, channels: number, rng: Rng): void;
+}
+
+/** Log-uniform factor in [1/max, max]. */
+function logUniform(rng: Rng, max: number): number {
+  return Math.exp(rng.uniform(-Math.log(max), Math.log(max)));
+}
+
+/** Overall gain (the scanner's gain knob): v · g, g log-uniform in [1/max, max]. */
+export function randomGain(max: number): IntensityTransform {
+  return {
+    name: `gain(×${max}±)`,
+    apply(unit, _channels, rng) {
+      const g = logUniform(rng, max);
+      for (let i = 0; i < unit.length; i++) unit[i]! *= g;
+    },
+  };
+}
+
+/** Contrast as a gamma curve (dynamic-range presets): v^γ, γ log-uniform in [1/max, max]. */
+export function randomGamma(max: number): IntensityTransform {
+  return {
+    name: `gamma(${max}±)`,
+    apply(unit, _channels, rng) {
+      const gamma = logUniform(rng, max);
+      for (let i = 0; i < unit.length; i++) unit[i] = Math.pow(Math.max(unit[i]!, 0), gamma);
+    },
+  };
+}
+
+/** Multiplicative speckle: each pixel × (1 + σ·n), n standard normal, the same for its channels. */
+export function randomSpeckle(sigma: number): IntensityTransform {
+  return {
+    name: `speckle(σ ${sigma})`,
+    apply(unit, channels, rng) {
+      for (let p = 0; p < unit.length; p += channels) {
+        const f = Math.max(0, 1 + sigma * rng.normal());
+        for (let c = 0; c < channels; c++) unit[p + c]! *= f;
+      }
+    },
+  };
+}
+
+/** Additive noise of up to ±levels grey levels (of 255) per pixel: what another codec or resize adds. */
+export function randomGreyNoise(levels: number): IntensityTransform {
+  return {
+    name: `noise(±${levels}/255)`,
+    apply(unit, channels, rng) {
+      for (let p = 0; p < unit.length; p += channels) {
+        const d = rng.uniform(-levels, levels) / 255;
+        for (let c = 0; c < channels; c++) unit[p + c]! += d;
+      }
+    },
+  };
+}
+
+/** How network inputs map to intensities in [0, 1]: x = (v − mean[c]) / std[c] (a model's preprocessing). */
+export interface InputScaling {
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/**
+ * Geometric transforms applied in order and resampled once, then intensity transforms (if any) on
+ * the picture's [0, 1] values, clipped to [0, 1].
+ */
 export class Augmenter {
-  constructor(readonly transforms: readonly Transform[]) {}
+  constructor(
+    readonly transforms: readonly Transform[],
+    readonly intensity: readonly IntensityTransform[] = [],
+    readonly scaling?: InputScaling,
+  ) {
+    if (intensity.length && !scaling) throw new Error('intensity transforms need the input scaling');
+  }
 
   /** The composed source → output map for one draw. */
   sample(rng: Rng, height: number, width: number): Affine {
@@ -138,11 +228,17 @@ export class Augmenter {
   /** A randomly transformed copy of an H×W×C image. */
   apply(image: Float32Array, shape: readonly [number, number, number], rng: Rng): Float32Array {
     const [h, w, c] = shape;
-    return resampleAffine(image, h, w, c, this.sample(rng, h, w));
+    const out = resampleAffine(image, h, w, c, this.sample(rng, h, w));
+    if (!this.intensity.length) return out;
+    const { mean, std } = this.scaling!;
+    for (let i = 0; i < out.length; i++) out[i] = out[i]! * std[i % c]! + mean[i % c]!;
+    for (const t of this.intensity) t.apply(out, c, rng);
+    for (let i = 0; i < out.length; i++) out[i] = (Math.min(Math.max(out[i]!, 0), 1) - mean[i % c]!) / std[i % c]!;
+    return out;
   }
 
   describe(): string {
-    return this.transforms.map((t) => t.name).join(' → ') || 'none';
+    return [...this.transforms, ...this.intensity].map((t) => t.name).join(' → ') || 'none';
   }
 }
 
@@ -169,4 +265,19 @@ export function pocovidAugmenter(options: AugmentOptions = {}): Augmenter {
   if (widthShift > 0 || heightShift > 0) transforms.push(randomShift(widthShift, heightShift));
   if (horizontal || vertical) transforms.push(randomFlip(horizontal, vertical));
   return new Augmenter(transforms);
+}
+
+/**
+ * Augmentation for lung ultrasound: only what a real scan can look like. No vertical flip (the
+ * probe and the pleura are always at the top); small rotations and shifts (probe angle and
+ * position); horizontal flip (left and right of the sector are interchangeable); depth zoom;
+ * gain and contrast (scanner presets); speckle; and ±2 grey levels of noise so that a decision
+ * does not hang on a codec's or a resize's rounding.
+ */
+export function ultrasoundAugmenter(scaling: InputScaling): Augmenter {
+  return new Augmenter(
+    [randomRotation(5), randomShift(0.05, 0.05), randomDepthZoom(0.15), randomFlip(true, false)],
+    [randomGain(1.25), randomGamma(1.25), randomSpeckle(0.08), randomGreyNoise(2)],
+    scaling,
+  );
 }

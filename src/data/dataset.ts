@@ -142,7 +142,7 @@ export async function loadBatch(dir: string, rows: readonly ManifestRow[], cfg: 
   const per = h * w * c;
   const x = new Float32Array(rows.length * per);
   const y = new Float32Array(rows.length * classes.length);
-  const cacheKey = (path: string) => `${cfg.id}|${h}x${w}x${c}|${cfg.channelOrder}|${cfg.mean.join(',')}|${cfg.std.join(',')}|${path}`;
+  const cacheKey = (path: string) => `${cfg.id}|${h}x${w}x${c}|${cfg.channelOrder}|${cfg.colour ?? 'rgb'}|${cfg.mean.join(',')}|${cfg.std.join(',')}|${path}`;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     const k = classes.indexOf(row.label);

@@ -42,6 +42,10 @@ function pixelsToNetwork(pixels: tf.Tensor4D, cfg: PretrainedCfg): tf.Tensor4D {
     const luma = tf.sum(tf.mul(pixels, tf.tensor1d([0.299, 0.587, 0.114])), -1, true);
     return tf.div(tf.sub(luma, cfg.mean[0] ?? 0), cfg.std[0] ?? 1) as tf.Tensor4D;
   }
+  if (cfg.colour === 'grey') {
+    const luma = tf.sum(tf.mul(pixels, tf.tensor1d([0.299, 0.587, 0.114])), -1, true);
+    return tf.div(tf.sub(luma, tf.tensor1d(cfg.mean.slice(0, 3))), tf.tensor1d(cfg.std.slice(0, 3))) as tf.Tensor4D;
+  }
   const ordered = cfg.channelOrder === 'bgr' ? tf.reverse(pixels, -1) : pixels;
   return tf.div(tf.sub(ordered, tf.tensor1d(cfg.mean.slice(0, 3))), tf.tensor1d(cfg.std.slice(0, 3))) as tf.Tensor4D;
 }

@@ -69,6 +69,7 @@ const cfgSchema = z.object({
   inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
   channels: z.union([z.literal(1), z.literal(3)]),
   channelOrder: z.enum(['rgb', 'bgr']),
+  colour: z.enum(['rgb', 'grey']).optional(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),

@@ -6,8 +6,8 @@
 // image (feature cache) and train only the head on those features.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
-import { SeededInit } from './heads.js';
-import type { BuiltModel, ModelOptions, PretrainedCfg } from './types.js';
+import { camHead, pocovidHead, SeededInit } from './heads.js';
+import type { BuiltModel, HeadKind, ModelOptions, PretrainedCfg } from './types.js';
 
 type Layer = tfl.LayersModel['layers'][number];
 type LayerNode = Layer['inboundNodes'][number];
@@ -161,31 +161,50 @@ export interface BackboneDef {
   /** Conv units in backbone order, each [conv, its BatchNorm?]; the last `trainableLayers` stay trainable. */
   units: readonly (readonly string[])[];
   defaultTrainableLayers: number;
+  /** The model's own head: POCOVID-Net's (with its pooling and whether it has BatchNorm) or the linear (CAM) head. */
+  head: { kind: 'pocovid'; pooling: 'avg4x4' | 'global'; batchNorm: boolean } | { kind: 'linear' };
 }
+
+/** The penultimate feature layer of each head (t-SNE, embeddings). */
+const FEATURE_LAYER: Record<HeadKind, string> = { pocovid: 'head_relu', linear: 'cam_gap' };
 
 /**
  * The build every backbone shares: checks the input size, makes the seeded initialiser and the
- * input layer, lets `network` apply the layers (input → probabilities), then makes the flat model,
- * freezes all but the last trainable units and cuts it into backbone and head.
+ * input layer, lets `features` apply the backbone's layers, puts the chosen head on top (the
+ * model's own by default), then makes the flat model, freezes all but the last trainable units
+ * and cuts it into backbone and head.
  */
 export function buildBackboneModel(
   def: BackboneDef,
   options: ModelOptions,
-  network: (input: SymbolicTensor, init: SeededInit) => SymbolicTensor,
+  features: (input: SymbolicTensor, init: SeededInit) => SymbolicTensor,
 ): BuiltModel {
   const inputSize = options.inputSize ?? def.cfg.inputSize;
   if (Math.min(...inputSize) < def.minInput) {
     throw new PocovidError(`${def.name} needs an input of at least ${def.minInput}×${def.minInput}, got ${inputSize.join('×')}`);
   }
+  const kind = options.head ?? def.head.kind;
+  if (kind === 'pocovid' && def.head.kind !== 'pocovid') {
+    throw new PocovidError(`${def.name} has only the linear (CAM) head; the POCOVID head is on the other backbones`);
+  }
   const init = new SeededInit(options.seed ?? 0);
   const input = tfl.input({ shape: [...inputSize, def.cfg.channels], name: 'input' });
+  const x = features(input, init);
+  const head = { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init };
+  const output = def.head.kind === 'pocovid' && kind === 'pocovid' ? pocovidHead(x, { ...head, pooling: def.head.pooling, batchNorm: def.head.batchNorm }) : camHead(x, head);
+  const grey = options.colour === 'grey' && def.cfg.channels === 3;
   return assembleBuiltModel({
     name: def.name,
-    cfg: { ...def.cfg, inputSize: [...inputSize] },
+    cfg: {
+      ...def.cfg,
+      inputSize: [...inputSize],
+      ...(kind === def.head.kind ? {} : { featureLayer: FEATURE_LAYER[kind] }),
+      ...(grey ? { colour: 'grey' as const } : {}),
+    },
     numClasses: options.numClasses,
     trainableLayers: options.trainableLayers ?? def.defaultTrainableLayers,
     input,
-    output: network(input, init),
+    output,
     units: def.units,
   });
 }

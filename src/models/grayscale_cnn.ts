@@ -3,7 +3,7 @@
 // softmax. ~0.4 GFLOP per 224×224 frame: the fast model for the demo, smoke runs and tests.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { buildBackboneModel } from './cut.js';
-import { apply, pocovidHead, SeededInit } from './heads.js';
+import { apply, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 
@@ -59,10 +59,9 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 16;
 
 export function buildGrayscaleCnn(options: ModelOptions): BuiltModel {
-  const def = { name: 'grayscale_cnn', cfg, minInput: MIN_INPUT, units: GRAYSCALE_CNN_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
-  return buildBackboneModel(def, options, (input, init) =>
-    pocovidHead(grayscaleCnnFeatures(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: false }),
-  );
+  const head = { kind: 'pocovid', pooling: 'global', batchNorm: false } as const;
+  const def = { name: 'grayscale_cnn', cfg, minInput: MIN_INPUT, units: GRAYSCALE_CNN_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head };
+  return buildBackboneModel(def, options, grayscaleCnnFeatures);
 }
 
 export const spec: ModelSpec = registerModel({

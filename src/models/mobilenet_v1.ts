@@ -2,7 +2,7 @@
 // + the POCOVID head with global average pooling. A light backbone for CPU training.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { buildBackboneModel } from './cut.js';
-import { apply, pocovidHead, SeededInit } from './heads.js';
+import { apply, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 
@@ -103,10 +103,9 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 32;
 
 export function buildMobilenetV1(options: ModelOptions): BuiltModel {
-  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
-  return buildBackboneModel(def, options, (input, init) =>
-    pocovidHead(mobilenetV1Features(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: true }),
-  );
+  const head = { kind: 'pocovid', pooling: 'global', batchNorm: true } as const;
+  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head };
+  return buildBackboneModel(def, options, mobilenetV1Features);
 }
 
 export const spec: ModelSpec = registerModel({

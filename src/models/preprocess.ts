@@ -6,8 +6,9 @@ import type { PretrainedCfg } from './types.js';
 /**
  * Converts interleaved 8-bit RGB pixels (already resized to cfg.inputSize, H×W×3) into the
  * network's input layout H×W×C (C = cfg.channels) as float32.
- * Grey models take the Rec. 601 luma, because ultrasound frames are grey images stored as RGB
- * and a colour tint from a screen capture carries no diagnostic information.
+ * Grey models (1 channel, or cfg.colour 'grey' on an RGB network) take the Rec. 601 luma, because
+ * ultrasound frames are grey images stored as RGB and a colour tint from a screen capture carries
+ * no diagnostic information.
  */
 export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
   const [height, width] = cfg.inputSize;
@@ -22,6 +23,13 @@ export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: Pretrain
     for (let i = 0; i < pixels; i++) {
       const luma = (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
       out[i] = (luma - mean) / std;
+    }
+    return out;
+  }
+  if (cfg.colour === 'grey') {
+    for (let i = 0; i < pixels; i++) {
+      const luma = (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
+      for (let c = 0; c < 3; c++) out[i * 3 + c] = (luma - cfg.mean[c]!) / cfg.std[c]!;
     }
     return out;
   }

@@ -2,7 +2,7 @@
 // global average pooling → Dense 64 → ReLU → Dropout → softmax (the PyTorch re-implementation).
 import * as tfl from '@tensorflow/tfjs-layers';
 import { buildBackboneModel } from './cut.js';
-import { apply, pocovidHead, SeededInit } from './heads.js';
+import { apply, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 
@@ -112,10 +112,9 @@ const cfg: PretrainedCfg = {
 const MIN_INPUT = 32;
 
 export function buildResnet18(options: ModelOptions): BuiltModel {
-  const def = { name: 'resnet18', cfg, minInput: MIN_INPUT, units: RESNET18_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
-  return buildBackboneModel(def, options, (input, init) =>
-    pocovidHead(resnet18Features(input, init), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'global', batchNorm: false }),
-  );
+  const head = { kind: 'pocovid', pooling: 'global', batchNorm: false } as const;
+  const def = { name: 'resnet18', cfg, minInput: MIN_INPUT, units: RESNET18_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head };
+  return buildBackboneModel(def, options, resnet18Features);
 }
 
 export const spec: ModelSpec = registerModel({

@@ -33,6 +33,12 @@ export interface PretrainedCfg {
   channels: 1 | 3;
   /** Channel order fed to the network when channels = 3. */
   channelOrder: 'rgb' | 'bgr';
+  /**
+   * 'grey' feeds the luma of the frame to all three channels of an RGB network: ultrasound is
+   * grey, and a colour tint from a screen capture or a scanner preset identifies the source, not
+   * the lung. Absent means 'rgb' (1-channel networks always take the luma).
+   */
+  colour?: 'rgb' | 'grey';
   mean: number[];
   std: number[];
   /** Layer whose output Grad-CAM / CAM uses. */
@@ -43,6 +49,14 @@ export interface PretrainedCfg {
   featureLayer: string;
   sources: WeightSource[];
 }
+
+/**
+ * 'pocovid': the model's own head (POCOVID-Net's pool → Dense 64 → [BatchNorm] → ReLU → Dropout →
+ * softmax; the CAM head for vgg16_cam). 'linear': global average pooling → Dropout → softmax, a
+ * logistic regression on the pooled features (the CAM head), far fewer weights to fit.
+ */
+export type HeadKind = 'pocovid' | 'linear';
+export const HEAD_KINDS: readonly HeadKind[] = ['pocovid', 'linear'];
 
 export interface ModelOptions {
   /** 2, 3 or 4 classes. */
@@ -55,6 +69,10 @@ export interface ModelOptions {
   seed?: number;
   /** [height, width]; overrides cfg.inputSize (small inputs for tests; the returned cfg reflects it). */
   inputSize?: [number, number];
+  /** Default: the model's own head. */
+  head?: HeadKind;
+  /** 'grey' sets cfg.colour (RGB networks only); default 'rgb'. */
+  colour?: 'rgb' | 'grey';
 }
 
 /**

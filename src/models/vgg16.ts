@@ -2,7 +2,7 @@
 // AveragePooling 4×4 → Flatten → Dense 64 → BatchNorm → ReLU → Dropout → Dense softmax.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { buildBackboneModel } from './cut.js';
-import { apply, pocovidHead, SeededInit } from './heads.js';
+import { apply, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 
@@ -99,10 +99,10 @@ export const VGG16_CFG: PretrainedCfg = {
 const MIN_INPUT = 128;
 
 export function buildVgg16(options: ModelOptions): BuiltModel {
-  const def = { name: 'vgg16', cfg: VGG16_CFG, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
-  return buildBackboneModel(def, options, (input, init) =>
-    pocovidHead(vgg16Features(input, init, true), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init, pooling: 'avg4x4', batchNorm: true }),
-  );
+  const head = { kind: 'pocovid', pooling: 'avg4x4', batchNorm: true } as const;
+  const def = { name: 'vgg16', cfg: VGG16_CFG, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head };
+  // The POCOVID head reads block5_pool; the linear head pools block5_conv3 itself (as vgg16_cam).
+  return buildBackboneModel(def, options, (input, init) => vgg16Features(input, init, options.head !== 'linear'));
 }
 
 export const spec: ModelSpec = registerModel({

@@ -2,7 +2,6 @@
 // The classifier reads block5_conv3 through one global pooling, so the class activation map of
 // class c is exactly Σ_k w[k, c] · block5_conv3[:, :, k] (Zhou et al. 2016), at 14×14.
 import { buildBackboneModel } from './cut.js';
-import { camHead } from './heads.js';
 import { registerModel } from './registry.js';
 import type { BuiltModel, ModelOptions, ModelSpec, PretrainedCfg } from './types.js';
 import { VGG16_CFG, VGG16_CONV_UNITS, vgg16Features } from './vgg16.js';
@@ -14,10 +13,8 @@ const cfg: PretrainedCfg = { ...VGG16_CFG, id: 'vgg16_cam.pocovid_imagenet', fea
 const MIN_INPUT = 32;
 
 export function buildVgg16Cam(options: ModelOptions): BuiltModel {
-  const def = { name: 'vgg16_cam', cfg, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers };
-  return buildBackboneModel(def, options, (input, init) =>
-    camHead(vgg16Features(input, init, false), { numClasses: options.numClasses, dropout: options.dropout ?? 0.5, init }),
-  );
+  const def = { name: 'vgg16_cam', cfg, minInput: MIN_INPUT, units: VGG16_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head: { kind: 'linear' } as const };
+  return buildBackboneModel(def, options, (input, init) => vgg16Features(input, init, false));
 }
 
 export const spec: ModelSpec = registerModel({

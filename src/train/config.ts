@@ -2,7 +2,14 @@
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
 
-export const CLASS_WEIGHTING = ['none', 'balanced'] as const;
+/**
+ * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
+ * 'balanced'). 'source' / 'patient': every video or image (every patient) weighs the same within
+ * its class, and the classes weigh the same: a patient with 150 frames no longer outweighs ten
+ * patients with 15, so the model learns what the class's patients share rather than one patient.
+ */
+export const CLASS_WEIGHTING = ['none', 'balanced', 'source', 'patient'] as const;
+export const AUGMENTATIONS = ['original', 'ultrasound'] as const;
 
 export const trainConfigSchema = z.object({
   data: z.string().min(1),
@@ -17,6 +24,23 @@ export const trainConfigSchema = z.object({
   weights: z.string().optional(),
   trainableLayers: z.number().int().min(0).optional(),
   augment: z.boolean().default(true),
+  /**
+   * Which augmentation when augment is on. 'original': POCOVID-Net's rotation ±10°, shifts ±10%,
+   * horizontal and vertical flips. 'ultrasound': what a scan can really look like (no vertical
+   * flip: the pleura is always at the top): horizontal flip, rotation ±5°, shifts ±5%, depth
+   * zoom, gain, contrast, speckle and a few grey levels of noise.
+   */
+  augmentation: z.enum(AUGMENTATIONS).default('original'),
+  /** The head on the backbone (see HeadKind); default: the model's own. */
+  head: z.enum(['pocovid', 'linear']).optional(),
+  /** 'grey' feeds the frame's luma to an RGB network's three channels. */
+  colour: z.enum(['rgb', 'grey']).default('rgb'),
+  /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */
+  weightDecay: z.number().min(0).default(0),
+  /** Targets (1 - ε)·onehot + ε/K. */
+  labelSmoothing: z.number().min(0).lt(1).default(0),
+  /** Mixup on the trainable part's inputs (cached features) with λ ~ Beta(α, α); 0 = off. */
+  mixup: z.number().min(0).default(0),
   /** Augmented views per training image computed once by the frozen backbone (the feature cache). */
   views: z.number().int().positive().default(4),
   /** 'auto' = cache when a frozen backbone exists; 'off' runs the whole network every step. */

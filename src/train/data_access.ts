@@ -3,10 +3,8 @@
 import { join } from 'node:path';
 import type { ManifestRow } from '../data/types.js';
 import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
-import { pocovidAugmenter, type Augmenter } from '../data/augment.js';
+import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/augment.js';
 import { readImageAsInput } from '../data/image.js';
-import { getModelSpec } from '../models/registry.js';
-import '../models/index.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { PocovidError } from '../errors.js';
@@ -58,13 +56,26 @@ function frameInputs(
   };
 }
 
-export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
-  const { rows, info } = openDataset(config.data);
+/** The classes a run trains on, in output order: --classes, else the dataset's without viral. */
+export function trainingClasses(config: Pick<TrainConfig, 'data' | 'classes'>): string[] {
+  const { info } = openDataset(config.data);
   const classes: string[] = config.classes ?? info.classes.filter((c) => c !== 'viral');
   const unknown = classes.filter((c) => !info.classes.includes(c as never));
   if (unknown.length) {
     throw new PocovidError(`${config.data}: classes ${unknown.join(', ')} are not in the dataset (it has ${info.classes.join(', ')})`);
   }
+  return classes;
+}
+
+/** The augmentation a run's config names, in the network-input space of `cfg`. */
+export function augmenterFor(config: Pick<TrainConfig, 'augmentation'>, cfg: PretrainedCfg): Augmenter {
+  return config.augmentation === 'ultrasound' ? ultrasoundAugmenter(cfg) : pocovidAugmenter();
+}
+
+/** The fold's frames split into train / validation / test, preprocessed as `cfg` says (the built model's). */
+export async function loadTrainingData(config: TrainConfig, cfg: PretrainedCfg): Promise<FoldData> {
+  const { rows, info } = openDataset(config.data);
+  const classes = trainingClasses(config);
   if (config.fold >= info.folds) {
     throw new PocovidError(`${config.data}: fold ${config.fold} does not exist; the dataset has folds 0..${info.folds - 1}`);
   }
@@ -73,10 +84,8 @@ export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
   for (const [name, part] of Object.entries({ train: split.train, validation: split.validation, test: split.test })) {
     if (part.length === 0) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
   }
-  // The model's own config decides preprocessing.
-  const cfg = resolveCfg(config);
   // Augmentation is applied only where the caller passes an rng (training views).
-  const augmenter = pocovidAugmenter();
+  const augmenter = augmenterFor(config, cfg);
   const decoded = new InputCache(8 * 1024 ** 3);
   const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augmenter, decoded);
   return {
@@ -86,10 +95,4 @@ export async function loadTrainingData(config: TrainConfig): Promise<FoldData> {
     test: make(split.test),
     validationPatients: [...new Set(split.validation.map((r) => r.patient))],
   };
-}
-
-/** The model's pretrained config with the run's input-size override (what createModel returns too). */
-export function resolveCfg(config: Pick<TrainConfig, 'model' | 'inputSize'>): PretrainedCfg {
-  const cfg = getModelSpec(config.model).cfg;
-  return config.inputSize ? { ...cfg, inputSize: config.inputSize } : cfg;
 }

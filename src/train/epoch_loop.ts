@@ -18,7 +18,8 @@ export interface EpochLoopOptions {
   sources: HeadSources;
   optimizer: ScheduledAdam;
   numClasses: number;
-  classWeights?: tf.Tensor1D;
+  /** Loss weight of each training example (absent: all equal). */
+  exampleWeights?: readonly number[];
   /** Every handler in call order; `plateau` and `selection` are among them. */
   handlers: readonly TrainingHandler[];
   plateau: PlateauHandler;
@@ -40,7 +41,7 @@ export interface EpochLoopResult {
 }
 
 export async function runEpochs(options: EpochLoopOptions): Promise<EpochLoopResult> {
-  const { config, built, sources, optimizer, numClasses, classWeights, handlers, plateau, selection, checkpoint, progress } = options;
+  const { config, built, sources, optimizer, numClasses, exampleWeights, handlers, plateau, selection, checkpoint, progress } = options;
   const stepsPerEpoch = Math.ceil(sources.train.count / config.batchSize);
   const decay = config.lrDecay === 'original' ? config.lr / config.epochs : 0;
   let trainSeconds = 0;
@@ -61,7 +62,12 @@ export async function runEpochs(options: EpochLoopOptions): Promise<EpochLoopRes
       optimizer.setLearningRate(lr);
       const inputs = await sources.train.inputs(indices, epochRng);
       const labels = indices.map((i) => sources.train.labels[i]!);
-      const result = trainStep(sources.head, optimizer, inputs, labels, numClasses, classWeights);
+      const result = trainStep(sources.head, optimizer, inputs, labels, numClasses, {
+        sampleWeights: exampleWeights ? indices.map((i) => exampleWeights[i]!) : undefined,
+        labelSmoothing: config.labelSmoothing,
+        mixup: config.mixup > 0 ? { alpha: config.mixup, rng: epochRng } : undefined,
+        weightDecay: config.weightDecay,
+      });
       tf.dispose(inputs);
       lossSum += result.loss * indices.length;
       correct += result.correct;

@@ -58,7 +58,7 @@ function liveSource(built: BuiltModel, backbone: ForwardRunner | undefined, fram
 /** What a frame's cached features depend on besides its path and view (see SharedFeatureStore). */
 function backboneFingerprint(built: BuiltModel, config: TrainConfig, crops: readonly (FeatureCrop | undefined)[] | undefined): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ data: resolve(config.data), model: built.name, cfg: built.cfg, augment: config.augment, seed: config.seed, crops }));
+  hash.update(JSON.stringify({ data: resolve(config.data), model: built.name, cfg: built.cfg, augment: config.augment, augmentation: config.augmentation, seed: config.seed, crops }));
   for (const weight of built.backbone?.weights ?? []) {
     hash.update(weight.originalName);
     const values = weight.read().dataSync() as Float32Array;

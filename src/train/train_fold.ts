@@ -3,9 +3,9 @@
 // The test fold is touched only once, after training, to write predictions.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
+import '../models/index.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { PocovidError } from '../errors.js';
@@ -14,9 +14,9 @@ import type { SharedFeatureStore } from './feature_cache.js';
 import { headSources } from './head_sources.js';
 import { predictHead, argmax } from './head_trainer.js';
 import { ScheduledAdam } from './optimizer.js';
-import { balancedClassWeights } from './loss.js';
+import { exampleWeights } from './loss.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { loadTrainingData } from './data_access.js';
+import { loadTrainingData, trainingClasses } from './data_access.js';
 import { restoreWeights } from './checkpoint.js';
 import { applyInitialWeights } from './initial_weights.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
@@ -59,14 +59,20 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   const out = resolve(config.out);
   mkdirSync(out, { recursive: true });
 
-  const data = await loadTrainingData(config);
-  const classes = data.classes;
+  const classes = trainingClasses(config);
   const built = createModel(config.model, {
     numClasses: classes.length,
     trainableLayers: config.trainableLayers,
     inputSize: config.inputSize,
     seed: config.seed,
     dropout: config.dropout,
+    head: config.head,
+    colour: config.colour,
+  });
+  // Preprocessing comes from the built model's config (input size, colour) and nowhere else.
+  const data = await loadTrainingData(config, built.cfg).catch((err: unknown) => {
+    disposeBuiltModel(built);
+    throw err;
   });
   const weightsUsed = await applyInitialWeights(built, config, progress);
 
@@ -83,8 +89,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
 
   const sources = await headSources(built, data, config, progress, options.featureStore);
   const numClasses = classes.length;
-  const classWeightValues = config.classWeights === 'balanced' ? balancedClassWeights(data.train.labels, numClasses) : undefined;
-  const classWeights = classWeightValues ? tf.tensor1d(classWeightValues) : undefined;
+  const weights = exampleWeights(config.classWeights, data.train.labels, data.train.rows, numClasses);
 
   const optimizer = new ScheduledAdam(config.lr);
   const selection = new SelectionHandler(config.earlyStoppingPatience);
@@ -104,7 +109,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
       sources,
       optimizer,
       numClasses,
-      classWeights,
+      exampleWeights: weights,
       handlers,
       plateau,
       selection,
@@ -144,7 +149,6 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   } finally {
     await sources.dispose();
     selection.dispose();
-    classWeights?.dispose();
     optimizer.dispose();
     disposeBuiltModel(built);
   }

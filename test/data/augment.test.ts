@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Augmenter, flipAffine, pocovidAugmenter, resampleAffine, rotationAffine, shiftAffine } from '../../src/data/augment.js';
+import { Augmenter, flipAffine, pocovidAugmenter, randomDepthZoom, randomGain, randomGreyNoise, resampleAffine, rotationAffine, shiftAffine, ultrasoundAugmenter } from '../../src/data/augment.js';
 import { createRng } from '../../src/util/rng.js';
 
 /** An H×W×C image that is zero except one pixel. */
@@ -74,5 +74,63 @@ describe('augmentation geometry', () => {
     const img = Float32Array.from({ length: 12 }, (_, i) => i);
     expect(Array.from(aug.apply(img, [2, 2, 3], createRng(0)))).toEqual(Array.from(img));
     expect(new Augmenter([]).describe()).toBe('none');
+  });
+});
+
+describe('ultrasound augmentation', () => {
+  const scaling = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+
+  it('never flips vertically: the top row of the picture stays near the top', () => {
+    const aug = ultrasoundAugmenter(scaling);
+    const rng = createRng(2);
+    for (let i = 0; i < 300; i++) {
+      const [, m01, , m10, m11, ty] = aug.sample(rng, 100, 100);
+      // y' = m10·x + m11·y + ty: a vertical flip would make m11 negative.
+      expect(m11).toBeGreaterThan(0.9);
+      expect(Math.abs(m01)).toBeLessThan(Math.sin((5 * Math.PI) / 180) * 1.2 + 1e-9);
+      // The top centre moves by at most the 5% shift, rotation and zoom.
+      expect(Math.abs(m10 * 49.5 + ty)).toBeLessThan(12);
+    }
+    expect(aug.describe()).not.toContain('flip(hv)');
+  });
+
+  it('depth zoom enlarges the top of the picture, anchored at the top centre', () => {
+    const [s, , tx, , s2, ty] = randomDepthZoom(0.2).sample(createRng(4), 50, 51);
+    expect(s).toBe(s2);
+    expect(s).toBeGreaterThanOrEqual(1);
+    expect(s).toBeLessThanOrEqual(1 / 0.8 + 1e-9);
+    expect(s * 25 + tx).toBeCloseTo(25, 9);
+    expect(ty).toBe(0);
+  });
+
+  it('intensity changes act on the picture values and are clipped to the valid range', () => {
+    // Inputs in network space (v − 0.5) / 0.5: a mid-grey picture with one white pixel.
+    const img = new Float32Array(4 * 4 * 3).fill(0);
+    img.fill(1, 0, 3);
+    const gainOnly = new Augmenter([], [randomGain(1.25)], scaling);
+    const out = gainOnly.apply(img, [4, 4, 3], createRng(9));
+    const grey = out[3]! * 0.5 + 0.5;
+    // Mid-grey 0.5 times a gain in [0.8, 1.25]; white stays at 1 (clipped), never above.
+    expect(grey).toBeGreaterThanOrEqual(0.4 - 1e-6);
+    expect(grey).toBeLessThanOrEqual(0.625 + 1e-6);
+    expect(grey).not.toBeCloseTo(0.5, 4);
+    expect(Math.max(...out)).toBeLessThanOrEqual(1 + 1e-6);
+    const noisy = new Augmenter([], [randomGreyNoise(2)], scaling).apply(new Float32Array(8 * 8 * 3), [8, 8, 3], createRng(1));
+    let changed = 0;
+    for (let p = 0; p < noisy.length; p += 3) {
+      const levels = (noisy[p]! * 0.5 + 0.5 - 0.5) * 255;
+      expect(Math.abs(levels)).toBeLessThanOrEqual(2 + 1e-4);
+      // The same noise on every channel of a pixel: a grey picture stays grey.
+      expect(noisy[p + 1]).toBe(noisy[p]);
+      if (Math.abs(levels) > 0.1) changed++;
+    }
+    expect(changed).toBeGreaterThan(40);
+  });
+
+  it('is deterministic under a seed', () => {
+    const aug = ultrasoundAugmenter(scaling);
+    const img = Float32Array.from({ length: 16 * 16 * 3 }, (_, i) => ((i * 7) % 13) / 13 - 0.5);
+    expect(Array.from(aug.apply(img, [16, 16, 3], createRng(5)))).toEqual(Array.from(aug.apply(img, [16, 16, 3], createRng(5))));
+    expect(() => new Augmenter([], [randomGain(1.1)])).toThrow(/scaling/);
   });
 });

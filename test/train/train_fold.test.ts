@@ -158,6 +158,23 @@ describe('trainFold', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
+  it('trains with the recipe options (linear head on a frozen MobileNet, grey, ultrasound augmentation, source weights, mixup, smoothing, weight decay) and records them in the model it writes', async () => {
+    const out = join(root, 'run-recipe');
+    const recipe = { head: 'linear', trainableLayers: 0, colour: 'grey', augmentation: 'ultrasound', views: 2, classWeights: 'source', mixup: 0.4, labelSmoothing: 0.1, weightDecay: 1e-3 } as const;
+    const result = await trainFold({ ...base(), model: 'mobilenet_v1', fold: 1, out, epochs: 2, lr: 1e-3, ...recipe }, { quiet: true });
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> & { resolvedModel: { cfg: { colour?: string; featureLayer: string } } };
+    for (const [key, value] of Object.entries(recipe)) expect(config[key], key).toEqual(value);
+    expect(config.resolvedModel.cfg.colour).toBe('grey');
+    expect(config.resolvedModel.cfg.featureLayer).toBe('cam_gap');
+    // Two views of every training frame (the original and one ultrasound augmentation), computed once.
+    const split = (config as unknown as { split: { train: number; validation: number; test: number } }).split;
+    expect(result.featureEntries.computed).toBe(2 * split.train + split.validation + split.test);
+    const loaded = await loadModel(out);
+    expect(loaded.meta.cfg.colour).toBe('grey');
+    expect(loaded.members[0]!.layers.map((l) => l.name)).toContain('cam_gap');
+    loaded.members.forEach((m) => m.dispose());
+  });
+
   it('refuses a fold the dataset does not have, naming the folds it has', async () => {
     await expect(trainFold({ ...base(), fold: 5, out: join(root, 'bad'), epochs: 1 }, { quiet: true })).rejects.toThrow(/fold 5 does not exist; the dataset has folds 0\.\.2/);
   });
