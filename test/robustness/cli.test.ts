@@ -1,12 +1,13 @@
 // `pocovid robustness` end to end on a real (tiny) pipeline: a synthetic phantom, `data build
 // --size 64`, `cv --model grayscale_cnn` for one epoch, then the command through the CLI: the JSON
 // shape, the files it writes, native frames re-decoded from the source folder (and the fallback
-// when it is gone), an unreadable frame reported while the rest goes on, and
+// when it is gone), an unreadable frame reported while the rest goes on, `bench --robustness`, and
 // the error for an unknown perturbation.
 import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { formatRobustnessBench } from '../../src/bench/robustness.js';
 import { main } from '../../src/cli/main.js';
 import { readManifest } from '../../src/data/manifest.js';
 import type { ManifestRow } from '../../src/data/types.js';
@@ -170,5 +171,21 @@ describe('pocovid robustness', () => {
     const result = await cli(['robustness', '--run', run, '--perturbations', 'noise-1,blur']);
     expect(result.code).toBe(2);
     expect(result.err).toBe(`pocovid: unknown perturbation "blur"; valid: ${PERTURBATION_NAMES.join(', ')}`);
+  });
+});
+
+describe('pocovid bench --robustness', () => {
+  it('measures the tracked perturbations of a run against the issue\'s targets, without writing anything', async () => {
+    const written = join(run, 'robustness', 'robustness.json');
+    const before = existsSync(written) ? readFileSync(written, 'utf8') : null;
+    const report = JSON.parse(await ok(['bench', '--robustness', run, '--runtimes', 'tfjs', '--json']));
+    expect(report.perturbations.map((p: { name: string }) => p.name)).toEqual(ROBUSTNESS_TARGETS.perturbations);
+    expect(report.folds.map((f: { runtime: string }) => f.runtime)).toEqual(['tfjs', 'tfjs', 'tfjs']);
+    expect(existsSync(written) ? readFileSync(written, 'utf8') : null).toBe(before);
+    const text = formatRobustnessBench(report);
+    expect(text).toContain('targets (issue 15): frame flips ≤ 1.0%, video flips ≤ 0, mean top-probability change < 0.01');
+    for (const name of ROBUSTNESS_TARGETS.perturbations) expect(text).toMatch(new RegExp(`\\| ${name} \\| \\d+\\.\\d% \\| \\d+\\.\\d% \\| 0\\.\\d{4} \\| .* \\| (met|MISSED .*) \\|`));
+    const brittle = { ...report, perturbations: [{ ...report.perturbations[0], frameFlipRate: 0.07, target: { met: false, missed: ['frame flips 7.0% > 1.0%'] } }] };
+    expect(formatRobustnessBench(brittle)).toMatch(/\| noise-1 \| 7\.0% \| .* \| MISSED \(frame flips 7\.0% > 1\.0%\) \|/);
   });
 });
