@@ -2,7 +2,8 @@
 // evaluation decides them, mean or vote), the top-probability change distribution, accuracy, the
 // targets, the names of the perturbations and the Markdown table.
 import { describe, expect, it } from 'vitest';
-import { PERTURBATION_NAMES, selectPerturbations } from '../../src/robustness/perturbations.js';
+import { resizeRoundTrip } from '../../src/data/perturb.js';
+import { DOWN_UP_FACTOR, PERTURBATION_NAMES, selectPerturbations } from '../../src/robustness/perturbations.js';
 import { buildRobustnessReport, cleanCheckWarning, formatRobustnessMarkdown } from '../../src/robustness/report.js';
 import { checkTargets, distribution, summarisePerturbation, topProbabilityChange, type FrameRecord } from '../../src/robustness/stats.js';
 import type { RobustnessMeasurement } from '../../src/robustness/measure.js';
@@ -41,6 +42,8 @@ describe('distribution and top-probability change', () => {
   it('follows the class decided on the clean frame, not the new top class', () => {
     expect(topProbabilityChange([0.9, 0.1, 0], [0.4, 0.6, 0])).toBeCloseTo(0.5, 12);
     expect(topProbabilityChange([0.45, 0.55, 0], [0.55, 0.45, 0])).toBeCloseTo(0.1, 12);
+    // Not the new top class's change (0.15), nor the change of the largest probability (0.05).
+    expect(topProbabilityChange([0.5, 0.3, 0.2], [0.3, 0.45, 0.25])).toBeCloseTo(0.2, 12);
   });
 });
 
@@ -65,11 +68,17 @@ describe('summarisePerturbation', () => {
     expect(s.meanPixelChange).toBe(0.5);
   });
 
-  it('decides videos by vote when asked (V2: a tie of b and a goes to a by mean, then b, b)', () => {
-    const s = summarisePerturbation({ name: 'noise-1', description: 'd' }, RECORDS, CLASSES, 'vote');
-    expect([s.videoFlips, s.flippedVideos]).toEqual([1, ['V2']]);
-    const still = summarisePerturbation({ name: 'noise-1', description: 'd' }, RECORDS.slice(0, 3), CLASSES, 'vote');
-    expect(still.videoFlips).toBe(0);
+  it('decides videos by vote when asked: a video whose mean holds but whose majority changes flips', () => {
+    // Clean: votes a, b, b → b (mean: a). Perturbed: votes a, a, b → a (mean: still a).
+    const v3 = [
+      frame('v3-0', 'V3', 0, [0.9, 0.1, 0], [0.9, 0.1, 0]),
+      frame('v3-1', 'V3', 0, [0.4, 0.6, 0], [0.6, 0.4, 0]),
+      frame('v3-2', 'V3', 0, [0.4, 0.6, 0], [0.4, 0.6, 0]),
+    ];
+    const byVote = summarisePerturbation({ name: 'noise-1', description: 'd' }, v3, CLASSES, 'vote');
+    const byMean = summarisePerturbation({ name: 'noise-1', description: 'd' }, v3, CLASSES, 'mean');
+    expect([byVote.videoFlips, byVote.flippedVideos, byVote.accuracy.video]).toEqual([1, ['V3'], { clean: 0, perturbed: 1 }]);
+    expect([byMean.videoFlips, byMean.accuracy.video]).toEqual([0, { clean: 1, perturbed: 1 }]);
   });
 
   it('reports null rates, not 0, for a perturbation no frame had', () => {
@@ -100,6 +109,34 @@ describe('selectPerturbations', () => {
     expect(PERTURBATION_NAMES).toEqual(['noise-1', 'noise-2', 'jpeg-95', 'jpeg-75', 'resize-bilinear', 'resize-area', 'resize-lanczos', 'shift-1', 'gain+5', 'gain-5', 'h264']);
     expect(() => selectPerturbations(['noise-1,blur'])).toThrow(`unknown perturbation "blur"; valid: ${PERTURBATION_NAMES.join(', ')}`);
     expect(() => selectPerturbations([' , '])).toThrow(/no perturbation given; valid: noise-1/);
+  });
+});
+
+describe('the perturbations by name', () => {
+  it('draw noise per frame from (seed, name, path): same frame and path, same noise; another path or seed, another', async () => {
+    const image = { width: 16, height: 16, rgb: new Uint8Array(16 * 16 * 3).fill(100) };
+    const [noise] = selectPerturbations(['noise-1']);
+    const source = { source: 's', kind: 'video' as const, paths: ['a.png', 'b.png', 'a.png'], stored: [image, image, image], native: async () => undefined };
+    const once = await noise!.apply(source, { seed: 0, fps: 3 });
+    const again = await noise!.apply(source, { seed: 0, fps: 3 });
+    const reseeded = await noise!.apply(source, { seed: 1, fps: 3 });
+    expect(once.images[0]!.rgb).toEqual(once.images[2]!.rgb);
+    expect(once.images[0]!.rgb).not.toEqual(once.images[1]!.rgb);
+    expect(again.images.map((i) => i.rgb)).toEqual(once.images.map((i) => i.rgb));
+    expect(reseeded.images[0]!.rgb).not.toEqual(once.images[0]!.rgb);
+    expect(once.origin).toBe('stored');
+  });
+
+  it('resize from the native frames when there are some, else down and up from the stored frame', async () => {
+    const stored = { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).map((_, i) => (i * 37) % 256) };
+    const native = { width: 20, height: 20, rgb: new Uint8Array(20 * 20 * 3).fill(60) };
+    const [area] = selectPerturbations(['resize-area']);
+    const fromNative = await area!.apply({ source: 's', kind: 'image', paths: ['a.png'], stored: [stored], native: async () => [native] }, { seed: 0, fps: 3 });
+    expect(fromNative.origin).toBe('native');
+    expect([fromNative.images[0]!.width, fromNative.images[0]!.height, new Set(fromNative.images[0]!.rgb)]).toEqual([8, 8, new Set([60])]);
+    const fromStored = await area!.apply({ source: 's', kind: 'image', paths: ['a.png'], stored: [stored], native: async () => undefined }, { seed: 0, fps: 3 });
+    expect(fromStored.origin).toBe('stored');
+    expect(fromStored.images[0]!.rgb).toEqual(resizeRoundTrip(stored, 'area', DOWN_UP_FACTOR).rgb);
   });
 });
 
