@@ -26,7 +26,7 @@ export function formatRobustnessBench(report: RobustnessReport): string {
   const t = report.targets;
   const lines = [
     `robustness of ${report.run}: ${report.frames} test frames, ${report.videos} videos and images, folds ${report.folds.map((f) => f.fold).join(',')} (${[...new Set(report.folds.map((f) => f.runtime))].join(', ')})`,
-    `targets (issue 15): frame flips ≤ ${pct(t.maxFrameFlipRate)}, video flips ≤ ${t.maxVideoFlipRate}, mean top-probability change < ${t.maxMeanTopProbChange}`,
+    `targets (issue 15): frame flips ≤ ${pct(t.maxFrameFlipRate)}, video flips ${t.maxVideoFlipRate === 0 ? 'none' : `≤ ${pct(t.maxVideoFlipRate)}`}, mean top-probability change < ${t.maxMeanTopProbChange}`,
     '| perturbation | frame flips | video flips | top-prob. change mean | p95 | max | target |',
     '|---|---:|---:|---:|---:|---:|---|',
   ];

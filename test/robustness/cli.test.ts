@@ -183,7 +183,7 @@ describe('pocovid bench --robustness', () => {
     expect(report.folds.map((f: { runtime: string }) => f.runtime)).toEqual(['tfjs', 'tfjs', 'tfjs']);
     expect(existsSync(written) ? readFileSync(written, 'utf8') : null).toBe(before);
     const text = formatRobustnessBench(report);
-    expect(text).toContain('targets (issue 15): frame flips ≤ 1.0%, video flips ≤ 0, mean top-probability change < 0.01');
+    expect(text).toContain('targets (issue 15): frame flips ≤ 1.0%, video flips none, mean top-probability change < 0.01');
     for (const name of ROBUSTNESS_TARGETS.perturbations) expect(text).toMatch(new RegExp(`\\| ${name} \\| \\d+\\.\\d% \\| \\d+\\.\\d% \\| 0\\.\\d{4} \\| .* \\| (met|MISSED .*) \\|`));
     const brittle = { ...report, perturbations: [{ ...report.perturbations[0], frameFlipRate: 0.07, target: { met: false, missed: ['frame flips 7.0% > 1.0%'] } }] };
     expect(formatRobustnessBench(brittle)).toMatch(/\| noise-1 \| 7\.0% \| .* \| MISSED \(frame flips 7\.0% > 1\.0%\) \|/);
