@@ -1,6 +1,7 @@
 // `pocovid bench`: throughput and memory per model and runtime on this machine.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { measureModel } from '../bench/measure.js';
+import { benchRobustness, formatRobustnessBench } from '../bench/robustness.js';
 import { CHILD_FLAG, formatBenchTable, runBench } from '../bench/run.js';
 import { parseRuntimeChoice, type Runtime } from '../onnx/index.js';
 
@@ -35,6 +36,8 @@ interface BenchCliOptions {
   inputSize?: [number, number];
   cv?: boolean;
   cvEpochs: number;
+  robustness?: string;
+  robustnessData?: string;
   benchChild?: string;
 }
 
@@ -49,11 +52,19 @@ export function register(program: Command): void {
     .option('--input-size <N|HxW>', 'override every model\'s input size (quick runs)', size)
     .option('--cv', 'also time `cv` (3 folds) on a fixed phantom dataset: grayscale_cnn at 64², mobilenet_v1 at 224²')
     .option('--cv-epochs <n>', 'epochs of each --cv run', positiveInt, 2)
+    .option('--robustness <run>', 'instead: the decision-stability figures of a cv run against issue 15\'s targets (±1 grey level, JPEG 95, resize kernels; see `pocovid robustness`); --json prints its report')
+    .option('--robustness-data <dataset>', 'with --robustness: the dataset the run was trained on (default: the one its config.json names)')
     .addOption(new Option(`${CHILD_FLAG} <model>`, 'measure one model and print its JSON line (used by bench itself)').hideHelp())
     .action(async (opts: BenchCliOptions) => {
       if (opts.benchChild) {
         const result = await measureModel(opts.benchChild, { runtime: opts.runtimes?.[0] ?? 'tfjs', repeats: opts.repeats, inputSize: opts.inputSize });
         process.stdout.write(JSON.stringify(result) + '\n');
+        return;
+      }
+      if (opts.robustness) {
+        const runtime = opts.runtimes?.length === 1 ? opts.runtimes[0]! : 'auto';
+        const report = await benchRobustness({ run: opts.robustness, data: opts.robustnessData, runtime, quiet: opts.json });
+        console.log(opts.json ? JSON.stringify(report, null, 2) : formatRobustnessBench(report));
         return;
       }
       const models = opts.models?.split(',').map((m) => m.trim()).filter(Boolean);

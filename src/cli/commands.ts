@@ -13,6 +13,7 @@ import * as cvCommand from './cv.js';
 import * as demoCommand from './demo.js';
 import * as guardCommand from './guard.js';
 import * as explainCommand from './explain.js';
+import * as robustnessCommand from './robustness.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -32,4 +33,5 @@ export const commandModules: CommandModule[] = [
   demoCommand,
   guardCommand,
   explainCommand,
+  robustnessCommand,
 ];
