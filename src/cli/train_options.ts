@@ -14,6 +14,12 @@ function float(value: string): number {
   return n;
 }
 
+function floats(value: string): number[] {
+  const list = value.split(',').map((v) => Number(v.trim()));
+  if (!list.length || list.some((v) => !Number.isFinite(v) || v <= 0)) throw new InvalidArgumentError(`"${value}": use positive numbers separated by commas`);
+  return list;
+}
+
 function onOff(value: string): boolean {
   if (value === 'on') return true;
   if (value === 'off') return false;
@@ -44,7 +50,8 @@ export function addTrainOptions(command: Command): Command {
     .option('--seed <n>', 'random seed (split, shuffling, augmentation, init)', int, 0)
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
     .addOption(new Option('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels").choices(['original', 'ultrasound']).default('original'))
-    .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax (logistic regression on the features)").choices(['pocovid', 'linear']))
+    .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)").choices(['pocovid', 'linear', 'logistic']))
+    .option('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', floats)
     .addOption(new Option('--colour <kind>', 'grey: feed the luma to all channels of an RGB network').choices(['rgb', 'grey']).default('rgb'))
     .option('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', float, 0)
     .option('--label-smoothing <e>', 'label smoothing ε', float, 0)
@@ -76,7 +83,8 @@ export interface ParsedTrainOptions {
   init?: string;
   classWeights: 'none' | 'balanced' | 'source' | 'patient';
   augmentation: 'original' | 'ultrasound';
-  head?: 'pocovid' | 'linear';
+  head?: 'pocovid' | 'linear' | 'logistic';
+  penalties?: number[];
   colour: 'rgb' | 'grey';
   weightDecay: number;
   labelSmoothing: number;
@@ -109,6 +117,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     classWeights: o.classWeights,
     augmentation: o.augmentation,
     head: o.head,
+    penalties: o.penalties,
     colour: o.colour,
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,

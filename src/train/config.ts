@@ -31,8 +31,15 @@ export const trainConfigSchema = z.object({
    * zoom, gain, contrast, speckle and a few grey levels of noise.
    */
   augmentation: z.enum(AUGMENTATIONS).default('original'),
-  /** The head on the backbone (see HeadKind); default: the model's own. */
-  head: z.enum(['pocovid', 'linear']).optional(),
+  /**
+   * The head on the backbone (see HeadKind); default: the model's own. 'logistic' is the linear
+   * head fitted as an L2-penalised logistic regression on the standardised frozen features
+   * (L-BFGS; the backbone must be fully frozen, --trainable-layers 0), the penalty chosen on the
+   * validation split from `penalties`; no epochs.
+   */
+  head: z.enum(['pocovid', 'linear', 'logistic']).optional(),
+  /** The L2 penalties (on the mean loss) a logistic head tries, the best on validation kept. */
+  penalties: z.array(z.number().positive()).min(1).default([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1]),
   /** 'grey' feeds the frame's luma to an RGB network's three channels. */
   colour: z.enum(['rgb', 'grey']).default('rgb'),
   /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */

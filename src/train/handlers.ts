@@ -95,6 +95,13 @@ export class SelectionHandler implements TrainingHandler {
     return stop;
   }
 
+  /** Makes the model as it is now the selected one (a head fitted without epochs). */
+  chooseCurrent(built: BuiltModel, score: number): void {
+    this.best?.dispose();
+    this.best = snapshotWeights(built.model, 0);
+    this.early.restore({ best: score, bestEpoch: 0, wait: 0 });
+  }
+
   dispose(): void {
     this.best?.dispose();
     this.best = undefined;

@@ -75,6 +75,8 @@ export interface HeadSources {
   cacheSeconds: number;
   featureEntries: { computed: number; reused: number };
   cacheRng: Rng;
+  /** The cached features themselves (absent when the cache is off): train has `views` entries per frame. */
+  features?: { train: FeatureSet; validation: FeatureSet; test: FeatureSet; views: number };
   dispose: () => Promise<void>;
 }
 
@@ -151,6 +153,7 @@ export async function headSources(
   return {
     head: cropped?.head ?? built.head,
     train: cachedSource(trainFeatures, data.train.labels, views, views > 1),
+    features: { train: trainFeatures, validation: valFeatures, test: testFeatures, views },
     validation: cachedSource(valFeatures, data.validation.labels, 1, false),
     test: cachedSource(testFeatures, data.test.labels, 1, false),
     cacheSeconds: (Date.now() - started) / 1000,

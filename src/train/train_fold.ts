@@ -24,6 +24,12 @@ import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
 import { runEpochs } from './epoch_loop.js';
+import { fitLogisticHead, type LogisticData } from './logistic_head.js';
+import type { FoldData } from './data_access.js';
+import type { HeadSources } from './head_sources.js';
+
+/** A logistic head's penalty search (see logistic_head.ts), in the fold folder. */
+export const LOGISTIC_FILE = 'logistic.json';
 
 export type { EpochLog } from './handlers.js';
 
@@ -52,6 +58,36 @@ export interface TrainFoldOptions {
   handlers?: TrainingHandler[];
 }
 
+/**
+ * A logistic head learns from every training-fold frame: the training split's cached views and the
+ * validation split's frames (their dataset folds are the inner folds that choose the penalty).
+ */
+function logisticData(features: NonNullable<HeadSources['features']>, data: FoldData, config: TrainConfig): LogisticData {
+  const { train, validation, views } = features;
+  if (train.shapes.length !== 1 || train.shapes[0]!.length !== 1) {
+    throw new PocovidError(`a logistic head reads one pooled feature vector per frame; the cache holds ${train.shapes.map((s) => s.join('×')).join(', ')}`);
+  }
+  const d = train.shapes[0]![0]!;
+  const rows = [...data.train.rows, ...data.validation.rows];
+  const labels = [...data.train.labels, ...data.validation.labels];
+  const frameWeights = exampleWeights(config.classWeights, labels, rows, data.classes.length) ?? labels.map(() => 1);
+  const n = train.count + validation.count;
+  const x = new Float32Array(n * d);
+  x.set(train.data[0]!, 0);
+  x.set(validation.data[0]!, train.count * d);
+  // Entry e < train.count is view (e mod views) of training frame ⌊e / views⌋; then one entry per validation frame.
+  const frameOf = (e: number): number => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
+  return {
+    x,
+    n,
+    d,
+    y: Int32Array.from({ length: n }, (_, e) => labels[frameOf(e)]!),
+    weights: Float64Array.from({ length: n }, (_, e) => frameWeights[frameOf(e)]! / (e < train.count ? views : 1)),
+    group: Int32Array.from({ length: n }, (_, e) => rows[frameOf(e)]!.fold),
+    scored: Uint8Array.from({ length: n }, (_, e) => (e >= train.count || e % views === 0 ? 1 : 0)),
+  };
+}
+
 export async function trainFold(input: TrainConfigInput, options: TrainFoldOptions = {}): Promise<TrainFoldResult> {
   const config = resolveTrainConfig(input);
   const engine = await initEngine();
@@ -66,7 +102,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     inputSize: config.inputSize,
     seed: config.seed,
     dropout: config.dropout,
-    head: config.head,
+    head: config.head === 'logistic' ? 'linear' : config.head,
     colour: config.colour,
   });
   // Preprocessing comes from the built model's config (input size, colour) and nowhere else.
@@ -99,25 +135,38 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     const history = new HistoryHandler(join(out, 'history.jsonl'));
     const handlers: TrainingHandler[] = [history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
-    const resumed = await checkpoint.resume(built, optimizer);
-    history.start(resumed?.epoch);
-    if (resumed) progress.log(`resuming ${out} at epoch ${resumed.epoch + 2}`);
+    let loop: Awaited<ReturnType<typeof runEpochs>>;
+    if (config.head === 'logistic') {
+      // A convex fit on the cached features instead of epochs: nothing to checkpoint or resume.
+      if (!sources.features) throw new PocovidError('a logistic head needs the frozen-feature cache (--feature-cache auto and a frozen backbone)');
+      const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE));
+      const chosen = fit.grid.find((g) => g.penalty === fit.penalty)!;
+      progress.log(
+        `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn), ${fit.seconds.toFixed(1)} s`,
+      );
+      selection.chooseCurrent(built, chosen.innerBalancedAccuracy);
+      loop = { epochsRun: 0, stoppedEarly: false, trainSeconds: fit.seconds, trainedImages: sources.train.count };
+    } else {
+      const resumed = await checkpoint.resume(built, optimizer);
+      history.start(resumed?.epoch);
+      if (resumed) progress.log(`resuming ${out} at epoch ${resumed.epoch + 2}`);
 
-    const loop = await runEpochs({
-      config,
-      built,
-      sources,
-      optimizer,
-      numClasses,
-      exampleWeights: weights,
-      handlers,
-      plateau,
-      selection,
-      checkpoint,
-      progress,
-      startEpoch: resumed ? resumed.epoch + 1 : 0,
-      stoppedEarly: resumed?.stoppedEarly ?? false,
-    });
+      loop = await runEpochs({
+        config,
+        built,
+        sources,
+        optimizer,
+        numClasses,
+        exampleWeights: weights,
+        handlers,
+        plateau,
+        selection,
+        checkpoint,
+        progress,
+        startEpoch: resumed ? resumed.epoch + 1 : 0,
+        stoppedEarly: resumed?.stoppedEarly ?? false,
+      });
+    }
 
     if (selection.best) restoreWeights(built.model, selection.best);
     const testProbs = await predictHead(sources.head, sources.test, sources.cacheRng, config.batchSize);

@@ -1,0 +1,143 @@
+// Fits a linear head as a logistic regression on the frozen backbone's cached, pooled features.
+// The penalty is chosen by cross-validation INSIDE the training folds: each training fold of the
+// dataset is held out in turn (patients never straddle folds), the penalty with the best pooled
+// out-of-fold balanced accuracy wins (ties: the lower class-balanced log-loss), and the final
+// model is fitted on every training-fold frame (the run's validation split included; the test
+// fold is never read). A tiny validation split (a few patients) picked penalties almost at
+// random on the real data; the training folds' own folds hold four times as many patients.
+// The standardisation is folded into the network's classifier, so the saved model is an
+// ordinary network that every front end runs.
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { PocovidError } from '../errors.js';
+import { writeJsonAtomicSync } from '../util/atomic.js';
+import { fitLogistic, foldStandardization, logisticProbabilities, standardize, standardizer, type LogisticModel } from './logistic.js';
+import { selectionMetrics } from './head_trainer.js';
+
+/** The frames a logistic head learns from: one pooled feature vector per entry (frame or view). */
+export interface LogisticData {
+  /** n×d, row-major. */
+  x: Float32Array;
+  n: number;
+  d: number;
+  y: Int32Array;
+  /** Loss weight of each entry (a frame's views share its weight). */
+  weights: Float64Array;
+  /** Inner fold of each entry (its dataset fold): held out together. */
+  group: Int32Array;
+  /** Whether the entry is a frame as it is (view 0), the one scored when its group is held out. */
+  scored: Uint8Array;
+}
+
+export interface PenaltyResult {
+  penalty: number;
+  /** Pooled over the held-out inner folds. */
+  innerBalancedAccuracy: number;
+  innerAccuracy: number;
+  innerBalancedLogLoss: number;
+}
+
+export interface LogisticHeadResult {
+  penalty: number;
+  innerFolds: number[];
+  grid: PenaltyResult[];
+  /** Out-of-fold class probabilities of the scored entries under the chosen penalty (calibration data). */
+  outOfFold: { entry: number; probabilities: number[] }[];
+  seconds: number;
+}
+
+function balancedLogLoss(probs: Float64Array, labels: ArrayLike<number>, classes: number): number {
+  const sums = new Array<number>(classes).fill(0);
+  const counts = new Array<number>(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    sums[labels[i]!]! -= Math.log(Math.max(probs[i * classes + labels[i]!]!, 1e-12));
+    counts[labels[i]!]! += 1;
+  }
+  const present = counts.map((c, k) => (c > 0 ? sums[k]! / c : -1)).filter((v) => v >= 0);
+  return present.reduce((a, b) => a + b, 0) / present.length;
+}
+
+/** The single Dense (softmax) layer a logistic head must consist of. */
+function classifierLayer(head: tfl.LayersModel): tfl.LayersModel['layers'][number] {
+  const weighted = head.layers.filter((layer) => layer.getWeights().length > 0);
+  if (weighted.length !== 1 || weighted[0]!.getClassName() !== 'Dense') {
+    throw new PocovidError(
+      `a logistic head needs a fully frozen backbone under a linear head (one Dense layer to fit); this head trains ${weighted.map((l) => l.name).join(', ')}: use --head logistic --trainable-layers 0`,
+    );
+  }
+  return weighted[0]!;
+}
+
+/** Indices of the entries of `data` where `keep(i)` holds. */
+function subset(data: LogisticData, keep: (i: number) => boolean): number[] {
+  const rows: number[] = [];
+  for (let i = 0; i < data.n; i++) if (keep(i)) rows.push(i);
+  return rows;
+}
+
+function gather(data: LogisticData, rows: number[]): { x: Float64Array; y: Int32Array; w: Float64Array } {
+  const x = new Float64Array(rows.length * data.d);
+  rows.forEach((r, i) => x.set(data.x.subarray(r * data.d, (r + 1) * data.d), i * data.d));
+  return { x, y: Int32Array.from(rows, (r) => data.y[r]!), w: Float64Array.from(rows, (r) => data.weights[r]!) };
+}
+
+/** Fits on `train` rows (standardised by their own statistics); returns the model on raw features. */
+function fitRows(data: LogisticData, rows: number[], penalty: number, classes: number, init?: { raw: LogisticModel }): LogisticModel & { s: ReturnType<typeof standardizer>; raw: LogisticModel } {
+  const part = gather(data, rows);
+  const s = standardizer(part.x, rows.length, data.d);
+  const x = standardize(part.x, rows.length, data.d, s);
+  const model = fitLogistic({ x, n: rows.length, d: data.d, y: part.y, classes, weights: part.w }, { l2: penalty, init: init?.raw });
+  return { ...foldStandardization(model, s), s, raw: model };
+}
+
+export function fitLogisticHead(head: tfl.LayersModel, data: LogisticData, penalties: readonly number[], classes: number, logFile?: string): LogisticHeadResult {
+  const started = Date.now();
+  const layer = classifierLayer(head);
+  const innerFolds = [...new Set(data.group)].sort((a, b) => a - b);
+  if (innerFolds.length < 2) throw new PocovidError(`choosing a logistic head's penalty needs at least 2 training folds; the training data has ${innerFolds.length}`);
+  const order = [...penalties].sort((a, b) => b - a);
+  // Per inner fold, the penalty path from the largest penalty down, each fit warm-starting the next.
+  const heldOutProbs = new Map<number, Float64Array>(); // penalty → probs of all scored rows (by row index)
+  for (const p of order) heldOutProbs.set(p, new Float64Array(data.n * classes));
+  for (const fold of innerFolds) {
+    const trainRows = subset(data, (i) => data.group[i] !== fold);
+    const testRows = subset(data, (i) => data.group[i] === fold && data.scored[i] === 1);
+    const test = gather(data, testRows);
+    let previous: ReturnType<typeof fitRows> | undefined;
+    for (const penalty of order) {
+      previous = fitRows(data, trainRows, penalty, classes, previous);
+      const probs = logisticProbabilities(previous, test.x, testRows.length);
+      const target = heldOutProbs.get(penalty)!;
+      testRows.forEach((r, i) => target.set(probs.subarray(i * classes, (i + 1) * classes), r * classes));
+    }
+  }
+  const scoredRows = subset(data, (i) => data.scored[i] === 1);
+  const labels = scoredRows.map((r) => data.y[r]!);
+  const grid: PenaltyResult[] = order.map((penalty) => {
+    const all = heldOutProbs.get(penalty)!;
+    const probs = new Float64Array(scoredRows.length * classes);
+    scoredRows.forEach((r, i) => probs.set(all.subarray(r * classes, (r + 1) * classes), i * classes));
+    const rows = scoredRows.map((_, i) => Float32Array.from(probs.subarray(i * classes, (i + 1) * classes)));
+    const metrics = selectionMetrics(rows, labels, classes);
+    return { penalty, innerBalancedAccuracy: metrics.balancedAccuracy, innerAccuracy: metrics.accuracy, innerBalancedLogLoss: balancedLogLoss(probs, labels, classes) };
+  });
+  let best = grid[0]!;
+  for (const g of grid) {
+    if (g.innerBalancedAccuracy > best.innerBalancedAccuracy + 1e-9 || (Math.abs(g.innerBalancedAccuracy - best.innerBalancedAccuracy) <= 1e-9 && g.innerBalancedLogLoss < best.innerBalancedLogLoss)) best = g;
+  }
+  const final = fitRows(data, subset(data, () => true), best.penalty, classes);
+  const kernel = tf.tensor2d(Float32Array.from(final.w), [data.d, classes]);
+  const bias = tf.tensor1d(Float32Array.from(final.b));
+  layer.setWeights([kernel, bias]);
+  tf.dispose([kernel, bias]);
+  const chosen = heldOutProbs.get(best.penalty)!;
+  const result: LogisticHeadResult = {
+    penalty: best.penalty,
+    innerFolds,
+    grid,
+    outOfFold: scoredRows.map((r) => ({ entry: r, probabilities: Array.from(chosen.subarray(r * classes, (r + 1) * classes)) })),
+    seconds: (Date.now() - started) / 1000,
+  };
+  if (logFile) writeJsonAtomicSync(logFile, { ...result, outOfFold: undefined });
+  return result;
+}

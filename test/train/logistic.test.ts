@@ -1,0 +1,78 @@
+// The logistic-regression solver: its gradient against finite differences, the optimum's
+// conditions, the priors under a huge penalty, and folding the standardisation into the weights.
+import { describe, expect, it } from 'vitest';
+import { fitLogistic, foldStandardization, logisticObjective, logisticProbabilities, standardize, standardizer, type LogisticProblem } from '../../src/train/logistic.js';
+import { createRng } from '../../src/util/rng.js';
+
+function problem(seed: number, n = 60, d = 5, k = 3): LogisticProblem {
+  const rng = createRng(seed);
+  const y = Array.from({ length: n }, (_, i) => i % k);
+  const x = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) x[i * d + j] = rng.normal() + (j === y[i] ? 1.5 : 0) + 3;
+  return { x, n, d, y, classes: k, weights: Array.from({ length: n }, () => 0.5 + rng.next()) };
+}
+
+describe('logistic regression', () => {
+  it('has the gradient of its objective (central differences)', () => {
+    const p = problem(1, 12, 3, 3);
+    const rng = createRng(2);
+    const theta = Float64Array.from({ length: 3 * 3 + 3 }, () => rng.normal() * 0.3);
+    const { gradient } = logisticObjective(p, 0.7, theta);
+    for (let i = 0; i < theta.length; i++) {
+      const h = 1e-5;
+      const up = Float64Array.from(theta);
+      const down = Float64Array.from(theta);
+      up[i]! += h;
+      down[i]! -= h;
+      const numeric = (logisticObjective(p, 0.7, up).value - logisticObjective(p, 0.7, down).value) / (2 * h);
+      expect(gradient[i]).toBeCloseTo(numeric, 6);
+    }
+  });
+
+  it('reaches the optimum: a vanishing gradient, and a lower objective than any nearby point', () => {
+    const p = problem(3);
+    const fit = fitLogistic(p, { l2: 0.05, tolerance: 1e-8 });
+    const theta = new Float64Array([...fit.w, ...fit.b]);
+    const { value, gradient } = logisticObjective(p, 0.05, theta);
+    expect(Math.max(...gradient.map(Math.abs))).toBeLessThan(1e-6);
+    const rng = createRng(4);
+    for (let t = 0; t < 20; t++) {
+      const moved = theta.map((v) => v + rng.normal() * 1e-2);
+      expect(logisticObjective(p, 0.05, moved).value).toBeGreaterThan(value);
+    }
+    // It separates the classes it was given.
+    const probs = logisticProbabilities(fit, p.x, p.n);
+    let correct = 0;
+    for (let i = 0; i < p.n; i++) {
+      const row = Array.from(probs.subarray(i * 3, i * 3 + 3));
+      if (row.indexOf(Math.max(...row)) === p.y[i]) correct++;
+    }
+    expect(correct / p.n).toBeGreaterThan(0.8);
+  });
+
+  it('under a huge penalty predicts the weighted class shares for every row', () => {
+    const p = problem(5);
+    const fit = fitLogistic(p, { l2: 1e6 });
+    const totals = [0, 0, 0];
+    p.y.forEach((label, i) => (totals[label]! += p.weights![i]!));
+    const sum = totals.reduce((a, b) => a + b, 0);
+    const probs = logisticProbabilities(fit, p.x, p.n);
+    for (let c = 0; c < 3; c++) expect(probs[c]).toBeCloseTo(totals[c]! / sum, 3);
+  });
+
+  it('folding the standardisation into W and b gives the same probabilities on raw features', () => {
+    const p = problem(6);
+    const s = standardizer(p.x, p.n, p.d);
+    const fit = fitLogistic({ ...p, x: standardize(p.x, p.n, p.d, s) }, { l2: 0.1 });
+    const onStandardized = logisticProbabilities(fit, standardize(p.x, p.n, p.d, s), p.n);
+    const onRaw = logisticProbabilities(foldStandardization(fit, s), p.x, p.n);
+    onRaw.forEach((v, i) => expect(v).toBeCloseTo(onStandardized[i]!, 10));
+  });
+
+  it('warm-starting gives the same optimum', () => {
+    const p = problem(7);
+    const cold = fitLogistic(p, { l2: 0.02, tolerance: 1e-9 });
+    const warm = fitLogistic(p, { l2: 0.02, tolerance: 1e-9, init: fitLogistic(p, { l2: 1 }) });
+    cold.w.forEach((v, i) => expect(warm.w[i]).toBeCloseTo(v, 4));
+  });
+});
