@@ -24,6 +24,7 @@ import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
 import { runEpochs } from './epoch_loop.js';
+import { FiniteLossHandler } from './finite.js';
 
 export type { EpochLog } from './handlers.js';
 
@@ -97,9 +98,12 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   try {
     const plateau = new PlateauHandler(config.plateauFactor, config.plateauPatience);
     const history = new HistoryHandler(join(out, 'history.jsonl'));
-    const handlers: TrainingHandler[] = [history, selection, plateau, ...(options.handlers ?? [])];
+    // First: an epoch whose loss is not finite stops the fold before anything of it is recorded.
+    const finite = new FiniteLossHandler(config.fold, join(out, 'checkpoint'));
+    const handlers: TrainingHandler[] = [finite, history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
     const resumed = await checkpoint.resume(built, optimizer);
+    finite.resumed = resumed !== undefined;
     history.start(resumed?.epoch);
     if (resumed) progress.log(`resuming ${out} at epoch ${resumed.epoch + 2}`);
 
