@@ -1,11 +1,12 @@
 // Writes an evaluation to a folder: report.json, report.md and plots/*.svg|png, all atomically.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { BadInputError, UnknownChoiceError } from '../errors.js';
 import { renderConfusionMatrix, renderFoldBars, renderHistory, renderPr, renderRoc } from '../plots/charts.js';
 import { readHistoryJsonl } from '../plots/history.js';
 import type { HistoryEntry } from '../plots/charts.js';
 import { writeFileAtomicSync } from '../util/atomic.js';
+import { readJsonFile } from '../util/json_file.js';
 import { readManifest } from '../data/manifest.js';
 import { readPredictionsCsv, type PredictionsTable } from './csv.js';
 import { checkPredictionsCover, runCoverage } from './pool_check.js';
@@ -114,12 +115,8 @@ export interface EvaluateRunOptions {
 function readRunConfig(runDir: string): Record<string, unknown> | undefined {
   const file = join(runDir, 'config.json');
   if (!existsSync(file)) return undefined;
-  try {
-    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch (err) {
-    throw new BadInputError(file, `not valid JSON (${(err as Error).message})`, { cause: err });
-  }
+  const value = readJsonFile(file, { what: 'the run\'s configuration' });
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
 }
 
 /**
