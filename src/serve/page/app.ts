@@ -285,7 +285,9 @@ function handle(file: File | undefined): void {
     // An earlier file's result must not stay on screen next to this file's error.
     $('result').hidden = true;
     document.body.dataset['result'] = 'error';
-    setStatus((err as Error).message, true);
+    // Each error names the file, as predict's do.
+    const message = (err as Error).message;
+    setStatus(message.startsWith(`${file.name}:`) ? message : `${file.name}: ${message}`, true);
   });
 }
 
