@@ -11,7 +11,6 @@ import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { basename, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
@@ -25,6 +24,7 @@ import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/sniff.js';
 import { VERSION } from '../version.js';
 import { findPageDir, PAGE_FILES } from './page_dir.js';
 import { createQueue } from './queue.js';
+import { guardAgainstStall } from './stall_guard.js';
 import { createWorkDir, sweepStaleWorkDirs } from './work_dir.js';
 
 export interface ServerOptions {
@@ -221,36 +221,7 @@ async function serveWith(
   app.post('/api/predict', async (request, reply) => {
     const query = predictQuery.safeParse(request.query);
     if (!query.success) throw httpError(400, `bad query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    // A client that stops sending in the middle of its upload gets 408 and loses the connection,
-    // instead of holding it (and its half-written upload) for as long as it likes.
-    let stalled = false;
-    let stallTimer: NodeJS.Timeout | undefined;
-    // The file part being written: destroyed when the upload stops, so that the write (and this
-    // handler) ends instead of waiting for bytes that will never come.
-    let current: Readable | undefined;
-    const cutUpload = (why: string): void => {
-      current?.destroy(new Error(why));
-    };
-    const armStall = (): void => {
-      clearTimeout(stallTimer);
-      if (request.raw.complete) return;
-      stallTimer = setTimeout(() => {
-        stalled = true;
-        cutUpload('upload stalled');
-        if (reply.sent) return;
-        reply.raw.once('finish', () => request.raw.socket?.destroy());
-        void reply
-          .status(408)
-          .header('connection', 'close')
-          .send({ error: `upload stalled: no data for ${seconds(timeouts.bodyIdleMs)}` });
-      }, timeouts.bodyIdleMs);
-    };
-    const onClose = (): void => {
-      if (!request.raw.complete) cutUpload('connection closed before the upload ended');
-    };
-    request.raw.on('data', armStall);
-    request.raw.once('close', onClose);
-    armStall();
+    const guard = guardAgainstStall(request, reply, timeouts.bodyIdleMs, `upload stalled: no data for ${seconds(timeouts.bodyIdleMs)}`);
     const target = join(workDir, `upload-${randomUUID()}`);
     let result;
     let shownName = 'upload';
@@ -269,13 +240,13 @@ async function serveWith(
           throw httpError(400, `one file per request: "${name}" came after "${shownName}"; send each file in a request of its own`);
         }
         shownName = name;
-        current = part.file;
+        guard.writing(part.file);
         await pipeStreams(part.file, createWriteStream(target, { mode: 0o600 }));
-        current = undefined;
+        guard.writing(undefined);
         if (part.file.truncated) throw httpError(413, `file larger than the ${options.maxUploadMb ?? 200} MB limit`);
         received = true;
       }
-      clearTimeout(stallTimer);
+      guard.stop();
       if (!received) throw httpError(400, 'no file: send one image or video as multipart/form-data');
       const heatmapFlag = query.data.heatmap ?? fields['heatmap'];
       const wantHeatmap = heatmapFlag === '1' || heatmapFlag === 'true';
@@ -292,12 +263,10 @@ async function serveWith(
       });
     } catch (err) {
       // The stall answer has gone out already; what failed after it is the cut connection.
-      if (stalled) return reply;
+      if (guard.stalled) return reply;
       throw err;
     } finally {
-      clearTimeout(stallTimer);
-      request.raw.off('data', armStall);
-      request.raw.off('close', onClose);
+      guard.stop();
       // Deleted before the answer leaves, so a client never sees its upload linger.
       if (!options.keepUploads) await rm(target, { force: true });
     }

@@ -123,7 +123,7 @@ describe('ONNX Runtime', () => {
       await createOrtSession(modelToOnnx(tinyModel(1)).bytes);
       console.log(process.pid);
     `;
-    const env = { ...process.env, POCOVID_CACHE: join(root, 'cache') };
+    const env: NodeJS.ProcessEnv = { ...process.env, POCOVID_CACHE: join(root, 'cache') };
     delete env['ORT_DISABLE_TELEMETRY'];
     const file = join(root, 'ort-probe.mts');
     writeFileSync(file, script);

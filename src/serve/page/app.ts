@@ -217,6 +217,7 @@ async function analyse(file: File): Promise<void> {
   const { meta, members } = loaded;
   const [height, width] = meta.cfg.inputSize;
   setStatus(`Analysing ${file.name} on this device…`);
+  // An earlier file's result must not stay on screen while this one is analysed, or next to its error.
   $('result').hidden = true;
   delete document.body.dataset['result'];
   // As in the server's pipeline: a model input smaller than the guard's scale gets its own copy.
@@ -282,8 +283,6 @@ async function analyse(file: File): Promise<void> {
 function handle(file: File | undefined): void {
   if (!file) return;
   analyse(file).catch((err: unknown) => {
-    // An earlier file's result must not stay on screen next to this file's error.
-    $('result').hidden = true;
     document.body.dataset['result'] = 'error';
     // Each error names the file, as predict's do.
     const message = (err as Error).message;
