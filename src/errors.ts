@@ -27,3 +27,16 @@ export class WeightMismatchError extends PocovidError {}
 
 /** Something that needs the network when there is none. */
 export class OfflineError extends PocovidError {}
+
+/**
+ * A model whose output is not a probability vector (NaN, infinite, out of range): its weights are
+ * damaged or diverged. Never turned into a label; the server answers it with 500.
+ */
+export class ModelOutputError extends PocovidError {
+  constructor(readonly member: string, readonly frame: number, readonly problem: string) {
+    super(`model ${member} gave no usable probabilities for frame ${frame} (${problem}): its weights are damaged or diverged; no diagnosis was made`);
+  }
+}
+
+/** Training met a NaN or infinite loss: it stops rather than write checkpoints of a diverged model. */
+export class NonFiniteTrainingError extends PocovidError {}

@@ -1,7 +1,8 @@
 // `pocovid data build`: a POCUS-layout folder → PNG frames + manifest.csv + dataset.json.
 // Each source is finished on its own (frames written under temporary names and renamed, then a
-// done-marker with its rows), so a re-run reuses finished sources and an interrupted build
-// resumes. Folds are computed over all rows at the end.
+// done-marker with its rows and each frame's sha256), so a re-run reuses finished sources whose
+// frames are intact and an interrupted build resumes. Folds are computed over all rows at the end;
+// more folds than patient groups are refused.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +18,9 @@ import { decodeImage, encodePng } from './image.js';
 import { formatManifest } from './manifest.js';
 import { PatientIndex } from './metadata.js';
 import { createProgress } from './progress.js';
-import { ALL_PROBES, kindFromFileName, labelFromFileName, listSources, type Probe, type SourceFile } from './sources.js';
+import { ALL_PROBES, labelFromFileName, listSources, type Probe, type SourceFile } from './sources.js';
+import { sniffFile, type SniffedType } from '../media/sniff.js';
+import { digestOf, readVerified, type FileDigest } from '../util/integrity.js';
 import { ALL_CLASSES, type ClassName, type DatasetInfo, type ManifestRow } from './types.js';
 
 export type GroupBy = 'patient' | 'video';
@@ -55,6 +58,38 @@ interface DoneMarker {
   source: string;
   key: string;
   rows: FrameRow[];
+  /** sha256 and size of each row's PNG, in row order. */
+  files?: FileDigest[];
+}
+
+/** Whether every frame a marker lists is on disk exactly as it was written. */
+function framesIntact(out: string, done: DoneMarker): boolean {
+  if (!done.files || done.files.length !== done.rows.length) return false;
+  return done.rows.every((row, i) => {
+    try {
+      readVerified(join(out, row.path), done.files![i]!, 'its source marker');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** An error's message without the file path in front (the skipped list names the source itself). */
+function reasonOf(err: unknown, path: string): string {
+  return err instanceof Error ? err.message.replace(`${path}: `, '') : String(err);
+}
+
+/**
+ * k-fold cross-validation needs at least k groups (patients, or videos with --group-by video): a
+ * fold without one has no test frames, and `cv` would fail long after the build said it was done.
+ */
+function checkFoldsFit(folds: number, groups: number, groupBy: GroupBy, skipped = 0): void {
+  if (folds <= groups) return;
+  if (groups < 2) throw new PocovidError(`--folds ${folds}, but there ${groups === 1 ? 'is only 1' : 'are 0'} ${groupBy === 'patient' ? 'patient group' : 'video or image'}${skipped > 0 ? ` after ${skipped} source(s) were skipped` : ''}: cross-validation needs at least 2`);
+  const what = groupBy === 'patient' ? 'patient groups (dataset_metadata.csv "Patient ID"; a source without one is its own patient)' : 'videos and images (--group-by video)';
+  const unread = skipped > 0 ? ` after ${skipped} source(s) were skipped` : '';
+  throw new PocovidError(`--folds ${folds}, but there are only ${groups} ${what}${unread}: use --folds ${Math.max(2, groups)} or fewer`);
 }
 
 /** A file-system-safe name for a source's frames: X.gif and X.mp4 must not collide. */
@@ -116,18 +151,26 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
   const skipped: { source: string; reason: string }[] = [];
   const { files, folders } = listSources(options.source, opts.probes);
   for (const folder of folders) skipped.push({ source: folder, reason: 'a folder (sub-folders are not scanned)' });
-  const work: { file: SourceFile; label: ClassName; kind: 'video' | 'image' }[] = [];
+  const work: { file: SourceFile; label: ClassName; type: SniffedType }[] = [];
   for (const file of files) {
     const label = labelFromFileName(file.name);
-    const kind = kindFromFileName(file.name);
     if (!label) skipped.push({ source: file.rel, reason: 'unknown class prefix (expected Cov, Pne, Reg or Vir)' });
     else if (!opts.classes.includes(label)) skipped.push({ source: file.rel, reason: `class ${label} not in --classes` });
-    else if (!kind) skipped.push({ source: file.rel, reason: 'unsupported file type' });
-    else work.push({ file, label, kind });
+    else {
+      // Typed from its bytes, as predict types a file (a PNG named .mp4 is an image to both).
+      try {
+        work.push({ file, label, type: await sniffFile(join(options.source, file.rel)) });
+      } catch (err) {
+        skipped.push({ source: file.rel, reason: reasonOf(err, join(options.source, file.rel)) });
+      }
+    }
   }
   if (work.length === 0 && files.length === 0) {
     throw new PocovidError(`no sources under ${options.source}/pocus_{videos,images}/{${opts.probes.join(',')}}: is it a POCUS data/ folder?`);
   }
+  const groupOfSource = (file: SourceFile) => (opts.groupBy === 'patient' ? `patient:${patients.patientOf(file.name, file.probe) ?? file.rel}` : `video:${file.rel}`);
+  // Refused before anything is decoded: a fold needs at least one patient (or video) of its own.
+  checkFoldsFit(opts.folds, new Set(work.map((w) => groupOfSource(w.file))).size, opts.groupBy);
 
   const progress = createProgress({ label: 'data build', total: work.length, quiet: options.quiet });
   const framesOf = new Map<string, FrameRow[]>();
@@ -136,7 +179,8 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
   let finished = 0;
 
   const processOne = async (item: (typeof work)[number]): Promise<string> => {
-    const { file, label, kind } = item;
+    const { file, label, type } = item;
+    const kind = type.kind;
     const crop = crops.get(file.rel);
     const patient = patients.patientOf(file.name, file.probe) ?? file.rel;
     // The marker key covers everything that changes the frames; a change redoes the source.
@@ -145,7 +189,9 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
     if (existsSync(marker)) {
       try {
         const done = JSON.parse(readFileSync(marker, 'utf8')) as DoneMarker;
-        if (done.key === key && done.source === file.rel && done.rows.every((r) => existsSync(join(options.out, r.path)))) {
+        // A frame file is reused only if it is byte for byte what was written (a truncated PNG
+        // still exists); markers from before frames were hashed are redone.
+        if (done.key === key && done.source === file.rel && framesIntact(options.out, done)) {
           framesOf.set(file.rel, done.rows);
           reused.push(file.rel);
           return `${file.rel}: reused ${done.rows.length} frame(s)`;
@@ -157,21 +203,31 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
     const path = join(options.source, file.rel);
     const stem = frameStem(file);
     const rows: FrameRow[] = [];
+    const digests: FileDigest[] = [];
     const base = { label, source: file.rel, patient, probe: file.probe, kind } as const;
+    const writeFrame = async (rel: string, rgb: Uint8Array, width: number, height: number): Promise<void> => {
+      const png = await encodePng(rgb, width, height);
+      await writeFileAtomic(join(options.out, rel), png);
+      digests.push(digestOf(png));
+    };
+    const limits = { timeoutMs: options.timeoutMs, maxBytes: options.maxBytes };
     if (kind === 'video') {
-      const { frames } = await decodeVideoFrames(path, { fps: opts.fps, maxFrames: opts.maxFrames, size: opts.size, crop, timeoutMs: options.timeoutMs, maxBytes: options.maxBytes });
+      const { frames } = await decodeVideoFrames(path, { fps: opts.fps, maxFrames: opts.maxFrames, size: opts.size, crop, type, ...limits });
       for (const frame of frames) {
         const rel = `frames/${file.probe}/${stem}_${String(frame.sourceFrame).padStart(5, '0')}.png`;
-        await writeFileAtomic(join(options.out, rel), await encodePng(frame.rgb, frame.width, frame.height));
+        await writeFrame(rel, frame.rgb, frame.width, frame.height);
         rows.push({ ...base, path: rel, frame: frame.sourceFrame, time: frame.time });
       }
     } else {
-      const image = await decodeImage(path, opts.size, crop);
+      // BMP is decoded by ffmpeg (sharp cannot read it), as predict decodes it.
+      const image = type.demuxer
+        ? (await decodeVideoFrames(path, { fps: 1, maxFrames: 1, size: opts.size, crop, type, ...limits })).frames[0]!
+        : await decodeImage(path, opts.size, crop);
       const rel = `frames/${file.probe}/${stem}.png`;
-      await writeFileAtomic(join(options.out, rel), await encodePng(image.rgb, image.width, image.height));
+      await writeFrame(rel, image.rgb, image.width, image.height);
       rows.push({ ...base, path: rel, frame: 0, time: 0 });
     }
-    writeJsonAtomicSync(marker, { source: file.rel, key, rows } satisfies DoneMarker);
+    writeJsonAtomicSync(marker, { source: file.rel, key, rows, files: digests } satisfies DoneMarker);
     framesOf.set(file.rel, rows);
     decoded.push(file.rel);
     return `${file.rel}: ${rows.length} frame(s)`;
@@ -186,7 +242,7 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
       try {
         note = await processOne(item);
       } catch (err) {
-        const reason = err instanceof Error ? err.message.replace(`${join(options.source, item.file.rel)}: `, '') : String(err);
+        const reason = reasonOf(err, join(options.source, item.file.rel));
         skipped.push({ source: item.file.rel, reason });
         note = `${item.file.rel}: skipped (${reason})`;
       }
@@ -199,7 +255,11 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
   // Rows in source order, so that the manifest does not depend on which worker finished first.
   const frameRows = work.flatMap((w) => framesOf.get(w.file.rel) ?? []);
   const groupOf = (r: FrameRow) => (opts.groupBy === 'patient' ? `patient:${r.patient}` : `video:${r.source}`);
+  // Sources that could not be read may have taken whole patients with them.
+  checkFoldsFit(opts.folds, new Set(frameRows.map(groupOf)).size, opts.groupBy, skipped.length);
   const folds = assignFolds(frameRows.map((r) => ({ group: groupOf(r), label: r.label })), opts.folds, opts.seed);
+  const empty = Array.from({ length: opts.folds }, (_, k) => k).filter((k) => ![...folds.values()].includes(k));
+  if (empty.length > 0) throw new PocovidError(`--folds ${opts.folds}: fold(s) ${empty.join(', ')} would get no ${opts.groupBy}; use fewer folds`);
   const rows: ManifestRow[] = frameRows.map((r) => ({ ...r, fold: folds.get(groupOf(r))! }));
 
   const info = describe(rows, opts, skipped.sort((a, b) => a.source.localeCompare(b.source)), {

@@ -1,6 +1,5 @@
 // Reading a built dataset for training and evaluation: the manifest, fold splits with a
 // validation set carved from the training folds (never the test fold), and batches as tensors.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BadInputError, PocovidError } from '../errors.js';
@@ -10,6 +9,7 @@ import type { Augmenter } from './augment.js';
 import { assignGroups } from './folds.js';
 import { readImageAsInput } from './image.js';
 import { readManifest } from './manifest.js';
+import { readJsonFile } from '../util/json_file.js';
 import type { ClassName, DatasetInfo, ManifestRow } from './types.js';
 
 export interface Dataset {
@@ -18,22 +18,44 @@ export interface Dataset {
   info: DatasetInfo;
 }
 
-/** Reads <dir>/manifest.csv and <dir>/dataset.json. */
+/** Reads <dir>/manifest.csv and <dir>/dataset.json, and checks that they describe the same frames. */
 export function openDataset(dir: string): Dataset {
   const infoPath = join(dir, 'dataset.json');
-  let info: DatasetInfo;
-  try {
-    info = JSON.parse(readFileSync(infoPath, 'utf8')) as DatasetInfo;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new BadInputError(infoPath, code === 'ENOENT' ? 'missing: is this a dataset written by `pocovid data build`?' : `unreadable (${(err as Error).message})`, { cause: err });
-  }
-  if (!Array.isArray(info.classes) || typeof info.folds !== 'number') throw new BadInputError(infoPath, 'no "classes" or "folds"');
-  const rows = readManifest(join(dir, 'manifest.csv'));
+  const info = readJsonFile<DatasetInfo>(infoPath, { what: 'the dataset description; is this a dataset written by `pocovid data build`?' });
+  if (info === null || typeof info !== 'object' || !Array.isArray(info.classes) || typeof info.folds !== 'number') throw new BadInputError(infoPath, 'no "classes" or "folds"');
+  const manifest = join(dir, 'manifest.csv');
+  const rows = readManifest(manifest);
   for (const r of rows) {
-    if (r.fold >= info.folds) throw new BadInputError(join(dir, 'manifest.csv'), `${r.path}: fold ${r.fold} but the dataset has ${info.folds} folds`);
+    if (r.fold >= info.folds) throw new BadInputError(manifest, `${r.path}: fold ${r.fold} but the dataset has ${info.folds} folds`);
   }
+  checkCounts(rows, info, manifest, infoPath);
   return { dir, rows, info };
+}
+
+/**
+ * data build writes the frame counts per class and fold into dataset.json with the manifest; a
+ * manifest cut at a line end parses cleanly, and only these counts show that rows are gone.
+ */
+function checkCounts(rows: readonly ManifestRow[], info: DatasetInfo, manifest: string, infoPath: string): void {
+  const perFold = info.counts?.perFold;
+  if (!perFold || typeof perFold !== 'object') return;
+  const counted = new Map<string, number>();
+  for (const r of rows) counted.set(`${r.fold}/${r.label}`, (counted.get(`${r.fold}/${r.label}`) ?? 0) + 1);
+  const differences: string[] = [];
+  const keys = new Set([...counted.keys(), ...Object.entries(perFold).flatMap(([fold, perClass]) => Object.keys(perClass ?? {}).map((label) => `${fold}/${label}`))]);
+  for (const key of [...keys].sort()) {
+    const [fold, label] = key.split('/') as [string, string];
+    const want = perFold[fold]?.[label] ?? 0;
+    const have = counted.get(key) ?? 0;
+    if (want !== have) differences.push(`fold ${fold} ${label}: ${have} rows, ${want} counted`);
+  }
+  if (differences.length > 0) {
+    const total = Object.values(perFold).reduce((n, perClass) => n + Object.values(perClass ?? {}).reduce((a, b) => a + b, 0), 0);
+    throw new BadInputError(
+      manifest,
+      `has ${rows.length} frames but ${infoPath} counts ${total} (${differences.slice(0, 4).join('; ')}${differences.length > 4 ? '; …' : ''}): one of them is truncated or was edited; run data build again to rewrite both`,
+    );
+  }
 }
 
 export interface SplitOptions {

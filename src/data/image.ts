@@ -1,6 +1,7 @@
 // Still images with sharp: decode, crop, resize to a square, always 8-bit interleaved RGB.
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
+import { checkImagePixels, MAX_IMAGE_PIXELS } from '../media/accept.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import type { CropSpec } from './crop.js';
@@ -30,10 +31,12 @@ export async function resizeRgb(rgb: Uint8Array, width: number, height: number, 
 export async function decodeImage(input: string | Uint8Array, size?: number | [number, number], crop?: CropSpec): Promise<RgbImage> {
   const name = typeof input === 'string' ? input : '<image buffer>';
   try {
+    // The same size rule as predict (src/media/accept.ts), checked on the header before decoding.
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
+    checkImagePixels(name, meta.width ?? 0, meta.height ?? 0);
     // .rotate() applies EXIF orientation, as cv2 did in the original and as inference does.
-    let pipeline = sharp(input, { failOn: 'error' }).rotate();
+    let pipeline = sharp(input, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).rotate();
     if (crop) {
-      const meta = await sharp(input).metadata();
       // The crop is given in displayed (EXIF-oriented) coordinates.
       const width = meta.autoOrient?.width ?? meta.width ?? 0;
       const height = meta.autoOrient?.height ?? meta.height ?? 0;

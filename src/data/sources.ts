@@ -1,13 +1,11 @@
-// Finding the source files of a POCUS-layout folder and labelling them by file-name prefix.
+// Finding the source files of a POCUS-layout folder and labelling them by file-name prefix. Their
+// type is taken from their bytes when they are read (src/media/sniff.ts), never from the name.
 import { readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import type { ClassName } from './types.js';
 
 export type Probe = 'convex' | 'linear';
 export const ALL_PROBES: readonly Probe[] = ['convex', 'linear'];
-
-export const VIDEO_EXTENSIONS = new Set(['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv']);
-export const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff']);
 
 /** Class from the POCUS naming convention: Cov…, Pne…/pne…, Reg…, Vir… (any letter case). */
 export function labelFromFileName(name: string): ClassName | undefined {
@@ -23,13 +21,6 @@ export function labelFromFileName(name: string): ClassName | undefined {
     default:
       return undefined;
   }
-}
-
-export function kindFromFileName(name: string): 'video' | 'image' | undefined {
-  const ext = extname(name).toLowerCase();
-  if (VIDEO_EXTENSIONS.has(ext)) return 'video';
-  if (IMAGE_EXTENSIONS.has(ext)) return 'image';
-  return undefined;
 }
 
 export interface SourceFile {

@@ -1,12 +1,15 @@
 // Writes an evaluation to a folder: report.json, report.md and plots/*.svg|png, all atomically.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { BadInputError, UnknownChoiceError } from '../errors.js';
 import { renderConfusionMatrix, renderFoldBars, renderHistory, renderPr, renderRoc } from '../plots/charts.js';
 import { readHistoryJsonl } from '../plots/history.js';
 import type { HistoryEntry } from '../plots/charts.js';
 import { writeFileAtomicSync } from '../util/atomic.js';
-import { readPredictionsCsv } from './csv.js';
+import { readJsonFile } from '../util/json_file.js';
+import { readManifest } from '../data/manifest.js';
+import { readPredictionsCsv, type PredictionsTable } from './csv.js';
+import { checkPredictionsCover, runCoverage } from './pool_check.js';
 import { evaluatePredictions, type Evaluation } from './evaluate.js';
 import { formatReportMarkdown } from './markdown.js';
 import { applyBinaryTask, restrictClasses, type TaskTable } from './tasks.js';
@@ -112,12 +115,26 @@ export interface EvaluateRunOptions {
 function readRunConfig(runDir: string): Record<string, unknown> | undefined {
   const file = join(runDir, 'config.json');
   if (!existsSync(file)) return undefined;
-  try {
-    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch (err) {
-    throw new BadInputError(file, `not valid JSON (${(err as Error).message})`, { cause: err });
+  const value = readJsonFile(file, { what: 'the run\'s configuration' });
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+/**
+ * A report must cover every frame the run predicted: when the run's dataset is still where
+ * config.json says, its predictions are checked against the manifest (see pool_check.ts).
+ */
+function checkRunPredictions(runDir: string, config: Record<string, unknown> | undefined, table: PredictionsTable, file: string): void {
+  const coverage = runCoverage(config);
+  if (!coverage) return;
+  const candidates = isAbsolute(coverage.data) ? [coverage.data] : [resolve(coverage.data), resolve(runDir, coverage.data)];
+  const manifest = candidates.map((d) => join(d, 'manifest.csv')).find((f) => existsSync(f));
+  if (!manifest) {
+    process.stderr.write(`note: the run's dataset ${coverage.data} is not found; ${file} is evaluated without checking it against its manifest\n`);
+    return;
   }
+  const expected = readManifest(manifest).filter((r) => coverage.folds.includes(r.fold) && table.classes.includes(r.label));
+  const what = `frames of fold${coverage.folds.length > 1 ? 's' : ''} ${coverage.folds.join(', ')} in ${manifest}`;
+  checkPredictionsCover(table.rows, expected, file, what, 'run cv (or train) again to rewrite it; finished folds are kept');
 }
 
 /** Reads `<run>/predictions.csv`, applies the task reduction, evaluates and writes the report. */
@@ -133,6 +150,7 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
   if (Array.isArray(configClasses) && configClasses.join(',') !== table.classes.join(',')) {
     throw new BadInputError(predictionsFile, `probability columns (${table.classes.join(', ')}) do not match the classes of config.json (${configClasses.join(', ')})`);
   }
+  checkRunPredictions(runDir, config, table, predictionsFile);
   let task: TaskTable = { classes: table.classes, rows: table.rows, description: table.classes.join(' vs ') };
   let taskName: string | undefined;
   if (options.classes && options.classes.length > 0) {

@@ -17,6 +17,7 @@ import { occlusionMap, runnerForward, type ForwardFn, type OcclusionOptions } fr
 import { fileItems, loadRunModel, runDataset, testItems, type ExplainItem, type RunModel } from './run_data.js';
 import { saliencyMap } from './saliency.js';
 import { mcDropout, videoMcDropout } from './uncertainty.js';
+import { checkProbabilities } from '../infer/finite.js';
 
 export const EXPLAIN_METHODS = ['gradcam', 'cam', 'saliency', 'occlusion'] as const;
 export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
@@ -111,6 +112,8 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
     const probsFlat = await forward(flat, inputs.length);
     const k = probsFlat.length / inputs.length;
     const frameProbs = inputs.map((_, i) => Array.from(probsFlat.subarray(i * k, (i + 1) * k)));
+    // A damaged model must not put a made-up class on a picture.
+    frameProbs.forEach((row, i) => checkProbabilities(row, 'member-0', i));
     let mc: ReturnType<typeof mcDropout> | undefined;
     if (passes > 0) {
       const batch = tf.tensor4d(flat, [inputs.length, ...shape]);

@@ -1,7 +1,7 @@
 // What explanations read from a training run: one fold's model, the dataset named in config.json,
 // and that fold's test frames grouped into items (a video's frames together, an image alone);
 // or the user's own image and video files.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readManifest } from '../data/manifest.js';
@@ -11,6 +11,7 @@ import { decodeImageTo, decodeVideoTo, type Frame } from '../infer/media.js';
 import { sniffFile } from '../media/sniff.js';
 import { loadModel, loadModelDir, MODEL_META_FILE, runFoldDirs } from '../infer/model_dir.js';
 import type { PretrainedCfg } from '../models/types.js';
+import { readJsonFile } from '../util/json_file.js';
 
 export interface RunModel {
   model: tfl.LayersModel;
@@ -22,12 +23,10 @@ export interface RunModel {
 
 /** `fold` of <run>/config.json (a single-fold `pocovid train` output), if any. */
 function configFold(run: string): number | undefined {
-  try {
-    const fold = (JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as { fold?: unknown }).fold;
-    return typeof fold === 'number' && Number.isInteger(fold) ? fold : undefined;
-  } catch {
-    return undefined;
-  }
+  const file = join(run, 'config.json');
+  if (!existsSync(file)) return undefined;
+  const fold = readJsonFile<{ fold?: unknown } | null>(file, { what: 'the run\'s configuration' })?.fold;
+  return typeof fold === 'number' && Number.isInteger(fold) ? fold : undefined;
 }
 
 /**
@@ -54,12 +53,7 @@ export function runDataset(run: string, fold: number | undefined): string {
   const candidates = [join(run, 'config.json'), ...(fold === undefined ? [] : [join(run, `fold-${fold}`, 'config.json')])];
   const file = candidates.find((f) => existsSync(f));
   if (!file) throw new BadInputError(run, 'has no config.json naming its dataset; pass image or video files to explain instead');
-  let data: unknown;
-  try {
-    data = (JSON.parse(readFileSync(file, 'utf8')) as { data?: unknown }).data;
-  } catch (err) {
-    throw new BadInputError(file, `invalid JSON (${(err as Error).message})`);
-  }
+  const data = readJsonFile<{ data?: unknown } | null>(file, { what: 'the run\'s configuration' })?.data;
   if (typeof data !== 'string' || data === '') throw new BadInputError(file, 'has no "data" entry naming the dataset folder');
   // As given to `pocovid train` (relative to where it ran), else relative to the run folder.
   const options = isAbsolute(data) ? [data] : [resolve(data), resolve(run, data)];

@@ -5,6 +5,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { mcDropout } from '../explain/uncertainty.js';
 import { createRng } from '../util/rng.js';
 import { meanClassStd, meanVector, type FrameScores } from './combine.js';
+import { checkProbabilities } from './finite.js';
 
 export interface ClassifyOptions {
   /** Monte-Carlo dropout passes per member (0 = none). */
@@ -75,7 +76,9 @@ interface FrameAccumulator {
   mcStd: number[];
 }
 
-function collect(perFrame: FrameAccumulator[], chunk: Chunk, rows: number[][], mcStds: number[] | null): void {
+/** Every member's rows are checked here, before anything is combined: NaN must never become a label. */
+function collect(perFrame: FrameAccumulator[], m: number, chunk: Chunk, rows: number[][], mcStds: number[] | null): void {
+  rows.forEach((row, i) => checkProbabilities(row, `member-${m}`, chunk.start + i));
   rows.forEach((row, i) => perFrame[chunk.start + i]!.members.push(row));
   mcStds?.forEach((std, i) => perFrame[chunk.start + i]!.mcStd.push(std));
 }
@@ -104,7 +107,7 @@ export async function classifyInputsWith(
   for (const chunk of chunksOf(inputs, inputShape, options.batchSize ?? 8)) {
     for (const [m, model] of members.entries()) {
       const rows = rowsOf(await forwards[m]!(chunk.flat, chunk.n), chunk.n);
-      collect(perFrame, chunk, rows, mcDropoutStds(model, m, chunk, inputShape, options));
+      collect(perFrame, m, chunk, rows, mcDropoutStds(model, m, chunk, inputShape, options));
     }
   }
   return perFrame.map(toScores);
@@ -123,7 +126,7 @@ export function classifyInputs(
   const perFrame: FrameAccumulator[] = inputs.map(() => ({ members: [], mcStd: [] }));
   for (const chunk of chunksOf(inputs, inputShape, options.batchSize ?? 8)) {
     for (const [m, model] of members.entries()) {
-      collect(perFrame, chunk, predictRows(model, chunk, inputShape), mcDropoutStds(model, m, chunk, inputShape, options));
+      collect(perFrame, m, chunk, predictRows(model, chunk, inputShape), mcDropoutStds(model, m, chunk, inputShape, options));
     }
   }
   return perFrame.map(toScores);

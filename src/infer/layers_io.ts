@@ -4,6 +4,7 @@
 // browser with tf.loadLayersModel(url).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { BadInputError } from '../errors.js';
 
 export const WEIGHTS_FILE = 'weights.bin';
 
@@ -50,6 +51,7 @@ export async function layersModelFromFiles(files: LayersFiles): Promise<tfl.Laye
       chunks.push(data);
     }
   }
+  checkWeightBytes(files);
   const total = chunks.reduce((n, c) => n + c.byteLength, 0);
   const joined = new Uint8Array(total);
   let offset = 0;
@@ -71,4 +73,35 @@ export function weightFileNames(modelJson: tf.io.ModelJSON): string[] {
     }
   }
   return names;
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+/** Bytes the weights of one manifest group occupy, or undefined when a dtype's size is not fixed (strings). */
+function groupBytes(group: tf.io.WeightsManifestConfig[number]): number | undefined {
+  let total = 0;
+  for (const spec of group.weights) {
+    const per = DTYPE_BYTES[spec.quantization?.dtype ?? spec.dtype];
+    if (per === undefined) return undefined;
+    total += per * spec.shape.reduce((a: number, b: number) => a * b, 1);
+  }
+  return total;
+}
+
+/**
+ * Each manifest group's weight files must hold exactly the bytes its weights need: a truncated
+ * weights.bin would otherwise load with its last tensors read past the end (TF.js then fails deep
+ * inside, or not at all). `pathOf` turns a file name into the path shown in the error.
+ */
+export function checkWeightBytes(files: LayersFiles, pathOf: (name: string) => string = (name) => name): void {
+  for (const group of files.modelJson.weightsManifest) {
+    const need = groupBytes(group);
+    if (need === undefined) continue;
+    const have = group.paths.reduce((n, p) => n + (files.weightFiles.get(p)?.byteLength ?? 0), 0);
+    if (have !== need) {
+      const where = group.paths.map(pathOf).join(' + ');
+      const how = have < need ? 'truncated' : 'longer than its weights';
+      throw new BadInputError(where, `damaged (${how}): ${have} bytes, but model.json's weights need ${need}`);
+    }
+  }
 }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
+import { checkImagePixels, MAX_IMAGE_PIXELS } from '../media/accept.js';
 import type { DecodeLimits } from '../media/ffmpeg.js';
 import { describeUnknown, sniffFile, sniffType, SNIFF_BYTES, type SniffedType } from '../media/sniff.js';
 import { decodeVideoFrames } from '../media/video.js';
@@ -45,8 +46,13 @@ export async function decodeImageTo(
     return frames[0]!;
   }
   const bytes = typeof source === 'string' ? new Uint8Array(await readFile(source)) : source;
+  // The size rule data build applies too (src/media/accept.ts), on the header before decoding.
+  const meta = await sharp(bytes, { limitInputPixels: false }).metadata().catch((err: Error) => {
+    throw new BadInputError(name, `cannot decode ${sniffed.format} image (${err.message})`);
+  });
+  checkImagePixels(name, meta.width ?? 0, meta.height ?? 0);
   try {
-    const { data } = await sharp(bytes, { limitInputPixels: 8192 * 8192, failOn: 'error' })
+    const { data } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'error' })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')

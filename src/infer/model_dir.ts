@@ -7,13 +7,16 @@
 // ensemble of its folds.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { isGuardStats, type GuardStats } from '../guard/guard.js';
 import { BadInputError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { layersModelFromFiles, layersModelToFiles, weightFileNames, type LayersFiles } from './layers_io.js';
+import { digestOf, fileDigestsSchema, readVerified, type FileDigests } from '../util/integrity.js';
+import { parseJsonText, readJsonFile } from '../util/json_file.js';
+import { checkWeightBytes, layersModelFromFiles, layersModelToFiles, weightFileNames, type LayersFiles } from './layers_io.js';
 
 export const MODEL_DIR_FORMAT = 'pocovid-model';
 export const MODEL_DIR_VERSION = 1;
@@ -36,6 +39,11 @@ export interface ModelDirMeta {
   source: Record<string, unknown>;
   /** Not-ultrasound guard fitted on the training frames (src/guard). */
   guard?: GuardStats;
+  /**
+   * sha256 and size of every member file ("member-0/weights.bin"...), checked whenever a member is
+   * read or copied. Absent only in folders written before the check existed.
+   */
+  files?: FileDigests;
 }
 
 export interface SaveModelDirOptions {
@@ -89,6 +97,7 @@ const metaSchema = z.object({
   createdAt: z.string(),
   source: z.record(z.string(), z.unknown()),
   guard: z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' }).optional(),
+  files: fileDigestsSchema.optional(),
 });
 
 /** Writes a model folder from in-memory models (used by the trainer for each fold, and by tests). */
@@ -112,58 +121,99 @@ export async function writeModelDirFiles(
   info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>,
   members: LayersFiles[],
 ): Promise<ModelDirMeta> {
+  const memberNames = members.map((_, k) => `member-${k}`);
+  const files: FileDigests = {};
   const meta: ModelDirMeta = {
     format: MODEL_DIR_FORMAT,
     version: MODEL_DIR_VERSION,
     name: info.name,
     classes: info.classes,
     cfg: info.cfg,
-    members: members.map((_, k) => `member-${k}`),
+    members: memberNames,
     aggregation: info.aggregation,
     createdAt: new Date().toISOString(),
     source: info.source,
     ...(info.guard ? { guard: info.guard } : {}),
+    files,
   };
   metaSchema.parse(meta);
-  for (const [k, files] of members.entries()) {
-    const memberDir = join(dir, meta.members[k]!);
-    for (const [name, data] of files.weightFiles) await writeFileAtomic(join(memberDir, name), data);
-    await writeFileAtomic(join(memberDir, 'model.json'), JSON.stringify(files.modelJson));
+  for (const [k, member] of members.entries()) {
+    const memberDir = join(dir, memberNames[k]!);
+    // The digests are of the very bytes written, so a later change to any file is seen on load.
+    for (const [name, data] of member.weightFiles) {
+      await writeFileAtomic(join(memberDir, name), data);
+      files[`${memberNames[k]}/${name}`] = digestOf(data);
+    }
+    const modelJson = new TextEncoder().encode(JSON.stringify(member.modelJson));
+    await writeFileAtomic(join(memberDir, 'model.json'), modelJson);
+    files[`${memberNames[k]}/model.json`] = digestOf(modelJson);
   }
-  // Written last: a folder with pocovid.json is complete.
+  // Written last: a folder with pocovid.json is complete, and its digests cover every member file.
   await writeFileAtomic(join(dir, MODEL_META_FILE), JSON.stringify(meta, null, 2) + '\n');
   return meta;
+}
+
+/**
+ * Adds the digests of files written into a model folder after it was made (export --format onnx
+ * writes <member>/model.onnx) to its pocovid.json, so that they can be checked like the others.
+ */
+export async function recordModelDirFiles(dir: string, written: { rel: string; data: Uint8Array }[]): Promise<void> {
+  const meta = readModelMeta(dir);
+  if (!meta.files) return; // an older folder records nothing; do not start a partial record
+  for (const { rel, data } of written) meta.files[rel] = digestOf(data);
+  await writeFileAtomic(join(dir, MODEL_META_FILE), JSON.stringify(meta, null, 2) + '\n');
 }
 
 /** Reads and validates <dir>/pocovid.json. */
 export function readModelMeta(dir: string): ModelDirMeta {
   const file = join(dir, MODEL_META_FILE);
   if (!existsSync(file)) throw new BadInputError(dir, `not a model folder (no ${MODEL_META_FILE})`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new BadInputError(file, `invalid JSON (${(err as Error).message})`);
-  }
+  const raw = readJsonFile(file, { what: 'the model description' });
   const parsed = metaSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new BadInputError(file, `not a valid pocovid model description: ${problems}`);
   }
-  return parsed.data as ModelDirMeta;
+  const meta = parsed.data as ModelDirMeta;
+  if (!meta.files) warnUnchecked(file);
+  return meta;
 }
 
-/** Reads one member's model.json and weight files. */
-export function readMemberFiles(dir: string, member: string): LayersFiles {
+const warnedUnchecked = new Set<string>();
+
+/** Folders written before digests were recorded still load, with one warning each. */
+function warnUnchecked(metaFile: string): void {
+  if (warnedUnchecked.has(metaFile)) return;
+  warnedUnchecked.add(metaFile);
+  process.stderr.write(
+    `warning: ${metaFile} records no sha256 of its member files (written by an older pocovid): damage to them can only be detected by size; export the run again to add them\n`,
+  );
+}
+
+const DAMAGED_HINT = 'export the model again from its run, or retrain the fold';
+
+/** One member file, checked against the digest pocovid.json records for it (when it records one). */
+function readMemberFile(dir: string, rel: string, digests: FileDigests | undefined, hint: string): Uint8Array {
+  const path = join(dir, rel);
+  const expected = digests?.[rel];
+  if (expected) return readVerified(path, expected, join(dir, MODEL_META_FILE), hint);
+  if (digests) throw new BadInputError(path, `not recorded in ${join(dir, MODEL_META_FILE)}: the folder was changed after it was written; ${hint}`);
+  if (!existsSync(path)) throw new BadInputError(path, 'missing');
+  return new Uint8Array(readFileSync(path));
+}
+
+/**
+ * Reads one member's model.json and weight files, each checked against `digests` (pocovid.json's
+ * `files`) and the weight files' sizes against what model.json's manifest needs.
+ */
+export function readMemberFiles(dir: string, member: string, digests?: FileDigests, hint = DAMAGED_HINT): LayersFiles {
   const memberDir = join(dir, member);
   const modelFile = join(memberDir, 'model.json');
   if (!existsSync(modelFile)) throw new BadInputError(modelFile, 'missing');
-  let modelJson;
-  try {
-    modelJson = JSON.parse(readFileSync(modelFile, 'utf8'));
-  } catch (err) {
-    throw new BadInputError(modelFile, `invalid JSON (${(err as Error).message})`);
-  }
+  const modelJson = parseJsonText<tf.io.ModelJSON>(new TextDecoder().decode(readMemberFile(dir, `${member}/model.json`, digests, hint)), modelFile, {
+    what: 'a TF.js layers model',
+    hint,
+  });
   if (!modelJson?.modelTopology || !Array.isArray(modelJson?.weightsManifest)) {
     throw new BadInputError(modelFile, 'not a TF.js layers model (no modelTopology / weightsManifest)');
   }
@@ -177,8 +227,9 @@ export function readMemberFiles(dir: string, member: string): LayersFiles {
   for (const name of names) {
     const path = join(memberDir, name);
     if (!existsSync(path)) throw new BadInputError(path, 'weight file named in model.json is missing');
-    weightFiles.set(name, new Uint8Array(readFileSync(path)));
+    weightFiles.set(name, readMemberFile(dir, `${member}/${name}`, digests, hint));
   }
+  checkWeightBytes({ modelJson, weightFiles }, (name) => join(memberDir, name));
   return { modelJson, weightFiles };
 }
 
@@ -187,7 +238,7 @@ export async function loadModelDir(dir: string): Promise<LoadedModel> {
   const meta = readModelMeta(dir);
   const members: tfl.LayersModel[] = [];
   for (const member of meta.members) {
-    const files = readMemberFiles(dir, member);
+    const files = readMemberFiles(dir, member, meta.files);
     try {
       members.push(await layersModelFromFiles(files));
     } catch (err) {
@@ -239,27 +290,22 @@ export function collectRun(run: string, fold?: number): CollectedRun {
   }
   const first = readModelMeta(chosen[0]!.dir);
   const members: LayersFiles[] = [];
-  for (const { dir } of chosen) {
+  for (const { fold: k, dir } of chosen) {
     const meta = readModelMeta(dir);
     if (JSON.stringify(meta.classes) !== JSON.stringify(first.classes) || JSON.stringify(meta.cfg) !== JSON.stringify(first.cfg)) {
       throw new BadInputError(dir, 'classes or preprocessing differ from the first fold; cannot ensemble');
     }
-    for (const member of meta.members) members.push(readMemberFiles(dir, member));
+    // cv rewrites a fold's model from its checkpoint when the fold's result.json is gone.
+    const hint = dir === join(run, 'model') ? 'train the run again' : `delete ${join(run, `fold-${k}`, 'result.json')} and run cv again: the fold's model is rewritten from its checkpoint`;
+    for (const member of meta.members) members.push(readMemberFiles(dir, member, meta.files, hint));
   }
-  let config: unknown;
   const configFile = join(run, 'config.json');
-  if (existsSync(configFile)) {
-    try {
-      config = JSON.parse(readFileSync(configFile, 'utf8'));
-    } catch {
-      config = undefined;
-    }
-  }
+  const config: unknown = existsSync(configFile) ? readJsonFile(configFile, { what: 'the run\'s configuration' }) : undefined;
   // The ensemble's guard is fitted on every frame of the dataset (cv writes it); one fold keeps its own.
   const runGuard = join(run, RUN_GUARD_FILE);
   let guard = first.guard;
   if (fold === undefined && existsSync(runGuard)) {
-    const value = JSON.parse(readFileSync(runGuard, 'utf8')) as unknown;
+    const value = readJsonFile(runGuard, { what: 'the not-ultrasound guard', hint: 'run cv again to refit it' });
     if (!isGuardStats(value)) throw new BadInputError(runGuard, 'not a pocovid guard (kind "pocovid-guard", version 1)');
     guard = value;
   }
@@ -277,12 +323,10 @@ export function collectRun(run: string, fold?: number): CollectedRun {
 }
 
 function singleRunFold(run: string): number {
-  try {
-    const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as { fold?: unknown };
-    return typeof config.fold === 'number' ? config.fold : 0;
-  } catch {
-    return 0;
-  }
+  const file = join(run, 'config.json');
+  if (!existsSync(file)) return 0;
+  const config = readJsonFile<{ fold?: unknown } | null>(file, { what: 'the run\'s configuration' });
+  return typeof config?.fold === 'number' ? config.fold : 0;
 }
 
 /** <run>/guard.json: the not-ultrasound guard fitted on all of a cross-validation's frames. */
@@ -295,7 +339,14 @@ export async function loadModel(path: string, fold?: number): Promise<LoadedMode
   if (fold === undefined && existsSync(join(path, 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'model'));
   const collected = collectRun(path, fold);
   const members: tfl.LayersModel[] = [];
-  for (const files of collected.members) members.push(await layersModelFromFiles(files));
+  for (const [k, files] of collected.members.entries()) {
+    try {
+      members.push(await layersModelFromFiles(files));
+    } catch (err) {
+      members.forEach((m) => m.dispose());
+      throw new BadInputError(`${path} (member ${k})`, `cannot be loaded: ${(err as Error).message}`, { cause: err });
+    }
+  }
   const meta: ModelDirMeta = {
     format: MODEL_DIR_FORMAT,
     version: MODEL_DIR_VERSION,

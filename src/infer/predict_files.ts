@@ -74,11 +74,9 @@ export async function predictFiles(pipeline: Pipeline, files: string[], options:
         outcome.heatmapFile = target;
       }
     } catch (err) {
-      if (!(err instanceof PocovidError)) {
-        outcome = { file, error: `${file}: ${(err as Error).message}` };
-      } else {
-        outcome = { file, error: err.message };
-      }
+      // Every error line names its file (a model error, e.g. NaN outputs, names the member only).
+      const message = (err as Error).message;
+      outcome = { file, error: err instanceof PocovidError && message.startsWith(`${file}:`) ? message : `${file}: ${message}` };
     }
     outcomes.push(outcome);
     options.onResult?.(outcome);

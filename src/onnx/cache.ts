@@ -1,11 +1,15 @@
 // ONNX files cached by a fingerprint of the model (topology + every weight + opset + exporter
 // version), so that predict/evaluate/serve on the same weights export once, not on every start.
+// Each file's sha256 is kept beside it; a damaged file is exported again, never run.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, stat, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { defaultCacheDir } from '../models/weights/fetch.js';
+import { writeJsonAtomicSync } from '../util/atomic.js';
+import { digestOf, fileDigestSchema, readVerified } from '../util/integrity.js';
+import { readJsonFile } from '../util/json_file.js';
 import { DEFAULT_OPSET, exportOnnx } from './export.js';
 
 /** Bump when the exporter's output changes for the same model, so old cache entries are not used. */
@@ -43,14 +47,33 @@ export async function cachedOnnxFile(model: tfl.LayersModel, options: CachedExpo
   const opset = options.opset ?? DEFAULT_OPSET;
   const dir = options.cacheDir ?? defaultOnnxCacheDir();
   const file = join(dir, `${model.name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${modelFingerprint(model, opset).slice(0, 32)}.onnx`);
-  if (existsSync(file)) {
+  if (existsSync(file) && isIntact(file)) {
     const now = new Date();
     await utimes(file, now, now); // most recently used: pruned last
     return file;
   }
-  await exportOnnx(model, file, { opset });
+  // Missing, or damaged since it was written (a cut write, a full disk): export it again.
+  const { bytes } = await exportOnnx(model, file, { opset });
+  // The digest is written after the file it describes: a kill in between leaves no digest, and
+  // the file is exported again next time.
+  writeJsonAtomicSync(digestFileOf(file), digestOf(bytes));
   await prune(dir, KEEP_FILES);
   return file;
+}
+
+/** <file>.sha256.json: the sha256 and size of a cached ONNX file. */
+function digestFileOf(file: string): string {
+  return `${file}.sha256.json`;
+}
+
+/** Whether a cached file matches the digest recorded when it was written. */
+function isIntact(file: string): boolean {
+  try {
+    readVerified(file, readJsonFile(digestFileOf(file), { schema: fileDigestSchema }), digestFileOf(file));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Removes all but the `keep` most recently used .onnx files of the cache folder. */
@@ -59,5 +82,5 @@ async function prune(dir: string, keep: number): Promise<void> {
   if (names.length <= keep) return;
   const dated = await Promise.all(names.map(async (name) => ({ name, mtime: (await stat(join(dir, name))).mtimeMs })));
   dated.sort((a, b) => b.mtime - a.mtime);
-  await Promise.all(dated.slice(keep).map(({ name }) => rm(join(dir, name), { force: true })));
+  await Promise.all(dated.slice(keep).flatMap(({ name }) => [rm(join(dir, name), { force: true }), rm(digestFileOf(join(dir, name)), { force: true })]));
 }

@@ -2,12 +2,13 @@
 // already at the model's input size), or any folder of images and videos, decoded and sampled
 // exactly as `predict` decodes them, so that the ranges are those the model will meet.
 import { existsSync, statSync } from 'node:fs';
-import { extname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { openDataset } from '../data/dataset.js';
 import { readImageAsInput } from '../data/image.js';
 import { BadInputError } from '../errors.js';
 import { decodeImageTo, decodeVideoTo } from '../infer/media.js';
-import { collectInputs, IMAGE_EXTENSIONS } from '../infer/predict_files.js';
+import { collectInputs } from '../infer/predict_files.js';
+import { sniffFile } from '../media/sniff.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 
@@ -45,9 +46,11 @@ export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
     items,
     async read(item) {
       const file = join(dir, item);
-      if (IMAGE_EXTENSIONS.includes(extname(item).toLowerCase())) return [pixelsToInput((await decodeImageTo(file, width, height)).rgb, cfg)];
+      // Typed from the bytes, as predict types them.
+      const type = await sniffFile(file);
+      if (type.kind === 'image') return [pixelsToInput((await decodeImageTo(file, width, height, type)).rgb, cfg)];
       // decodeVideoTo's default sampling is predict's (3 frames per second, at most 30).
-      const frames = await decodeVideoTo(file, width, height);
+      const frames = await decodeVideoTo(file, width, height, {}, type);
       return frames.map((frame) => pixelsToInput(frame.rgb, cfg));
     },
   };

@@ -3,7 +3,7 @@
 // with a label-free check of how closely each int8 member follows its float self on other frames.
 // predict/serve use these files with --precision int8; int8.json's fingerprints stop a stale file
 // (the member re-exported since) from being used.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine } from '../engine/index.js';
@@ -11,6 +11,8 @@ import { BadInputError, PocovidError } from '../errors.js';
 import { argMax } from '../infer/combine.js';
 import { loadModelDir } from '../infer/model_dir.js';
 import { writeFileAtomic, writeJsonAtomicSync } from '../util/atomic.js';
+import { digestOf, readVerified } from '../util/integrity.js';
+import { readJsonFile } from '../util/json_file.js';
 import { createRng } from '../util/rng.js';
 import { modelFingerprint } from './cache.js';
 import { quantizeModel, type CalibrationMethod } from './calibrate.js';
@@ -49,6 +51,9 @@ export interface Int8MemberReport {
   file: string;
   /** modelFingerprint of the float member the file was made from. */
   fingerprint: string;
+  /** sha256 and size of the int8 file, checked before it is used (absent in reports of older versions). */
+  sha256?: string;
+  bytes?: number;
   /** Share of check frames where int8 and float give the same label; null without a check. */
   labelAgreement: number | null;
   maxProbabilityChange: number | null;
@@ -201,6 +206,7 @@ export async function exportModelDirInt8(dir: string, options: Int8ExportOptions
         member: name,
         file: join(name, INT8_MEMBER_FILE),
         fingerprint: modelFingerprint(member, report.opset),
+        ...digestOf(quantised.result.bytes),
         labelAgreement: checked?.labelAgreement ?? null,
         maxProbabilityChange: checked?.maxProbabilityChange ?? null,
         meanProbabilityChange: checked?.meanProbabilityChange ?? null,
@@ -222,13 +228,8 @@ export function int8MemberFiles(dir: string, members: readonly { name: string; m
   const reportFile = join(dir, INT8_REPORT_FILE);
   const how = `make it with: pocovid export --run <run> --out ${dir} --format onnx --int8 --calibration <frames>`;
   if (!existsSync(reportFile)) throw new BadInputError(reportFile, `missing: --precision int8 needs the int8 members of a model folder; ${how}`);
-  let report: Int8Report;
-  try {
-    report = JSON.parse(readFileSync(reportFile, 'utf8')) as Int8Report;
-  } catch (error) {
-    throw new BadInputError(reportFile, `unreadable (${(error as Error).message})`, { cause: error });
-  }
-  if (report.format !== 'pocovid-int8' || report.version !== 1 || !Array.isArray(report.members)) {
+  const report = readJsonFile<Int8Report>(reportFile, { what: 'the int8 report', hint: how });
+  if (report === null || typeof report !== 'object' || report.format !== 'pocovid-int8' || report.version !== 1 || !Array.isArray(report.members)) {
     throw new BadInputError(reportFile, 'not a pocovid int8 report (format "pocovid-int8", version 1)');
   }
   return members.map(({ name, model }) => {
@@ -238,6 +239,7 @@ export function int8MemberFiles(dir: string, members: readonly { name: string; m
     if (entry.fingerprint !== modelFingerprint(model, report.opset)) {
       throw new BadInputError(file, `stale: made from other weights than ${join(dir, name)} now holds; ${how}`);
     }
+    if (entry.sha256 !== undefined && entry.bytes !== undefined) readVerified(file, { sha256: entry.sha256, bytes: entry.bytes }, reportFile, how);
     return file;
   });
 }

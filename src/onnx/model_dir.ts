@@ -2,7 +2,7 @@
 // ONNX tools (and onnxruntime-web) can use the ensemble without TF.js.
 import { join } from 'node:path';
 import { initEngine } from '../engine/index.js';
-import { loadModelDir } from '../infer/model_dir.js';
+import { loadModelDir, recordModelDirFiles } from '../infer/model_dir.js';
 import { exportOnnx, type OnnxExportOptions } from './export.js';
 
 /** Name of the ONNX file in each member folder (beside model.json). */
@@ -13,14 +13,17 @@ export async function exportModelDirOnnx(dir: string, options: OnnxExportOptions
   await initEngine();
   const loaded = await loadModelDir(dir);
   const written: string[] = [];
+  const digests: { rel: string; data: Uint8Array }[] = [];
   try {
     for (const [k, member] of loaded.members.entries()) {
-      const file = join(dir, loaded.meta.members[k]!, ONNX_MEMBER_FILE);
-      await exportOnnx(member, file, options);
+      const rel = `${loaded.meta.members[k]!}/${ONNX_MEMBER_FILE}`;
+      const file = join(dir, rel);
+      digests.push({ rel, data: (await exportOnnx(member, file, options)).bytes });
       written.push(file);
     }
   } finally {
     for (const member of loaded.members) member.dispose();
   }
+  await recordModelDirFiles(dir, digests);
   return written;
 }

@@ -37,8 +37,15 @@ export function parseRuntimeChoice(value: string): RuntimeChoice {
 
 let ortLoad: Promise<OrtModule> | undefined;
 
-/** Loads onnxruntime-node once; rejects with the reason when its native binding does not load. */
+/**
+ * Loads onnxruntime-node once; rejects with the reason when its native binding does not load.
+ * Its telemetry is switched off first: on Linux it otherwise leaves an empty
+ * /tmp/mat-debug-<pid>.log behind for every process that creates a session (it does not follow
+ * TMPDIR), and a screening tool has no business reporting usage anywhere.
+ */
 export function loadOrt(): Promise<OrtModule> {
+  // Read by the native library when it starts its environment, after this assignment.
+  process.env['ORT_DISABLE_TELEMETRY'] ??= '1';
   ortLoad ??= import('onnxruntime-node').then((module) => {
     // Node's ESM import of this CommonJS package puts module.exports on `default`.
     const ort = (module.default ?? module) as OrtModule;

@@ -3,7 +3,7 @@
 // each perturbation. Frames are decoded once per source; perturbed frames take the clean frames'
 // path to the network (resize to the model's input as the trainer does, preprocessing from the
 // model's config) on the forward runner of the run's choice (ONNX Runtime where it loads).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDataset, type Dataset } from '../data/dataset.js';
 import { decodeImage, resizeRgb, type RgbImage } from '../data/image.js';
@@ -23,6 +23,7 @@ import { createForwardRunner, type ForwardRunner, type Runtime, type RuntimeChoi
 import { decodeNativeFrames, locateNativeSources, type NativeSources } from './native.js';
 import { selectPerturbations, type Perturbation, type SourceFrames } from './perturbations.js';
 import type { FrameRecord } from './stats.js';
+import { readJsonFile } from '../util/json_file.js';
 
 export interface RobustnessOptions {
   /** A cross-validation run (fold-<k>/model + fold-<k>/predictions.csv) or a single-fold training run. */
@@ -94,12 +95,9 @@ export function runFoldUnits(run: string): FoldUnit[] {
   if (folds.length > 0) return folds;
   // A single-fold `pocovid train` run: <run>/model, <run>/predictions.csv, its fold in config.json.
   if (existsSync(join(run, 'model', MODEL_META_FILE))) {
-    let fold: unknown;
-    try {
-      fold = (JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as { fold?: unknown }).fold;
-    } catch {
-      fold = undefined;
-    }
+    const configFile = join(run, 'config.json');
+    // A damaged config.json is named as such (readJsonFile), not taken for one without a fold.
+    const fold = existsSync(configFile) ? readJsonFile<{ fold?: unknown } | null>(configFile, { what: "the run's configuration" })?.fold : undefined;
     if (typeof fold !== 'number') throw new BadInputError(join(run, 'config.json'), 'missing or names no "fold": cannot tell which frames the model was tested on');
     return [{ fold, modelDir: join(run, 'model'), predictions: join(run, 'predictions.csv') }];
   }

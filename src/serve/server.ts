@@ -3,24 +3,29 @@
 //   GET  /api/health   GET /api/model   GET / (the page, which loads ./pocovid.json and ./member-k/)
 // Uploads are untrusted: streamed to a private temp folder with a size limit, typed from their
 // bytes, decoded by the hardened ffmpeg/sharp path, queued one at a time, deleted after the answer.
+// Clients are untrusted too: headers, a stalled body and the whole upload have time limits, and
+// close() drains within a deadline, then cuts the connections still open (a stalled client cannot
+// keep a stopping server alive). Folders left by killed servers are swept at start-up (work_dir.ts).
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { basename, join } from 'node:path';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { BadInputError, PocovidError } from '../errors.js';
+import { BadInputError, ModelOutputError, PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
-import { MODEL_META_FILE, readModelMeta } from '../infer/model_dir.js';
+import { MODEL_META_FILE, readModelMeta, type ModelDirMeta } from '../infer/model_dir.js';
 import { createPipeline, type Guard, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
 import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/sniff.js';
 import { VERSION } from '../version.js';
 import { findPageDir, PAGE_FILES } from './page_dir.js';
 import { createQueue } from './queue.js';
+import { guardAgainstStall } from './stall_guard.js';
+import { createWorkDir, sweepStaleWorkDirs } from './work_dir.js';
 
 export interface ServerOptions {
   /** Exported model folder, or a training run (exported to a private folder at start). */
@@ -36,14 +41,51 @@ export interface ServerOptions {
   guard?: Guard | false;
   pipeline?: Omit<PipelineOptions, 'guard'>;
   logger?: boolean;
+  timeouts?: Partial<ServerTimeouts>;
+  /** Where the private folder is made and stale ones are swept (default: os.tmpdir()). */
+  tmpDir?: string;
 }
+
+/** Time limits (ms) on what clients send, and on a stop. */
+export interface ServerTimeouts {
+  /** From connection to the end of the request headers. */
+  headersMs: number;
+  /** Longest pause in an upload's body. */
+  bodyIdleMs: number;
+  /** From the start of a request to the end of its body (the whole upload). */
+  requestMs: number;
+  /** How long close() waits for requests in progress before cutting their connections. */
+  drainMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<ServerTimeouts> = { headersMs: 20_000, bodyIdleMs: 30_000, requestMs: 300_000, drainMs: 10_000 };
+
+function resolveTimeouts(partial: Partial<ServerTimeouts> = {}): ServerTimeouts {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
+  for (const [key, value] of Object.entries(timeouts)) {
+    if (!(Number.isFinite(value) && value > 0)) throw new PocovidError(`server timeout ${key} must be a positive number of milliseconds, got ${value}`);
+  }
+  // Node refuses a header limit longer than the request limit.
+  if (timeouts.headersMs > timeouts.requestMs) throw new PocovidError(`server timeout headersMs (${timeouts.headersMs}) must not exceed requestMs (${timeouts.requestMs})`);
+  return timeouts;
+}
+
+const seconds = (ms: number): string => `${Math.round(ms / 100) / 10} s`;
 
 export interface PocovidServer {
   app: FastifyInstance;
   pipeline: Pipeline;
   /** Private folder holding uploads (and the exported model when serving a run). */
   workDir: string;
-  close(): Promise<void>;
+  /** Folders of dead servers removed at start-up. */
+  swept: string[];
+  /**
+   * Stops: no new connections, requests in progress get `drainMs` (default: the server's) to
+   * finish, then every connection still open is cut; the model is freed and the uploads removed.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+  /** Stops at once (a second Ctrl-C): cuts every connection and removes the uploads synchronously. */
+  abort(): void;
 }
 
 const predictQuery = z.object({
@@ -69,8 +111,20 @@ async function readHead(file: string): Promise<Uint8Array> {
 }
 
 export async function createServer(options: ServerOptions): Promise<PocovidServer> {
+  const timeouts = resolveTimeouts(options.timeouts);
+  const swept = sweepStaleWorkDirs(options.tmpDir);
+  const workDir = await createWorkDir(options.keepUploads ?? false, options.tmpDir);
+  try {
+    return await startServer(options, timeouts, workDir, swept);
+  } catch (err) {
+    // A server that could not start leaves nothing behind (nothing was uploaded yet).
+    rmSync(workDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startServer(options: ServerOptions, timeouts: ServerTimeouts, workDir: string, swept: string[]): Promise<PocovidServer> {
   const maxBytes = Math.round((options.maxUploadMb ?? 200) * 1024 * 1024);
-  const workDir = await mkdtemp(join(tmpdir(), 'pocovid-serve-'));
   let modelDir = options.model;
   if (!existsSync(join(modelDir, MODEL_META_FILE))) {
     modelDir = join(workDir, 'model');
@@ -78,19 +132,69 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
   }
   const meta = readModelMeta(modelDir);
   const pipeline = await createPipeline(modelDir, { ...options.pipeline, guard: options.guard });
+  try {
+    return await serveWith(options, timeouts, workDir, swept, modelDir, meta, pipeline, maxBytes);
+  } catch (err) {
+    await pipeline.dispose();
+    throw err;
+  }
+}
+
+async function serveWith(
+  options: ServerOptions,
+  timeouts: ServerTimeouts,
+  workDir: string,
+  swept: string[],
+  modelDir: string,
+  meta: ModelDirMeta,
+  pipeline: Pipeline,
+  maxBytes: number,
+): Promise<PocovidServer> {
   const queue = createQueue(options.maxQueued ?? 500);
   const pageDir = [options.pageDir ?? findPageDir()].find((d): d is string => d !== undefined && existsSync(join(d, 'index.html')));
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024 });
-  await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 1, fields: 8, parts: 9, headerPairs: 100 } });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    // Node's own limits: the headers, and the whole request until its body has arrived (checked
+    // every second, not every 30 s as by default, so that a limit means what it says).
+    requestTimeout: timeouts.requestMs,
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: Math.min(1000, timeouts.headersMs) },
+    // Node answers a request that ran out of time itself; this gives it our JSON error.
+    clientErrorHandler: (err, socket) => {
+      if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      const timedOut = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const status = timedOut ? 408 : 400;
+      const body = JSON.stringify({
+        error: timedOut
+          ? `request timed out: headers must arrive within ${seconds(timeouts.headersMs)} and a whole upload within ${seconds(timeouts.requestMs)}`
+          : 'malformed HTTP request',
+      });
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    },
+  });
+  await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 2, fields: 8, parts: 10, headerPairs: 100 } });
+
+  // Every open connection, so that a stop can cut those still open after the drain deadline.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     let status = error.statusCode ?? 500;
     if (error.code === 'FST_INVALID_MULTIPART_CONTENT_TYPE') status = 415;
     if (error.code === 'FST_REQ_FILE_TOO_LARGE') status = 413;
-    if (error instanceof PocovidError && status === 500) status = 422;
+    // A model that gives NaN is the server's fault, not the upload's: 500, with the reason.
+    if (error instanceof PocovidError && status === 500 && !(error instanceof ModelOutputError)) status = 422;
     if (status >= 500) request.log.error(error);
     const message = status >= 500 && !(error instanceof PocovidError) && status !== 503 ? 'internal error' : error.message;
+    // A body we stopped reading must not hold the connection open for the rest of it.
+    if (!request.raw.complete) void reply.header('connection', 'close');
     void reply.status(status).send({ error: message });
   });
   app.setNotFoundHandler((request, reply) => {
@@ -117,21 +221,35 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
   app.post('/api/predict', async (request, reply) => {
     const query = predictQuery.safeParse(request.query);
     if (!query.success) throw httpError(400, `bad query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    const part = await request.file();
-    if (!part) throw httpError(400, 'no file: send one image or video as multipart/form-data');
-    const field = (name: string): string | undefined => {
-      const value = part.fields[name];
-      return value && !Array.isArray(value) && 'value' in value ? String(value.value) : undefined;
-    };
-    const heatmapFlag = query.data.heatmap ?? field('heatmap');
-    const wantHeatmap = heatmapFlag === '1' || heatmapFlag === 'true';
-    // The client's file name is only echoed back, never used as a path.
-    const shownName = basename(part.filename || 'upload').replace(/[^\w.\- ]/g, '_').slice(0, 100);
+    const guard = guardAgainstStall(request, reply, timeouts.bodyIdleMs, `upload stalled: no data for ${seconds(timeouts.bodyIdleMs)}`);
     const target = join(workDir, `upload-${randomUUID()}`);
     let result;
+    let shownName = 'upload';
     try {
-      await pipeStreams(part.file, createWriteStream(target, { mode: 0o600 }));
-      if (part.file.truncated) throw httpError(413, `file larger than the ${options.maxUploadMb ?? 200} MB limit`);
+      const fields: Record<string, string> = {};
+      let received = false;
+      for await (const part of request.parts()) {
+        if (part.type === 'field') {
+          fields[part.fieldname] = String(part.value);
+          continue;
+        }
+        // The client's file name is only echoed back, never used as a path.
+        const name = basename(part.filename || 'upload').replace(/[^\w.\- ]/g, '_').slice(0, 100);
+        if (received) {
+          part.file.resume();
+          throw httpError(400, `one file per request: "${name}" came after "${shownName}"; send each file in a request of its own`);
+        }
+        shownName = name;
+        guard.writing(part.file);
+        await pipeStreams(part.file, createWriteStream(target, { mode: 0o600 }));
+        guard.writing(undefined);
+        if (part.file.truncated) throw httpError(413, `file larger than the ${options.maxUploadMb ?? 200} MB limit`);
+        received = true;
+      }
+      guard.stop();
+      if (!received) throw httpError(400, 'no file: send one image or video as multipart/form-data');
+      const heatmapFlag = query.data.heatmap ?? fields['heatmap'];
+      const wantHeatmap = heatmapFlag === '1' || heatmapFlag === 'true';
       const head = await readHead(target);
       const type = sniffType(head);
       if (!type) throw httpError(head.length === 0 ? 400 : 415, `${shownName}: ${describeUnknown(head)}`);
@@ -143,7 +261,12 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
         if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
         throw err;
       });
+    } catch (err) {
+      // The stall answer has gone out already; what failed after it is the cut connection.
+      if (guard.stalled) return reply;
+      throw err;
     } finally {
+      guard.stop();
       // Deleted before the answer leaves, so a client never sees its upload linger.
       if (!options.keepUploads) await rm(target, { force: true });
     }
@@ -162,14 +285,42 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
     app.get('/', async (_request, reply) => reply.status(503).send({ error: 'the page has not been built (npm run build:page)' }));
   }
 
+  let closing: Promise<void> | undefined;
+  const removeUploads = (): void => {
+    if (!options.keepUploads) rmSync(workDir, { recursive: true, force: true });
+  };
   return {
     app,
     pipeline,
     workDir,
-    async close() {
-      await app.close();
-      await pipeline.dispose();
-      if (!options.keepUploads) await rm(workDir, { recursive: true, force: true });
+    swept,
+    close(closeOptions = {}) {
+      closing ??= (async () => {
+        const drainMs = closeOptions.drainMs ?? timeouts.drainMs;
+        // Requests already accepted may finish; queued ones not yet started are refused.
+        queue.close('server shutting down');
+        let deadline: NodeJS.Timeout | undefined;
+        const cut = new Promise<void>((resolve) => {
+          deadline = setTimeout(() => {
+            for (const socket of sockets) socket.destroy();
+            resolve();
+          }, drainMs);
+        });
+        const closed = app.close();
+        await Promise.race([closed, cut]);
+        clearTimeout(deadline);
+        await closed;
+        // The job running when the connections were cut finishes before its model is freed.
+        await queue.idle();
+        await pipeline.dispose();
+        removeUploads();
+      })();
+      return closing;
+    },
+    abort() {
+      queue.close('server shutting down');
+      for (const socket of sockets) socket.destroy();
+      removeUploads();
     },
   };
 }

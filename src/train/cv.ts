@@ -1,13 +1,15 @@
 // Cross-validation: every fold in turn (finished folds are kept on a re-run), out-of-fold
 // predictions for every frame, per-fold and pooled reports, and the fold ensemble.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readPredictionsCsv, writePredictionsCsv } from '../eval/csv.js';
+import { checkPredictionsCover } from '../eval/pool_check.js';
 import type { PredictionRow } from '../eval/types.js';
 import { collectRun, RUN_GUARD_FILE, writeModelDirFiles, type Aggregation } from '../infer/model_dir.js';
 import { openDataset } from '../data/dataset.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
+import { readJsonFile } from '../util/json_file.js';
 import { PocovidError } from '../errors.js';
 import type { TrainConfigInput } from './config.js';
 import { countFolds } from './data_access.js';
@@ -46,7 +48,8 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
     const summaryPath = join(foldDir, SUMMARY_FILE);
     if (existsSync(summaryPath)) {
       progress.log(`fold ${fold}: finished earlier, kept (${foldDir})`);
-      results.push({ fold, kept: true, summary: JSON.parse(readFileSync(summaryPath, 'utf8')) });
+      const summary = readJsonFile<CvResult['folds'][number]['summary']>(summaryPath, { what: 'the fold summary', hint: `delete it to train fold ${fold} again` });
+      results.push({ fold, kept: true, summary });
       continue;
     }
     progress.log(`fold ${fold + 1}/${folds.length}`);
@@ -58,19 +61,22 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
 
   const classes = results[0]?.summary.classes;
   if (!classes) throw new PocovidError('cross-validation ran no fold');
+  const { rows } = openDataset(options.data);
   const pooled: PredictionRow[] = [];
   for (const { fold } of results) {
-    const table = readPredictionsCsv(join(out, `fold-${fold}`, PREDICTIONS_FILE));
+    const file = join(out, `fold-${fold}`, PREDICTIONS_FILE);
+    const table = readPredictionsCsv(file);
     if (JSON.stringify(table.classes) !== JSON.stringify(classes)) {
       throw new PocovidError(`fold ${fold} was trained on classes ${table.classes.join(',')}, fold ${results[0]!.fold} on ${classes.join(',')}`);
     }
+    const testFrames = rows.filter((r) => r.fold === fold && classes.includes(r.label));
+    checkPredictionsCover(table.rows, testFrames, file, `test frames of fold ${fold}`, `delete ${join(out, `fold-${fold}`, SUMMARY_FILE)} to train fold ${fold} again`);
     pooled.push(...table.rows);
   }
   const predictions = join(out, PREDICTIONS_FILE);
   writePredictionsCsv(predictions, pooled, classes);
 
   // Every frame trained some member of the ensemble, so the ensemble's guard is fitted on all of them.
-  const { rows } = openDataset(options.data);
   const guard = await fitGuardOnRows(options.data, rows.filter((r) => classes.includes(r.label)));
   if (guard) writeJsonAtomicSync(join(out, RUN_GUARD_FILE), guard);
   const collected = collectRun(out);

@@ -2,7 +2,8 @@
 // engine + handlers): the history file, model selection with early stopping, the learning-rate
 // plateau rule, and the checkpoint that lets a killed run resume. Each handler keeps its own state,
 // which the checkpoint stores and a resumed run restores.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { readHistoryJsonl } from '../plots/history.js';
 import type { BuiltModel } from '../models/types.js';
 import { loadCheckpoint, saveCheckpoint, snapshotWeights, type WeightSnapshot } from './checkpoint.js';
 import type { ScheduledAdam } from './optimizer.js';
@@ -47,10 +48,9 @@ export class HistoryHandler implements TrainingHandler {
       writeFileSync(this.path, '');
       return;
     }
-    const kept = readFileSync(this.path, 'utf8')
-      .split('\n')
-      .filter((line) => line.trim() && (JSON.parse(line) as EpochLog).epoch <= resumedAtEpoch);
-    writeFileSync(this.path, kept.map((line) => line + '\n').join(''));
+    // readHistoryJsonl drops a last line cut by a kill and names the file for any other bad line.
+    const kept = readHistoryJsonl(this.path).filter((entry) => entry.epoch <= resumedAtEpoch);
+    writeFileSync(this.path, kept.map((entry) => JSON.stringify(entry) + '\n').join(''));
   }
 
   afterEpoch({ log }: EpochEnd): void {

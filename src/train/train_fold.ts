@@ -24,6 +24,7 @@ import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
 import { runEpochs } from './epoch_loop.js';
+import { FiniteLossHandler } from './finite.js';
 import { fitLogisticHead, type LogisticData } from './logistic_head.js';
 import type { FoldData } from './data_access.js';
 import type { HeadSources } from './head_sources.js';
@@ -133,7 +134,9 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   try {
     const plateau = new PlateauHandler(config.plateauFactor, config.plateauPatience);
     const history = new HistoryHandler(join(out, 'history.jsonl'));
-    const handlers: TrainingHandler[] = [history, selection, plateau, ...(options.handlers ?? [])];
+    // First: an epoch whose loss is not finite stops the fold before anything of it is recorded.
+    const finite = new FiniteLossHandler(config.fold, join(out, 'checkpoint'));
+    const handlers: TrainingHandler[] = [finite, history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
     let loop: Awaited<ReturnType<typeof runEpochs>>;
     if (config.head === 'logistic') {
@@ -148,6 +151,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
       loop = { epochsRun: 0, stoppedEarly: false, trainSeconds: fit.seconds, trainedImages: sources.train.count };
     } else {
       const resumed = await checkpoint.resume(built, optimizer);
+      finite.resumed = resumed !== undefined;
       history.start(resumed?.epoch);
       if (resumed) progress.log(`resuming ${out} at epoch ${resumed.epoch + 2}`);
 

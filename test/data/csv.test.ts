@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatCsv, parseCsv, parseCsvRecords } from '../../src/data/csv.js';
 import { parseCropJson } from '../../src/data/crop.js';
 import { PatientIndex } from '../../src/data/metadata.js';
-import { labelFromFileName, kindFromFileName } from '../../src/data/sources.js';
+import { labelFromFileName } from '../../src/data/sources.js';
 
 describe('CSV', () => {
   it('parses quoted fields holding commas, quotes and newlines', () => {
@@ -80,8 +80,5 @@ describe('file names', () => {
     expect(labelFromFileName('Reg_x.mpeg')).toBe('regular');
     expect(labelFromFileName('Vir_x.mp4')).toBe('viral');
     expect(labelFromFileName('Subpleural.mp4')).toBeUndefined();
-    expect(kindFromFileName('x.MP4')).toBe('video');
-    expect(kindFromFileName('x.JPG')).toBe('image');
-    expect(kindFromFileName('x.txt')).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +44,14 @@ describe('model folder', () => {
     await expect(loadModelDir(dir)).rejects.toThrow(/pocovid.json: not a valid pocovid model description: format/);
     writeFileSync(metaFile, good);
     const modelFile = join(dir, 'member-0', 'model.json');
-    writeFileSync(modelFile, readFileSync(modelFile, 'utf8').replace('"weights.bin"', '"../../etc/passwd"'));
+    const escaping = readFileSync(modelFile, 'utf8').replace('"weights.bin"', '"../../etc/passwd"');
+    writeFileSync(modelFile, escaping);
+    // Caught first as a file changed since it was written; with its digest updated to match (a
+    // deliberate edit), the manifest's path check still refuses it.
+    await expect(loadModelDir(dir)).rejects.toThrow(/member-0\/model\.json: damaged/);
+    const meta = JSON.parse(good);
+    meta.files['member-0/model.json'] = { sha256: createHash('sha256').update(escaping).digest('hex'), bytes: Buffer.byteLength(escaping) };
+    writeFileSync(metaFile, JSON.stringify(meta));
     await expect(loadModelDir(dir)).rejects.toThrow(/is not a plain file name/);
   });
 

@@ -50,6 +50,9 @@ describe('export --format onnx --int8', () => {
     const out = join(work, 'model');
     const { out: printed } = await cli(['export', '--run', run, '--out', out, '--no-page', '--format', 'onnx', '--int8', '--calibration', dataset, '--calibration-frames', '6', '--check-frames', '8']);
     for (const k of [0, 1]) expect(existsSync(join(out, `member-${k}`, INT8_MEMBER_FILE))).toBe(true);
+    // The float ONNX files written beside the members are recorded with the others.
+    const files = (JSON.parse(readFileSync(join(out, 'pocovid.json'), 'utf8')) as { files: Record<string, { bytes: number }> }).files;
+    expect(files['member-1/model.onnx']!.bytes).toBe(readFileSync(join(out, 'member-1', 'model.onnx')).length);
     expect(printed).toMatch(/wrote .*member-0\/model\.int8\.onnx \(same label as float on \d+\.\d% of 8 check frames, largest probability change \d\.\d{3}/);
     expect(printed).toContain(`wrote ${out}/int8.json (calibration on 6 frames from 6 files, mse)`);
     const report = JSON.parse(readFileSync(join(out, INT8_REPORT_FILE), 'utf8')) as Int8Report;
@@ -148,6 +151,19 @@ describe('--precision int8', () => {
     await expect(createPipeline(plain, { precision: 'int8', runtime: 'tfjs' })).rejects.toThrow('--precision int8 runs on ONNX Runtime only');
 
     await exportModelDirInt8(plain, { frames: dataset, calibrationFrames: 4, checkFrames: 0 });
+    // A damaged int8 file (one byte flipped) is refused by its digest in int8.json, not run.
+    const int8File = join(plain, 'member-0', INT8_MEMBER_FILE);
+    const intact = readFileSync(int8File);
+    const damaged = Buffer.from(intact);
+    damaged[damaged.length - 20]! ^= 0xff;
+    writeFileSync(int8File, damaged);
+    await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(new RegExp(`^${int8File}: damaged: its sha256 is [0-9a-f]{12}… but ${join(plain, INT8_REPORT_FILE)} records`));
+    writeFileSync(int8File, intact.subarray(0, 100));
+    await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(`${int8File}: damaged (truncated): 100 bytes, but`);
+    writeFileSync(int8File, intact);
+    const restored = await createPipeline(plain, { precision: 'int8' });
+    expect(restored.precision).toBe('int8');
+    await restored.dispose();
     // The member is replaced by other weights after its int8 file was made.
     await saveModelDir(plain, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(61)] });
     await expect(createPipeline(plain, { precision: 'int8' })).rejects.toThrow(

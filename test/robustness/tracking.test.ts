@@ -184,8 +184,12 @@ describe('robustness tracks brittleness', () => {
     rmSync(other, { recursive: true, force: true });
     await writeTinyDataset(other, { patientsPerClass: 4, framesPerVideo: 3, folds: 3, size: SIZE });
     const manifest = readFileSync(join(other, 'manifest.csv'), 'utf8').split('\n');
-    const dropped = manifest.splice(1, 1)[0]!.split(',')[0];
+    const [dropped, label, , , , , , , fold] = manifest.splice(1, 1)[0]!.split(',');
     writeFileSync(join(other, 'manifest.csv'), manifest.join('\n'));
+    // Another dataset, consistent in itself (dataset.json counts what its manifest holds).
+    const info = JSON.parse(readFileSync(join(other, 'dataset.json'), 'utf8')) as { counts: { perFold: Record<string, Record<string, number>> } };
+    info.counts.perFold[fold!]![label!]! -= 1;
+    writeFileSync(join(other, 'dataset.json'), JSON.stringify(info));
     await expect(measureRobustness({ run: join(root, 'sensitive'), data: other, quiet: true })).rejects.toThrow(
       `${join(other, 'manifest.csv')}: has no frame ${dropped}, a test frame of fold 0 (${join(root, 'sensitive', 'fold-0', 'predictions.csv')}): pass the dataset the run was trained on (--data)`,
     );

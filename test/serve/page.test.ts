@@ -1,7 +1,7 @@
 // End-to-end: the exported folder served as plain static files, the page in headless Chromium,
 // an image chosen, the result card checked against the Node pipeline, and every request recorded
 // to prove the image never left the browser.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -10,7 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../../scripts/build-page.mjs';
-import { initEngine } from '../../src/engine/index.js';
+import { initEngine, tf } from '../../src/engine/index.js';
 import { exportRun } from '../../src/infer/export.js';
 import { saveModelDir } from '../../src/infer/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
@@ -92,6 +92,70 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
     } finally {
       await page.close();
       await statics.close();
+    }
+  });
+
+  it('refuses damaged member files, never labels from NaN outputs, and clears a result when the next file fails', async () => {
+    const shots = process.env['POCOVID_PAGE_SCREENSHOT_DIR'] ?? work;
+    // (1) One weight file damaged after export: the page checks the digests pocovid.json records.
+    const damaged = join(work, 'export-damaged');
+    await exportRun(join(work, 'run'), damaged, { pageDir });
+    const weights = join(damaged, 'member-1', 'weights.bin');
+    const bytes = readFileSync(weights);
+    for (let i = 0; i < 32; i++) bytes[100 + i]! ^= 0xff;
+    writeFileSync(weights, bytes);
+    // (2) A model whose classifier gives NaN, saved normally (its digests match).
+    const nanRun = join(work, 'run-nan');
+    const broken = tinyModel(22);
+    const classifier = broken.getLayer('classifier');
+    const nan = classifier.getWeights().map((w) => tf.fill(w.shape, Number.NaN));
+    classifier.setWeights(nan);
+    tf.dispose(nan);
+    await saveModelDir(join(nanRun, 'fold-0', 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [broken] });
+    const nanExport = join(work, 'export-nan');
+    await exportRun(nanRun, nanExport, { pageDir });
+    const image = join(work, 'scan-2.png');
+    await writePng(image, 32, 32, 6);
+    const notAnImage = join(work, 'notes.png');
+    writeFileSync(notAnImage, 'not an image at all');
+
+    const serve = async (root: string) => {
+      const statics = Fastify();
+      await statics.register(fastifyStatic, { root });
+      return { statics, url: await statics.listen({ port: 0, host: '127.0.0.1' }) };
+    };
+    for (const [name, root] of [['damaged', damaged], ['nan', nanExport], ['good', exported]] as const) {
+      const { statics, url } = await serve(root);
+      const page = await browser!.newPage({ viewport: { width: 1000, height: 900 } });
+      try {
+        await page.goto(`${url}/`);
+        if (name === 'damaged') {
+          await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.startsWith('Model could not be loaded'), undefined, { timeout: 30_000 });
+          expect(await page.textContent('#model-info')).toMatch(/^Model could not be loaded: member-1\/weights\.bin: damaged: its sha256 is [0-9a-f]{12}… but pocovid\.json records [0-9a-f]{12}…/);
+          expect(await page.getAttribute('body', 'data-ready')).toBeNull();
+          await page.screenshot({ path: join(shots, 'page-damaged-model.png'), fullPage: true });
+          continue;
+        }
+        await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+        await page.setInputFiles('#file-input', image);
+        if (name === 'nan') {
+          await page.waitForSelector('body[data-result="error"]', { timeout: 30_000 });
+          expect(await page.textContent('#status')).toBe('scan-2.png: model member-0 gave no usable probabilities for frame 0 (output 0 is NaN): its weights are damaged or diverged; no diagnosis was made');
+          expect(await page.isHidden('#result')).toBe(true);
+          await page.screenshot({ path: join(shots, 'page-nan-model.png'), fullPage: true });
+          continue;
+        }
+        // A good result, then a file that cannot be read: the old card must not stay up.
+        await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 });
+        await page.setInputFiles('#file-input', notAnImage);
+        await page.waitForSelector('body[data-result="error"]', { timeout: 30_000 });
+        expect(await page.isHidden('#result')).toBe(true);
+        expect(await page.textContent('#status')).toMatch(/notes\.png: this browser cannot decode it as an image/);
+        await page.screenshot({ path: join(shots, 'page-error-after-result.png'), fullPage: true });
+      } finally {
+        await page.close();
+        await statics.close();
+      }
     }
   });
 

@@ -13,6 +13,7 @@ import { GUARD_SIZE } from '../../guard/features.js';
 import { argMax, decide, type FrameScores } from '../../infer/combine.js';
 import type { ModelDirMeta } from '../../infer/model_dir.js';
 import { pixelsToInput } from '../../models/preprocess.js';
+import { digestProblem } from '../../util/digest_rule.js';
 
 const VIDEO_FPS = 3;
 const VIDEO_MAX_FRAMES = 30;
@@ -24,6 +25,8 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 interface Loaded {
   meta: ModelDirMeta;
   members: tfl.LayersModel[];
+  /** Why the member files could not be checked against their digests, when they could not. */
+  unchecked?: string;
 }
 
 let loaded: Loaded | undefined;
@@ -53,14 +56,44 @@ async function initBackend(): Promise<string> {
   return 'cpu';
 }
 
+function hex(buffer: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * A fetch for TF.js that checks each member file against the sha256 and size pocovid.json records,
+ * as predict and serve do: a damaged weights file must not load as a model. undefined (with the
+ * reason) when the files cannot be checked: an older folder records no digests, and browsers
+ * offer sha256 only to pages served over HTTPS or from localhost.
+ */
+function checkedFetch(meta: ModelDirMeta): { fetchFunc?: typeof fetch; unchecked?: string } {
+  if (!meta.files) return { unchecked: 'pocovid.json records no digests' };
+  if (!globalThis.crypto?.subtle) return { unchecked: 'this browser checks them only over HTTPS or localhost' };
+  const files = meta.files;
+  const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const response = await fetch(input, init);
+    if (!response.ok) return response;
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, document.baseURI);
+    const rel = url.pathname.split('/').slice(-2).join('/');
+    const data = await response.arrayBuffer();
+    const expected = files[rel];
+    if (!expected) throw new Error(`${rel}: not recorded in pocovid.json: the folder was changed after it was written`);
+    const problem = digestProblem({ sha256: hex(await crypto.subtle.digest('SHA-256', data)), bytes: data.byteLength }, expected, 'pocovid.json');
+    if (problem) throw new Error(`${rel}: ${problem}; export the model again`);
+    return new Response(data, { status: response.status, headers: response.headers });
+  };
+  return { fetchFunc };
+}
+
 async function loadModel(): Promise<Loaded> {
   const response = await fetch('pocovid.json');
   if (!response.ok) throw new Error(`pocovid.json: HTTP ${response.status}`);
   const meta = (await response.json()) as ModelDirMeta;
   if (meta.format !== 'pocovid-model') throw new Error('pocovid.json is not a pocovid model description');
+  const { fetchFunc, unchecked } = checkedFetch(meta);
   const members: tfl.LayersModel[] = [];
-  for (const member of meta.members) members.push(await tfl.loadLayersModel(`${member}/model.json`));
-  return { meta, members };
+  for (const member of meta.members) members.push(await tfl.loadLayersModel(`${member}/model.json`, fetchFunc ? { fetchFunc } : {}));
+  return { meta, members, ...(unchecked ? { unchecked } : {}) };
 }
 
 /** Draws a source into an input-size canvas (stretched, as the CLI does) and returns its RGB pixels. */
@@ -184,6 +217,9 @@ async function analyse(file: File): Promise<void> {
   const { meta, members } = loaded;
   const [height, width] = meta.cfg.inputSize;
   setStatus(`Analysing ${file.name} on this device…`);
+  // An earlier file's result must not stay on screen while this one is analysed, or next to its error.
+  $('result').hidden = true;
+  delete document.body.dataset['result'];
   // As in the server's pipeline: a model input smaller than the guard's scale gets its own copy.
   const guardSide = meta.guard && (width < GUARD_SIZE || height < GUARD_SIZE) ? GUARD_SIZE : undefined;
   const allFrames = isVideo(file) ? await videoFrames(file, width, height, guardSide) : await imageFrames(file, width, height, guardSide);
@@ -246,7 +282,12 @@ async function analyse(file: File): Promise<void> {
 
 function handle(file: File | undefined): void {
   if (!file) return;
-  analyse(file).catch((err: unknown) => setStatus((err as Error).message, true));
+  analyse(file).catch((err: unknown) => {
+    document.body.dataset['result'] = 'error';
+    // Each error names the file, as predict's do.
+    const message = (err as Error).message;
+    setStatus(message.startsWith(`${file.name}:`) ? message : `${file.name}: ${message}`, true);
+  });
 }
 
 async function start(): Promise<void> {
@@ -267,6 +308,7 @@ async function start(): Promise<void> {
     loaded = await loadModel();
     const { meta } = loaded;
     $('model-info').textContent = `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s), ${meta.cfg.inputSize.join('×')} input, TF.js ${backend}`;
+    if (loaded.unchecked) setStatus(`Warning: the model files were not checked for damage (${loaded.unchecked}).`, true);
     document.body.dataset['ready'] = 'true';
   } catch (err) {
     $('model-info').textContent = `Model could not be loaded: ${(err as Error).message}`;

@@ -1,0 +1,20 @@
+// The one comparison of a file's bytes with the digest recorded for it, shared by Node
+// (src/util/integrity.ts, node:crypto) and the page (crypto.subtle): no Node imports here.
+
+export interface FileDigest {
+  /** Lower-case hex sha256 of the whole file. */
+  sha256: string;
+  bytes: number;
+}
+
+/** What is wrong with a file whose bytes have digest `actual`, or undefined when it matches `expected`. */
+export function digestProblem(actual: FileDigest, expected: FileDigest, recordedIn: string): string | undefined {
+  if (actual.bytes !== expected.bytes) {
+    const how = actual.bytes < expected.bytes ? 'truncated' : 'longer than written';
+    return `damaged (${how}): ${actual.bytes} bytes, but ${recordedIn} records ${expected.bytes}`;
+  }
+  if (actual.sha256 !== expected.sha256) {
+    return `damaged: its sha256 is ${actual.sha256.slice(0, 12)}… but ${recordedIn} records ${expected.sha256.slice(0, 12)}… (the file changed after it was written)`;
+  }
+  return undefined;
+}
