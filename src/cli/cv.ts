@@ -1,9 +1,15 @@
-// `pocovid cv`: every fold, out-of-fold predictions, reports and the fold ensemble.
+// `pocovid cv`: every fold, out-of-fold predictions, reports and the fold ensemble; with
+// --fold-seeds, the whole cv once per fold assignment and the mean ± std over them.
 import type { Command } from 'commander';
-import { Option } from 'commander';
-import { runCrossValidation } from '../train/cv.js';
-import { evaluateRun } from '../eval/report.js';
+import { InvalidArgumentError, Option } from 'commander';
+import { runRepeatedCrossValidation } from '../train/cv.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
+
+function seedList(value: string): number[] {
+  const seeds = value.split(',').map((s) => Number(s.trim()));
+  if (!seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new InvalidArgumentError(`"${value}": use whole numbers ≥ 0 separated by commas`);
+  return seeds;
+}
 
 export function register(program: Command): void {
   addTrainOptions(
@@ -11,21 +17,24 @@ export function register(program: Command): void {
       .command('cv')
       .description('cross-validation over every fold of the dataset; writes predictions.csv, reports and an ensemble')
       .option('--folds <list>', 'only these folds, comma-separated')
+      .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', seedList)
       .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean')),
-  ).action(async (opts: ParsedTrainOptions & { folds?: string; ensemble: 'mean' | 'vote' }) => {
-    const result = await runCrossValidation(
+  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; ensemble: 'mean' | 'vote' }) => {
+    const result = await runRepeatedCrossValidation(
       {
         ...toConfigInput(opts),
         folds: opts.folds ? opts.folds.split(',').map((f) => Number.parseInt(f, 10)) : undefined,
+        foldSeeds: opts.foldSeeds,
         ensembleAggregation: opts.ensemble,
       },
       opts.quiet,
     );
-    const { written } = await evaluateRun(result.out);
-    const report = written.reportMd;
-    console.log(`run: ${result.out} (${result.folds.length} folds, ${result.wallSeconds.toFixed(0)} s)`);
-    console.log(`predictions: ${result.predictions}`);
-    console.log(`ensemble: ${result.ensemble}`);
-    console.log(`report: ${report}`);
+    for (const run of result.runs) {
+      console.log(`run: ${run.out} (fold seed ${run.seed}, ${run.folds.length} folds, ${run.wallSeconds.toFixed(0)} s)`);
+      console.log(`predictions: ${run.predictions}`);
+      console.log(`ensemble: ${run.ensemble}`);
+      console.log(`report: ${run.report}`);
+    }
+    if (result.repeats) console.log(`repeats: ${result.repeats.markdown} (${result.runs.length} fold seeds, ${result.wallSeconds.toFixed(0)} s)`);
   });
 }

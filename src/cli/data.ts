@@ -1,4 +1,5 @@
 // `pocovid data build | phantom | fetch`: parse options, call src/data, print a summary.
+import { refoldDataset } from '../data/refold.js';
 import { Command, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
 import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
@@ -89,9 +90,24 @@ function registerFetch(data: Command): void {
     });
 }
 
+function registerRefold(data: Command): void {
+  data
+    .command('refold')
+    .description('the same frames in other folds (same grouping and fold count, another seed); frames are linked, not copied')
+    .argument('<dataset>', 'dataset folder written by data build')
+    .requiredOption('--out <dir>', 'folder to write (manifest.csv, dataset.json, frames → the original frames)')
+    .requiredOption('--seed <n>', 'fold seed', int)
+    .action((dataset: string, o: { out: string; seed: number }) => {
+      const { info } = refoldDataset(dataset, o.out, o.seed);
+      const perFold = Object.entries(info.counts.perFold).map(([f, c]) => `${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`);
+      console.log(`wrote ${o.out}: ${info.folds} folds with seed ${o.seed} (frames per fold ${perFold.join(', ')})`);
+    });
+}
+
 export function register(program: Command): void {
   const data = program.command('data').description('datasets: build frames and folds from POCUS videos, write the synthetic phantom, fetch the public POCUS data');
   registerBuild(data);
   registerPhantom(data);
   registerFetch(data);
+  registerRefold(data);
 }

@@ -71,3 +71,54 @@ export function assignFolds(items: readonly GroupedItem[], folds: number, seed: 
   if (!Number.isInteger(folds) || folds < 2) throw new Error(`folds must be an integer of at least 2, got ${folds}`);
   return assignGroups(items, new Array<number>(folds).fill(1), createRng(seed));
 }
+
+/** What keeps frames together in one fold: the patient (honest protocol) or the video/image. */
+export type FoldGrouping = 'patient' | 'video';
+
+/** The group of a frame under `groupBy`. */
+export function foldGroupOf(row: { patient: string; source: string }, groupBy: FoldGrouping): string {
+  return groupBy === 'patient' ? `patient:${row.patient}` : `video:${row.source}`;
+}
+
+/**
+ * Frames with their folds: grouped by `groupBy`, stratified by label, seeded (assignFolds). The
+ * one rule `data build` and `data refold` share. Throws when a fold would stay empty.
+ */
+export function foldRows<R extends { patient: string; source: string; label: string }>(rows: readonly R[], folds: number, seed: number, groupBy: FoldGrouping): (R & { fold: number })[] {
+  const assignment = assignFolds(rows.map((r) => ({ group: foldGroupOf(r, groupBy), label: r.label })), folds, seed);
+  const empty = Array.from({ length: folds }, (_, k) => k).filter((k) => ![...assignment.values()].includes(k));
+  if (empty.length > 0) throw new Error(`--folds ${folds}: fold(s) ${empty.join(', ')} would get no ${groupBy}; use fewer folds`);
+  return rows.map((r) => ({ ...r, fold: assignment.get(foldGroupOf(r, groupBy))! }));
+}
+
+/** Frames, sources and groups per class and fold, as dataset.json records them. */
+export function foldCounts(rows: readonly { label: string; source: string; patient: string; fold: number }[], classes: readonly string[], folds: number, groupBy: FoldGrouping) {
+  const perClass: Record<string, number> = {};
+  const perFold: Record<string, Record<string, number>> = {};
+  const sourcesPerClass: Record<string, number> = {};
+  const sourcesPerFold: Record<string, Record<string, number>> = {};
+  const groupsPerFold: Record<string, number> = {};
+  const seenSource = new Set<string>();
+  const seenGroup = new Set<string>();
+  for (let f = 0; f < folds; f++) {
+    perFold[f] = Object.fromEntries(classes.map((c) => [c, 0]));
+    sourcesPerFold[f] = Object.fromEntries(classes.map((c) => [c, 0]));
+    groupsPerFold[f] = 0;
+  }
+  for (const c of classes) perClass[c] = sourcesPerClass[c] = 0;
+  for (const r of rows) {
+    perClass[r.label]!++;
+    perFold[r.fold]![r.label]!++;
+    if (!seenSource.has(r.source)) {
+      seenSource.add(r.source);
+      sourcesPerClass[r.label]!++;
+      sourcesPerFold[r.fold]![r.label]!++;
+    }
+    const group = foldGroupOf(r, groupBy);
+    if (!seenGroup.has(group)) {
+      seenGroup.add(group);
+      groupsPerFold[r.fold]!++;
+    }
+  }
+  return { counts: { perClass, perFold }, sourceCounts: { perClass: sourcesPerClass, perFold: sourcesPerFold, groupsPerFold } };
+}

@@ -8,20 +8,29 @@ import type { PredictionRow } from '../eval/types.js';
 import { collectRun, RUN_GUARD_FILE, writeModelDirFiles, type Aggregation } from '../infer/model_dir.js';
 import { openDataset } from '../data/dataset.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
-import { writeJsonAtomicSync } from '../util/atomic.js';
+import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic.js';
 import { readJsonFile } from '../util/json_file.js';
 import { PocovidError } from '../errors.js';
 import type { TrainConfigInput } from './config.js';
 import { countFolds } from './data_access.js';
 import { PREDICTIONS_FILE, SUMMARY_FILE } from './outputs.js';
-import { createProgress } from './progress.js';
-import { createFeatureStore } from './feature_cache.js';
+import { createProgress, type ProgressReporter } from './progress.js';
+import { createFeatureStore, type SharedFeatureStore } from './feature_cache.js';
+import { evaluateRun } from '../eval/report.js';
+import { repeatFigures, repeatsMarkdown, summarizeRepeats, type RepeatFigures, type RepeatsSummary } from '../eval/repeats.js';
+import { datasetFoldSeed, refoldDataset } from '../data/refold.js';
 import { trainFold, type TrainFoldResult } from './train_fold.js';
 
 export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
   /** Which folds to run (default: all of the dataset's). */
   folds?: number[];
   ensembleAggregation?: Aggregation;
+  /**
+   * Fold assignments to repeat the cv over (data refold seeds). Absent, or only the dataset's own
+   * seed: one cv in `out`. Otherwise one cv per seed in `out/seed-<s>` (the dataset refolded into
+   * `out/datasets/seed-<s>`), all sharing the frozen-feature cache, and repeats.json/.md in `out`.
+   */
+  foldSeeds?: number[];
 };
 
 export interface CvResult {
@@ -35,14 +44,59 @@ export interface CvResult {
 
 export const ENSEMBLE_DIR = 'ensemble';
 
-export async function runCrossValidation(options: CvOptions, quiet = false): Promise<CvResult> {
+export interface RepeatedCvResult {
+  out: string;
+  /** One cv per fold seed (a single one without repeats), each evaluated. */
+  runs: (CvResult & { seed: number; report: string; figures: RepeatFigures })[];
+  /** repeats.md / repeats.json when there are several fold seeds. */
+  repeats?: { markdown: string; json: string; summary: RepeatsSummary };
+  wallSeconds: number;
+}
+
+/** Cross-validation over every fold, once per fold seed, each evaluated; see CvOptions.foldSeeds. */
+export async function runRepeatedCrossValidation(options: CvOptions, quiet = false): Promise<RepeatedCvResult> {
   const started = Date.now();
   const out = resolve(options.out);
   const progress = createProgress(process.stderr, quiet);
+  const ownSeed = datasetFoldSeed(openDataset(options.data).info);
+  const seeds = options.foldSeeds?.length ? [...new Set(options.foldSeeds)] : [ownSeed];
+  const featureStore = createFeatureStore();
+  const runs: RepeatedCvResult['runs'] = [];
+  const single = seeds.length === 1 && seeds[0] === ownSeed;
+  if (!single) writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv-repeats', foldSeeds: seeds });
+  for (const seed of seeds) {
+    const data = seed === ownSeed ? options.data : refoldDataset(options.data, join(out, 'datasets', `seed-${seed}`), seed).dir;
+    const runOut = single ? out : join(out, `seed-${seed}`);
+    if (!single) progress.log(`fold seed ${seed} (${seeds.indexOf(seed) + 1}/${seeds.length}): ${runOut}`);
+    const result = await runCrossValidation({ ...options, data, out: runOut }, quiet, { progress, featureStore });
+    const { written, report } = await evaluateRun(result.out);
+    runs.push({ ...result, seed, report: written.reportMd, figures: repeatFigures(report) });
+  }
+  let repeats: RepeatedCvResult['repeats'];
+  if (!single) {
+    const summary = summarizeRepeats(runs.map((r) => ({ seed: r.seed, run: r.out, ...r.figures })));
+    const json = join(out, 'repeats.json');
+    const markdown = join(out, 'repeats.md');
+    writeJsonAtomicSync(json, summary);
+    writeFileAtomicSync(markdown, repeatsMarkdown(summary, `${options.model} cv`));
+    repeats = { json, markdown, summary };
+  }
+  return { out, runs, repeats, wallSeconds: (Date.now() - started) / 1000 };
+}
+
+/** One cross-validation over the dataset's folds (the shared store lets fold seeds reuse features). */
+export async function runCrossValidation(
+  options: CvOptions,
+  quiet = false,
+  shared: { progress?: ProgressReporter; featureStore?: SharedFeatureStore } = {},
+): Promise<CvResult> {
+  const started = Date.now();
+  const out = resolve(options.out);
+  const progress = shared.progress ?? createProgress(process.stderr, quiet);
+  const featureStore = shared.featureStore ?? createFeatureStore();
   const folds = options.folds ?? Array.from({ length: countFolds(options.data) }, (_, k) => k);
   writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv', folds });
   const results: CvResult['folds'] = [];
-  const featureStore = createFeatureStore();
   for (const fold of folds) {
     const foldDir = join(out, `fold-${fold}`);
     const summaryPath = join(foldDir, SUMMARY_FILE);
@@ -53,7 +107,7 @@ export async function runCrossValidation(options: CvOptions, quiet = false): Pro
       continue;
     }
     progress.log(`fold ${fold + 1}/${folds.length}`);
-    const { ensembleAggregation: _a, folds: _f, ...trainOptions } = options;
+    const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, ...trainOptions } = options;
     const result = await trainFold({ ...trainOptions, fold, out: foldDir }, { quiet, progress, featureStore });
     const { testPredictions: _p, ...summary } = result;
     results.push({ fold, kept: false, summary });

@@ -2,7 +2,8 @@
 // per image and augmented view, shared by the folds of a cv) or, with the cache off or no frozen
 // backbone, the images themselves run through the backbone at every step.
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { cropHeadToUsedRegion, type FeatureCrop } from '../models/feature_crop.js';
@@ -55,10 +56,19 @@ function liveSource(built: BuiltModel, backbone: ForwardRunner | undefined, fram
   };
 }
 
+/**
+ * Where a dataset's frames really are: a refolded dataset (data refold) links to its original's
+ * frames, so every fold seed shares the cached features of the same frames.
+ */
+function framesLocation(data: string): string {
+  const frames = join(data, 'frames');
+  return existsSync(frames) ? realpathSync(frames) : resolve(data);
+}
+
 /** What a frame's cached features depend on besides its path and view (see SharedFeatureStore). */
 function backboneFingerprint(built: BuiltModel, config: TrainConfig, crops: readonly (FeatureCrop | undefined)[] | undefined): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ data: resolve(config.data), model: built.name, cfg: built.cfg, augment: config.augment, augmentation: config.augmentation, seed: config.seed, crops }));
+  hash.update(JSON.stringify({ data: framesLocation(config.data), model: built.name, cfg: built.cfg, augment: config.augment, augmentation: config.augmentation, seed: config.seed, crops }));
   for (const weight of built.backbone?.weights ?? []) {
     hash.update(weight.originalName);
     const values = weight.read().dataSync() as Float32Array;
