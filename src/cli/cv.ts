@@ -1,29 +1,25 @@
 // `pocovid cv`: every fold, out-of-fold predictions, reports and the fold ensemble; with
 // --fold-seeds, the whole cv once per fold assignment and the mean ± std over them.
 import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import { runRepeatedCrossValidation } from '../train/cv.js';
+import { trainConfigSchema } from '../train/config.js';
+import { integer, listOf, schemaNumber } from './options.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
-
-function seedList(value: string): number[] {
-  const seeds = value.split(',').map((s) => Number(s.trim()));
-  if (!seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new InvalidArgumentError(`"${value}": use whole numbers ≥ 0 separated by commas`);
-  return seeds;
-}
 
 export function register(program: Command): void {
   addTrainOptions(
     program
       .command('cv')
       .description('cross-validation over every fold of the dataset; writes predictions.csv, reports and an ensemble')
-      .option('--folds <list>', 'only these folds, comma-separated')
-      .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', seedList)
+      .option('--folds <list>', 'only these folds, comma-separated', listOf(schemaNumber(trainConfigSchema.shape.fold), 'a comma-separated list of fold numbers'))
+      .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', listOf(integer(0), 'a comma-separated list of seeds'))
       .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean')),
-  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; ensemble: 'mean' | 'vote' }) => {
+  ).action(async (opts: ParsedTrainOptions & { folds?: number[]; foldSeeds?: number[]; ensemble: 'mean' | 'vote' }) => {
     const result = await runRepeatedCrossValidation(
       {
         ...toConfigInput(opts),
-        folds: opts.folds ? opts.folds.split(',').map((f) => Number.parseInt(f, 10)) : undefined,
+        folds: opts.folds,
         foldSeeds: opts.foldSeeds,
         ensembleAggregation: opts.ensemble,
       },

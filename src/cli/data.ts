@@ -7,12 +7,7 @@ import { writePhantom } from '../data/phantom.js';
 import type { Probe } from '../data/sources.js';
 import type { ClassName } from '../data/types.js';
 
-const list = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
-const int = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${value}`);
-  return n;
-};
+import { fps, integer, names, seed } from './options.js';
 
 function registerBuild(data: Command): void {
   data
@@ -20,16 +15,16 @@ function registerBuild(data: Command): void {
     .description('decode a POCUS-layout folder (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json) into PNG frames, manifest.csv and patient-grouped folds')
     .requiredOption('--source <dir>', 'folder laid out like the POCUS repository data/ folder')
     .requiredOption('--out <dir>', 'dataset folder to write (re-runs reuse finished sources)')
-    .option('--fps <n>', 'frames per second kept from videos', Number, 3)
-    .option('--max-frames <n>', 'at most this many frames per video', int, 30)
-    .option('--size <n>', 'frame side in pixels', int, 224)
-    .option('--probes <list>', 'convex, linear or both', list, ['convex'])
-    .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', list, ['covid', 'pneumonia', 'regular'])
-    .option('--folds <k>', 'number of folds', int, 5)
-    .option('--seed <n>', 'seed of the fold assignment', int, 0)
+    .option('--fps <n>', 'frames per second kept from videos', fps, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', integer(1), 30)
+    .option('--size <n>', 'frame side in pixels', integer(8, 4096), 224)
+    .option('--probes <list>', 'convex, linear or both', names, ['convex'])
+    .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', names, ['covid', 'pneumonia', 'regular'])
+    .option('--folds <k>', 'number of folds', integer(2), 5)
+    .option('--seed <n>', 'seed of the fold assignment', seed, 0)
     .addOption(new Option('--group-by <what>', 'keep each patient (honest) or each video (original protocol) in one fold').choices(['patient', 'video']).default('patient'))
     .option('--crop <file>', 'crop.json (default: <source>/crop.json when present)')
-    .option('--concurrency <n>', 'sources decoded at once', int, 2)
+    .option('--concurrency <n>', 'sources decoded at once', integer(1, 64), 2)
     .option('--quiet', 'no progress output')
     .action(async (o: { source: string; out: string; fps: number; maxFrames: number; size: number; probes: string[]; classes: string[]; folds: number; seed: number; groupBy: string; crop?: string; concurrency: number; quiet?: boolean }) => {
       const result = await buildDataset({
@@ -63,11 +58,11 @@ function registerPhantom(data: Command): void {
     .command('phantom')
     .description('write a SYNTHETIC lung-ultrasound set (convex sector, speckle; A-lines / B-lines / consolidation) in the POCUS folder layout')
     .requiredOption('--out <dir>', 'folder to write (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json)')
-    .option('--per-class <n>', 'videos per class', int, 6)
-    .option('--images-per-class <n>', 'still images per class', int, 2)
-    .option('--size <n>', 'frame side in pixels', int, 160)
-    .option('--frames <n>', 'frames per video', int, 10)
-    .option('--seed <n>', 'seed', int, 0)
+    .option('--per-class <n>', 'videos per class', integer(1, 1000), 6)
+    .option('--images-per-class <n>', 'still images per class', integer(0, 1000), 2)
+    .option('--size <n>', 'frame side in pixels', integer(32, 1024), 160)
+    .option('--frames <n>', 'frames per video', integer(1, 1000), 10)
+    .option('--seed <n>', 'seed', seed, 0)
     .option('--quiet', 'no progress output')
     .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; quiet?: boolean }) => {
       const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, quiet: o.quiet });
@@ -96,7 +91,7 @@ function registerRefold(data: Command): void {
     .description('the same frames in other folds (same grouping and fold count, another seed); frames are linked, not copied')
     .argument('<dataset>', 'dataset folder written by data build')
     .requiredOption('--out <dir>', 'folder to write (manifest.csv, dataset.json, frames → the original frames)')
-    .requiredOption('--seed <n>', 'fold seed', int)
+    .requiredOption('--seed <n>', 'fold seed', seed)
     .action((dataset: string, o: { out: string; seed: number }) => {
       const { info } = refoldDataset(dataset, o.out, o.seed);
       const perFold = Object.entries(info.counts.perFold).map(([f, c]) => `${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`);

@@ -2,14 +2,15 @@
 import type { Command } from 'commander';
 import { runDemo } from '../demo/demo.js';
 import { demoExplainStep } from '../demo/explain_step.js';
+import { integer, seed } from './options.js';
 
 export function register(program: Command): void {
   program
     .command('demo')
     .description('synthetic phantom → dataset → train a small model → evaluate → explain → export with the page (a few minutes; no patient data)')
     .option('--out <dir>', 'output folder', 'pocovid-demo')
-    .option('--seed <n>', 'seed', (v) => Number.parseInt(v, 10), 0)
-    .option('--epochs <n>', 'training epochs', (v) => Number.parseInt(v, 10), 20)
+    .option('--seed <n>', 'seed', seed, 0)
+    .option('--epochs <n>', 'training epochs', integer(1, 10_000), 20)
     .option('--quiet', 'no progress output')
     .action(async (o: { out: string; seed: number; epochs: number; quiet?: boolean }) => {
       const result = await runDemo({ out: o.out, seed: o.seed, epochs: o.epochs, quiet: o.quiet, extraSteps: [demoExplainStep] });

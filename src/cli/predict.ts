@@ -5,11 +5,7 @@ import type { RuntimeChoice } from '../onnx/index.js';
 import { collectInputs, noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
 import type { VideoAggregation } from '../infer/combine.js';
 
-const int = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${value}`);
-  return n;
-};
+import { fps, integer, seed } from './options.js';
 
 interface PredictOptions {
   model: string;
@@ -37,15 +33,15 @@ export function register(program: Command): void {
     )
     .argument('<paths...>', 'image or video files, or folders')
     .requiredOption('--model <dir>', 'exported model folder (pocovid.json) or a training run (ensemble of its folds)')
-    .option('--fold <k>', 'with a run: use this fold only', int)
+    .option('--fold <k>', 'with a run: use this fold only', integer(0))
     .addOption(new Option('--json', 'print a JSON array of results').conflicts('csv'))
     .addOption(new Option('--csv', 'print CSV (one row per file)').conflicts('json'))
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
-    .option('--fps <n>', 'video frames sampled per second', Number, 3)
-    .option('--max-frames <n>', 'at most this many frames per video', int, 30)
+    .option('--fps <n>', 'video frames sampled per second', fps, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', integer(1), 30)
     .addOption(new Option('--aggregate <how>', 'video decision: mean probability or majority vote of frames').choices(['mean', 'vote']).default('mean'))
-    .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', int, 0)
-    .option('--seed <n>', 'seed of the MC-dropout masks', int, 0)
+    .option('--mc-dropout <n>', 'Monte-Carlo dropout passes for the uncertainty (0 = off)', integer(0, 1000), 0)
+    .option('--seed <n>', 'seed of the MC-dropout masks', seed, 0)
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM and MC dropout use TF.js').choices([...RUNTIMES]).default('auto'))
     .addOption(new Option('--precision <p>', 'fp32, or int8: the members export --format onnx --int8 wrote (ONNX Runtime; see README for its accuracy)').choices([...PRECISIONS]).default('fp32'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
