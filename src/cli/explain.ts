@@ -7,7 +7,7 @@ import { EMBEDDING_METHODS, type EmbeddingMethod } from '../explain/embedding.js
 import { renderEmbedding } from '../explain/embedding_run.js';
 import { EXPLAIN_METHODS, explain, type ExplainMethod } from '../explain/explain_run.js';
 import type { OcclusionFill } from '../explain/occlusion.js';
-import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/index.js';
+import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/runtime.js';
 import { fps, integer, numberIn, seed, someOf } from './options.js';
 
 const runtimeOption = (what: string): Option =>

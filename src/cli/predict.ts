@@ -1,9 +1,10 @@
 // `pocovid predict`: parse options, run the inference pipeline over files and folders, print results.
 import { Command, Option } from 'commander';
 import { createPipeline, PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
-import type { RuntimeChoice } from '../onnx/index.js';
-import { collectInputs, noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
-import type { VideoAggregation } from '../infer/combine.js';
+import type { RuntimeChoice } from '../onnx/runtime.js';
+import { collectInputs } from '../media/inputs.js';
+import { noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
+import type { VideoAggregation } from '../decision/combine.js';
 
 import { fps, integer, seed } from './options.js';
 

@@ -1,7 +1,7 @@
 // `pocovid serve`: parse options, start the HTTP API and page, stop cleanly on Ctrl-C or SIGTERM.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
-import type { RuntimeChoice } from '../onnx/index.js';
+import type { RuntimeChoice } from '../onnx/runtime.js';
 import { createServer, DEFAULT_TIMEOUTS } from '../serve/server.js';
 
 import { numberIn, port } from './options.js';

@@ -2,26 +2,14 @@
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
 import { checkImagePixels, MAX_IMAGE_PIXELS } from '../media/accept.js';
-import type { PretrainedCfg } from '../models/types.js';
-import { pixelsToInput } from '../models/preprocess.js';
 import type { CropSpec } from './crop.js';
+import type { InputPreprocessor } from './types.js';
 
 export interface RgbImage {
   width: number;
   height: number;
   /** Interleaved 8-bit RGB, width×height×3. */
   rgb: Uint8Array;
-}
-
-/** Resizes raw RGB to width×height (fit 'fill': no aspect kept, as cv2.resize in the original). */
-export async function resizeRgb(rgb: Uint8Array, width: number, height: number, size: number | [number, number]): Promise<Uint8Array> {
-  const [outH, outW] = typeof size === 'number' ? [size, size] : size;
-  if (outW === width && outH === height) return Uint8Array.from(rgb);
-  const data = await sharp(rgb, { raw: { width, height, channels: 3 } })
-    .resize(outW, outH, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -58,10 +46,10 @@ export async function decodeImage(input: string | Uint8Array, size?: number | [n
   }
 }
 
-/** An image file as network input for a model: decoded, resized to cfg.inputSize, preprocessed by cfg. */
-export async function readImageAsInput(path: string | Uint8Array, cfg: PretrainedCfg): Promise<Float32Array> {
-  const image = await decodeImage(path, cfg.inputSize);
-  return pixelsToInput(image.rgb, cfg);
+/** An image file as network input: decoded, resized to the model's input size, preprocessed by it. */
+export async function readImageAsInput(path: string | Uint8Array, preprocess: InputPreprocessor): Promise<Float32Array> {
+  const image = await decodeImage(path, [preprocess.inputSize[0], preprocess.inputSize[1]]);
+  return preprocess.toInput(image.rgb);
 }
 
 /** Encodes RGB pixels as PNG bytes. */

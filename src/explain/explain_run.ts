@@ -12,12 +12,12 @@ import { classActivationMap, supportsCam } from './cam.js';
 import { frameFigure, mapFigure } from './figure.js';
 import { galleryHtml, type GalleryItem } from './gallery.js';
 import { gradCam } from './gradcam.js';
-import { createForwardRunner, type ForwardRunner, type RuntimeChoice } from '../onnx/index.js';
+import { createForwardRunner, type ForwardRunner, type RuntimeChoice } from '../onnx/runtime.js';
 import { occlusionMap, runnerForward, type ForwardFn, type OcclusionOptions } from './occlusion.js';
 import { fileItems, loadRunModel, runDataset, testItems, type ExplainItem, type RunModel } from './run_data.js';
 import { saliencyMap } from './saliency.js';
 import { mcDropout, videoMcDropout } from './uncertainty.js';
-import { checkProbabilities } from '../infer/finite.js';
+import { checkProbabilities } from '../decision/finite.js';
 
 export const EXPLAIN_METHODS = ['gradcam', 'cam', 'saliency', 'occlusion'] as const;
 export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];

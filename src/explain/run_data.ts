@@ -7,9 +7,11 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { readManifest } from '../data/manifest.js';
 import type { ManifestRow } from '../data/types.js';
 import { BadInputError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo, type Frame } from '../infer/media.js';
+import { decodeImageTo, decodeVideoTo, type Frame } from '../media/decode.js';
 import { sniffFile } from '../media/sniff.js';
-import { loadModel, loadModelDir, MODEL_META_FILE, runFoldDirs } from '../infer/model_dir.js';
+import { loadModel, runFoldDirs } from '../model_dir/run.js';
+import { loadModelDir } from '../model_dir/model_dir.js';
+import { MODEL_META_FILE } from '../model_dir/meta.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { readJsonFile } from '../util/json_file.js';
 

@@ -7,25 +7,17 @@ import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { initEngine } from '../engine/index.js';
 import { pixelsToInput } from '../models/preprocess.js';
-import { classifyInputsWith, type MemberForward } from './classify.js';
-import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
+import { classifyInputsWith, type MemberForward } from '../decision/classify.js';
+import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from '../decision/combine.js';
 import type { DecodeLimits } from '../media/ffmpeg.js';
 import { sniffFile, type SniffedType } from '../media/sniff.js';
-import { decodeImageTo, decodeVideoTo, type Frame } from './media.js';
-import { loadModel, type LoadedModel } from './model_dir.js';
+import { decodeImageTo, decodeVideoTo, type Frame } from '../media/decode.js';
+import { loadModel } from '../model_dir/run.js';
+import { type LoadedModel } from '../model_dir/model_dir.js';
 import { checkFrame } from '../guard/guard.js';
 import { GUARD_SIZE } from '../guard/features.js';
 import { rgbToPngDataUrl } from './png.js';
-import {
-  chooseRuntime,
-  createForwardRunner,
-  createOrtRunner,
-  parseRuntimeChoice,
-  RUNTIME_CHOICES,
-  type ForwardRunner,
-  type Runtime,
-  type RuntimeChoice,
-} from '../onnx/index.js';
+import { chooseRuntime, createForwardRunner, createOrtRunner, parseRuntimeChoice, RUNTIME_CHOICES, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/runtime.js';
 import { int8MemberFiles } from '../onnx/int8_model_dir.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 

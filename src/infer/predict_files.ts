@@ -1,42 +1,11 @@
 // `pocovid predict` as a library: collect files (folders recursed), classify each, keep going past
 // bad files, write optional heatmap PNGs, and format the results as a table, JSON or CSV.
-import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import type { VideoAggregation } from './combine.js';
+import type { VideoAggregation } from '../decision/combine.js';
 import type { Pipeline, PredictionResult } from './pipeline.js';
 import { dataUrlToBytes } from './png.js';
-
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
-export const VIDEO_EXTENSIONS = ['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv', '.ts'];
-
-/** Files named directly are always taken (their type is sniffed); folders contribute files with a known extension. */
-export function collectInputs(paths: string[]): string[] {
-  const known = new Set([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      if (name.startsWith('.')) continue;
-      const path = join(dir, name);
-      const stat = statSync(path);
-      if (stat.isDirectory()) walk(path);
-      else if (known.has(extname(name).toLowerCase())) out.push(path);
-    }
-  };
-  for (const path of paths) {
-    let stat;
-    try {
-      stat = statSync(path);
-    } catch {
-      out.push(path); // reported as unreadable when predicted
-      continue;
-    }
-    if (stat.isDirectory()) walk(path);
-    else out.push(path);
-  }
-  return out;
-}
 
 export type FileOutcome = ({ file: string; heatmapFile?: string } & Omit<PredictionResult, 'heatmap'>) | { file: string; error: string };
 

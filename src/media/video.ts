@@ -7,11 +7,19 @@
 // filter would pick other frames whenever the native rate is not a multiple of `fps`.
 import { resolve } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
-import type { CropSpec } from '../data/crop.js';
-import { resizeRgb } from '../data/image.js';
+import { resizeRgb } from './resize.js';
 import { findFfmpeg, hardenedInputArgs, lastLine, resolveLimits, runTool, type DecodeLimits, type StdoutControl } from './ffmpeg.js';
 import { probeVideo, type VideoInfo } from './probe.js';
 import type { SniffedType } from './sniff.js';
+
+/** A square box (top, left, side in native pixels) and optionally a native frame range (crop.json's entries). */
+export interface CropSpec {
+  top: number;
+  left: number;
+  size: number;
+  /** Native frame range, inclusive; undefined = whole video. */
+  frames?: [number, number];
+}
 
 export interface DecodeOptions extends Partial<DecodeLimits> {
   /** Frames per second to keep (every floor(native/fps)-th native frame). */

@@ -6,10 +6,10 @@ import { join, relative } from 'node:path';
 import { openDataset } from '../data/dataset.js';
 import { readImageAsInput } from '../data/image.js';
 import { BadInputError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo } from '../infer/media.js';
-import { collectInputs } from '../infer/predict_files.js';
+import { decodeImageTo, decodeVideoTo } from '../media/decode.js';
+import { collectInputs } from '../media/inputs.js';
 import { sniffFile } from '../media/sniff.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { pixelsToInput, preprocessorFor } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 
 export interface FrameSource {
@@ -38,7 +38,7 @@ export function listFrameFiles(dir: string): { kind: FrameSource['kind']; items:
 export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
   const { kind, items } = listFrameFiles(dir);
   // A dataset's frames were written at the model's input size by `data build`.
-  if (kind === 'dataset') return { kind, dir, items, read: async (item) => [await readImageAsInput(join(dir, item), cfg)] };
+  if (kind === 'dataset') return { kind, dir, items, read: async (item) => [await readImageAsInput(join(dir, item), preprocessorFor(cfg))] };
   const [height, width] = cfg.inputSize;
   return {
     kind,

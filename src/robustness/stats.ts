@@ -3,7 +3,7 @@
 // evaluation decides them (src/eval/video.ts). Pure: no I/O, no models.
 import { aggregateVideos } from '../eval/video.js';
 import type { PredictionRow, VideoAggregation } from '../eval/types.js';
-import { argMax } from '../infer/combine.js';
+import { argMax } from '../decision/combine.js';
 import type { PixelOrigin } from './perturbations.js';
 
 /** One test frame: its truth, its clean probabilities and, per perturbation, what became of it. */

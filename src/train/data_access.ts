@@ -5,6 +5,7 @@ import type { ManifestRow } from '../data/types.js';
 import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
 import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/augment.js';
 import { readImageAsInput } from '../data/image.js';
+import { preprocessorFor } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { PocovidError } from '../errors.js';
@@ -40,6 +41,7 @@ function frameInputs(
   decoded: InputCache,
 ): FrameInputs {
   const shape = [cfg.inputSize[0], cfg.inputSize[1], cfg.channels] as const;
+  const preprocess = preprocessorFor(cfg);
   return {
     rows,
     count: rows.length,
@@ -48,7 +50,7 @@ function frameInputs(
       const row = rows[index]!;
       let value = decoded.get(row.path);
       if (!value) {
-        value = await readImageAsInput(join(dir, row.path), cfg);
+        value = await readImageAsInput(join(dir, row.path), preprocess);
         decoded.set(row.path, value);
       }
       return rng ? augmenter.apply(value, shape, rng) : value;

@@ -9,6 +9,7 @@ import { InputCache, loadBatch, openDataset, splitForFold } from '../../src/data
 import { writePhantom } from '../../src/data/phantom.js';
 import type { DatasetInfo } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
+import { preprocessorFor } from '../../src/models/preprocess.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { createRng } from '../../src/util/rng.js';
 import { tempDir } from './helpers.js';
@@ -113,7 +114,7 @@ describe('reading batches', () => {
     const pick = split.train.slice(0, 5);
     const cache = new InputCache();
     const before = tf.memory().numTensors;
-    const batch = await loadBatch(dir, pick, cfg, { cache });
+    const batch = await loadBatch(dir, pick, preprocessorFor(cfg), { cache });
     expect(batch.x.shape).toEqual([5, 24, 24, 3]);
     expect(batch.y.shape).toEqual([5, 3]);
     expect(batch.labels).toEqual(pick.map((r) => r.label));
@@ -124,15 +125,15 @@ describe('reading batches', () => {
     expect(Math.min(...x)).toBeGreaterThanOrEqual(-2);
     expect(Math.max(...x)).toBeLessThanOrEqual(2);
     expect(cache.size).toBe(5);
-    const again = await loadBatch(dir, pick, cfg, { cache });
+    const again = await loadBatch(dir, pick, preprocessorFor(cfg), { cache });
     expect(Array.from(await again.x.data())).toEqual(Array.from(x));
-    const aug1 = await loadBatch(dir, pick, cfg, { cache, augment: pocovidAugmenter(), rng: createRng(9) });
-    const aug2 = await loadBatch(dir, pick, cfg, { cache, augment: pocovidAugmenter(), rng: createRng(9) });
+    const aug1 = await loadBatch(dir, pick, preprocessorFor(cfg), { cache, augment: pocovidAugmenter(), rng: createRng(9) });
+    const aug2 = await loadBatch(dir, pick, preprocessorFor(cfg), { cache, augment: pocovidAugmenter(), rng: createRng(9) });
     expect(Array.from(await aug1.x.data())).toEqual(Array.from(await aug2.x.data()));
     expect(Array.from(await aug1.x.data())).not.toEqual(Array.from(x));
     tf.dispose([batch.x, batch.y, again.x, again.y, aug1.x, aug1.y, aug2.x, aug2.y]);
     expect(tf.memory().numTensors).toBe(before);
-    await expect(loadBatch(dir, pick, cfg, { augment: pocovidAugmenter() })).rejects.toThrow(/needs an rng/);
+    await expect(loadBatch(dir, pick, preprocessorFor(cfg), { augment: pocovidAugmenter() })).rejects.toThrow(/needs an rng/);
     expect(tf.memory().numTensors).toBe(before);
   });
 

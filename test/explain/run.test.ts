@@ -13,7 +13,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { renderClassPictures } from '../../src/explain/class_run.js';
 import { renderEmbedding } from '../../src/explain/embedding_run.js';
 import { explain } from '../../src/explain/explain_run.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { writeFileAtomicSync } from '../../src/util/atomic.js';
 import { regionCfg, regionModel, SIZE } from './region_model.js';
 

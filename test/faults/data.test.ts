@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/data/build.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { initEngine } from '../../src/engine/index.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
-import { decodeImageTo } from '../../src/infer/media.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
+import { decodeImageTo } from '../../src/media/decode.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
-import { writePng } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let root: string;
 

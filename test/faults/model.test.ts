@@ -10,12 +10,13 @@ import { main } from '../../src/cli/main.js';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { ModelOutputError } from '../../src/errors.js';
 import { exportRun } from '../../src/infer/export.js';
-import { probabilityProblem } from '../../src/infer/finite.js';
-import { loadModel, loadModelDir, saveModelDir } from '../../src/infer/model_dir.js';
+import { probabilityProblem } from '../../src/decision/finite.js';
+import { loadModel } from '../../src/model_dir/run.js';
+import { loadModelDir, saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { createServer } from '../../src/serve/server.js';
-import { writePng } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let run: string;

@@ -9,10 +9,10 @@ import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../s
 import { initEngine } from '../../src/engine/index.js';
 import { frameFeatures } from '../../src/guard/features.js';
 import { fitGuard } from '../../src/guard/guard.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { createRng } from '../../src/util/rng.js';
-import { TINY_CLASSES, tinyCfg, tinyModel } from '../infer/tiny_model.js';
+import { TINY_CLASSES, tinyCfg, tinyModel } from '../helpers/tiny_model.js';
 
 const SIZE = 224;
 let dir: string;

@@ -1,5 +1,5 @@
 // The weights of a saved run's model by layer/weight name, for comparing two training runs.
-import { loadModel } from '../../src/infer/model_dir.js';
+import { loadModel } from '../../src/model_dir/run.js';
 import { readModelWeights } from '../../src/models/weights/load.js';
 
 export async function weightsOfRun(run: string): Promise<Map<string, Float32Array>> {

@@ -7,13 +7,13 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { gradCam } from '../../src/explain/gradcam.js';
-import { decide, normalisedEntropy } from '../../src/infer/combine.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { decide, normalisedEntropy } from '../../src/decision/combine.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { dataUrlToBytes } from '../../src/infer/png.js';
 import { pixelsToInput } from '../../src/models/preprocess.js';
-import { writePng, writeVideo } from './fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from './tiny_model.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let dir: string;
 let ensembleDir: string;

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/index.js';
-import { loadModelDir, saveModelDir } from '../../src/infer/model_dir.js';
-import { writeJpeg, writePng, writeVideo } from './fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from './tiny_model.js';
+import { loadModelDir, saveModelDir } from '../../src/model_dir/model_dir.js';
+import { writeJpeg, writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 

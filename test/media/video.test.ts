@@ -6,6 +6,7 @@ import { decodeImage, encodePng, readImageAsInput } from '../../src/data/image.j
 import { encodeVideo, findFfmpeg, hardenedInputArgs, resetFfmpegCache, resolveLimits } from '../../src/media/ffmpeg.js';
 import { parseFfmpegBanner, probeVideo } from '../../src/media/probe.js';
 import { decodeVideoFrames, samplingStep } from '../../src/media/video.js';
+import { preprocessorFor } from '../../src/models/preprocess.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { tempDir } from '../data/helpers.js';
 
@@ -173,10 +174,10 @@ describe('images', () => {
     try {
       writeFileSync(join(d, 'a.png'), await encodePng(frame(5), W, H));
       const cfg: PretrainedCfg = { id: 't', inputSize: [6, 8], channels: 3, channelOrder: 'rgb', mean: [0, 0, 0], std: [1, 1, 1], camLayer: '', classifier: '', featureLayer: '', sources: [] };
-      const x = await readImageAsInput(join(d, 'a.png'), cfg);
+      const x = await readImageAsInput(join(d, 'a.png'), preprocessorFor(cfg));
       expect(x.length).toBe(6 * 8 * 3);
       expect(x[(5 * 8 + 0) * 3]).toBeCloseTo(100 / 255, 2);
-      const grey = await readImageAsInput(join(d, 'a.png'), { ...cfg, channels: 1, mean: [0.5], std: [0.5] });
+      const grey = await readImageAsInput(join(d, 'a.png'), preprocessorFor({ ...cfg, channels: 1, mean: [0.5], std: [0.5] }));
       expect(grey.length).toBe(6 * 8);
     } finally {
       done();

@@ -8,10 +8,10 @@ import { initEngine } from '../../src/engine/index.js';
 import { probeWithDemuxer } from '../../src/media/probe.js';
 import { resolveLimits } from '../../src/media/ffmpeg.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
-import { writePng, writeVideo } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let server: PocovidServer;

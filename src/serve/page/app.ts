@@ -7,11 +7,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { gradCam } from '../../explain/gradcam.js';
 import { overlayMap, rgbaToRgb, rgbToRgba } from '../../explain/overlay.js';
-import { classifyInputs } from '../../infer/classify.js';
+import { classifyInputs } from '../../decision/classify.js';
 import { checkFrame } from '../../guard/guard.js';
 import { GUARD_SIZE } from '../../guard/features.js';
-import { argMax, decide, type FrameScores } from '../../infer/combine.js';
-import type { ModelDirMeta } from '../../infer/model_dir.js';
+import { argMax, decide, type FrameScores } from '../../decision/combine.js';
+import type { ModelDirMeta } from '../../model_dir/meta.js';
 import { pixelsToInput } from '../../models/preprocess.js';
 import { digestProblem } from '../../util/digest_rule.js';
 

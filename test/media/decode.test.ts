@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImageTo, decodeVideoTo } from '../../src/infer/media.js';
-import { writePng, writeVideo } from './fixtures.js';
+import { decodeImageTo, decodeVideoTo } from '../../src/media/decode.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
 
 let work: string;
 beforeAll(async () => {

@@ -1,0 +1,36 @@
+// Which files an input list names: files given directly are always taken (their type is sniffed
+// from the bytes when they are read); folders are searched recursively for files whose extension
+// is an image or video one. Shared by predict, export --int8 calibration and explain.
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
+export const VIDEO_EXTENSIONS = ['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv', '.ts'];
+
+/** Files named directly are always taken (their type is sniffed); folders contribute files with a known extension. */
+export function collectInputs(paths: string[]): string[] {
+  const known = new Set([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name.startsWith('.')) continue;
+      const path = join(dir, name);
+      const stat = statSync(path);
+      if (stat.isDirectory()) walk(path);
+      else if (known.has(extname(name).toLowerCase())) out.push(path);
+    }
+  };
+  for (const path of paths) {
+    let stat;
+    try {
+      stat = statSync(path);
+    } catch {
+      out.push(path); // reported as unreadable when predicted
+      continue;
+    }
+    if (stat.isDirectory()) walk(path);
+    else out.push(path);
+  }
+  return out;
+}
+
