@@ -4,7 +4,7 @@
 // A malformed entry is reported through `onProblem` and ignored: one bad line must not stop a build.
 import { readFileSync } from 'node:fs';
 import { BadInputError } from '../errors.js';
-import type { CropSpec } from '../media/video.js';
+import type { CropSpec } from '../media/sampling.js';
 
 export type { CropSpec };
 

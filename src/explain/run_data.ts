@@ -106,7 +106,7 @@ export async function fileItems(files: string[], cfg: PretrainedCfg, sampling: {
   const items: ExplainItem[] = [];
   for (const [k, file] of files.entries()) {
     const type = await sniffFile(file);
-    const frames = type.kind === 'video' ? await decodeVideoTo(file, w, h, sampling, type) : [await decodeImageTo(file, w, h, type)];
+    const frames = type.kind === 'video' ? await decodeVideoTo(file, w, h, sampling, { type }) : [await decodeImageTo(file, w, h, { type })];
     if (frames.length === 0) throw new BadInputError(file, 'no frames could be decoded');
     items.push({ id: itemId(k), name: file, kind: type.kind, frames });
   }

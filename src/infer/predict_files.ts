@@ -4,7 +4,8 @@ import { basename, extname, join, relative } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { VideoAggregation } from '../decision/combine.js';
-import type { Pipeline, PredictionResult } from './pipeline.js';
+import type { PredictionResult } from '../decision/core.js';
+import type { Pipeline } from './pipeline.js';
 import { dataUrlToBytes } from './png.js';
 
 export type FileOutcome = ({ file: string; heatmapFile?: string } & Omit<PredictionResult, 'heatmap'>) | { file: string; error: string };

@@ -1,14 +1,16 @@
-// Files → RGB frames at the model's input size. Images through sharp (BMP through ffmpeg, which
-// sharp cannot read), videos through the one decoder (src/media/video.ts) that `data build` also
+// Files → RGB frames at a model's input size, in Node (predict, serve, explain, int8 calibration).
+// Images: src/media/image.ts; videos: the one decoder (src/media/video.ts) that `data build` also
 // uses, so predict samples and resizes a video's frames exactly as the dataset did. The type
 // always comes from the bytes (sniffType); a bad file becomes a BadInputError naming the file.
-import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+// A frame can be had at further sizes from the same decoded pixels (the guard's scale).
 import { BadInputError } from '../errors.js';
-import { checkImagePixels, MAX_IMAGE_PIXELS } from '../media/accept.js';
-import type { DecodeLimits } from '../media/ffmpeg.js';
-import { describeUnknown, sniffFile, sniffType, SNIFF_BYTES, type SniffedType } from '../media/sniff.js';
-import { decodeVideoFrames } from '../media/video.js';
+import { describeUnknown, SNIFF_BYTES, sniffType, type SniffedType } from './formats.js';
+import { decodeImageRgb } from './image.js';
+import type { DecodeLimits } from './limits.js';
+import { resizeRgb, type RgbImage } from './resize.js';
+import { DEFAULT_SAMPLING } from './sampling.js';
+import { sniffFile } from './sniff.js';
+import { decodeVideoFrames } from './video.js';
 
 export interface Frame {
   /** Interleaved RGB, width×height×3. */
@@ -20,6 +22,16 @@ export interface Frame {
   time: number;
   /** Native frame number in the video (0 for images; absent for frames not decoded here). */
   sourceFrame?: number;
+  /** The same frame at the further sizes asked for, in their order. */
+  also?: RgbImage[];
+}
+
+export interface FrameDecodeOptions {
+  /** The type already sniffed from the bytes. */
+  type?: SniffedType;
+  limits?: Partial<DecodeLimits>;
+  /** Further [height, width] sizes of every frame (Frame.also). */
+  alsoSizes?: [number, number][];
 }
 
 function sniffBytes(name: string, bytes: Uint8Array): SniffedType {
@@ -30,40 +42,14 @@ function sniffBytes(name: string, bytes: Uint8Array): SniffedType {
 }
 
 /** Decodes an image (bytes or a file) resized to width×height (stretched, as in training). */
-export async function decodeImageTo(
-  source: string | Uint8Array,
-  width: number,
-  height: number,
-  type?: SniffedType,
-  limits?: Partial<DecodeLimits>,
-): Promise<Frame> {
+export async function decodeImageTo(source: string | Uint8Array, width: number, height: number, options: FrameDecodeOptions = {}): Promise<Frame> {
   const name = typeof source === 'string' ? source : '(image bytes)';
-  const sniffed = type ?? (typeof source === 'string' ? await sniffFile(source) : sniffBytes(name, source));
-  if (sniffed.kind !== 'image') throw new BadInputError(name, `is a ${sniffed.format} video, not an image`);
-  if (sniffed.format === 'bmp') {
-    if (typeof source !== 'string') throw new BadInputError(name, 'BMP is decoded from a file only');
-    const { frames } = await decodeVideoFrames(source, { ...limits, fps: 1, maxFrames: 1, size: [height, width], type: sniffed });
-    return frames[0]!;
-  }
-  const bytes = typeof source === 'string' ? new Uint8Array(await readFile(source)) : source;
-  // The size rule data build applies too (src/media/accept.ts), on the header before decoding.
-  const meta = await sharp(bytes, { limitInputPixels: false }).metadata().catch((err: Error) => {
-    throw new BadInputError(name, `cannot decode ${sniffed.format} image (${err.message})`);
-  });
-  checkImagePixels(name, meta.width ?? 0, meta.height ?? 0);
-  try {
-    const { data } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'error' })
-      .rotate()
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (data.length !== width * height * 3) throw new Error(`unexpected decoded size ${data.length}`);
-    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, index: 0, time: 0, sourceFrame: 0 };
-  } catch (err) {
-    throw new BadInputError(name, `cannot decode ${sniffed.format} image (${(err as Error).message})`);
-  }
+  const type = options.type ?? (typeof source === 'string' ? await sniffFile(source) : sniffBytes(name, source));
+  if (type.kind !== 'image') throw new BadInputError(name, `is a ${type.format} video, not an image`);
+  const image = await decodeImageRgb(source, { type, name, ...(options.limits ? { limits: options.limits } : {}) });
+  const also = options.alsoSizes?.map(([h, w]) => ({ width: w, height: h, rgb: resizeRgb(image.rgb, image.width, image.height, w, h) }));
+  const rgb = resizeRgb(image.rgb, image.width, image.height, width, height);
+  return { rgb, width, height, index: 0, time: 0, sourceFrame: 0, ...(also ? { also } : {}) };
 }
 
 export interface VideoSampling {
@@ -71,16 +57,15 @@ export interface VideoSampling {
   fps?: number;
   /** At most this many frames (default 30). */
   maxFrames?: number;
-  limits?: Partial<DecodeLimits>;
 }
 
 /** Samples a video file into frames at width×height (same frames and pixels as `data build --size`). */
-export async function decodeVideoTo(file: string, width: number, height: number, sampling: VideoSampling = {}, type?: SniffedType): Promise<Frame[]> {
-  const sniffed = type ?? (await sniffFile(file));
-  if (sniffed.kind !== 'video' || !sniffed.demuxer) throw new BadInputError(file, `is a ${sniffed.format} image, not a video`);
-  const fps = sampling.fps ?? 3;
+export async function decodeVideoTo(file: string, width: number, height: number, sampling: VideoSampling = {}, options: FrameDecodeOptions = {}): Promise<Frame[]> {
+  const type = options.type ?? (await sniffFile(file));
+  if (type.kind !== 'video' || !type.demuxer) throw new BadInputError(file, `is a ${type.format} image, not a video`);
+  const fps = sampling.fps ?? DEFAULT_SAMPLING.fps;
   if (!(fps > 0 && fps <= 60)) throw new BadInputError(file, `fps must be in (0, 60], got ${fps}`);
-  const maxFrames = sampling.maxFrames ?? 30;
-  const { frames } = await decodeVideoFrames(file, { ...sampling.limits, fps, maxFrames, size: [height, width], type: sniffed });
+  const maxFrames = sampling.maxFrames ?? DEFAULT_SAMPLING.maxFrames;
+  const { frames } = await decodeVideoFrames(file, { ...options.limits, fps, maxFrames, size: [height, width], type, ...(options.alsoSizes ? { alsoSizes: options.alsoSizes } : {}) });
   return frames;
 }

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { probeWithDemuxer } from '../../src/media/probe.js';
-import { resolveLimits } from '../../src/media/ffmpeg.js';
+import { resolveLimits } from '../../src/media/limits.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
