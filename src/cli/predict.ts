@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { createPipeline, PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
 import type { RuntimeChoice } from '../onnx/runtime.js';
 import { collectInputs } from '../media/inputs.js';
-import { noFilesError, predictFiles, toCsv, toLine } from '../infer/predict_files.js';
+import { noFilesError, predictFiles, summaryLine, toCsv, toLine } from '../infer/predict_files.js';
 import type { VideoAggregation } from '../decision/combine.js';
 
 import { fps, integer, seed } from './options.js';
@@ -30,7 +30,8 @@ export function register(program: Command): void {
     .description(
       'classify images (png, jpg, bmp, webp, tif) and videos (mp4, avi, mov, gif, mpeg, m4v, webm, mkv); folders are searched recursively. ' +
         'A file that cannot be read is reported (stderr, and as {file, error} in JSON/CSV) and the rest go on. ' +
-        'Exit code 0 when at least one file was classified, 1 when none was. Research use only, not a diagnostic device.',
+        'Files in those folders that are not images or videos are listed as skipped. ' +
+        'Exit code 0 when at least one file was read (diagnosed, or refused by the not-ultrasound guard), 1 when none could be read. Research use only, not a diagnostic device.',
     )
     .argument('<paths...>', 'image or video files, or folders')
     .requiredOption('--model <dir>', 'exported model folder (pocovid.json) or a training run (ensemble of its folds)')
@@ -47,7 +48,8 @@ export function register(program: Command): void {
     .addOption(new Option('--precision <p>', 'fp32, or int8: the members export --format onnx --int8 wrote (ONNX Runtime; see README for its accuracy)').choices([...PRECISIONS]).default('fp32'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
     .action(async (paths: string[], o: PredictOptions) => {
-      const files = collectInputs(paths);
+      const { files, skipped } = collectInputs(paths);
+      for (const file of skipped) console.error(`pocovid: skipped ${file}: not an image or video file name (name it .png, .mp4… to include it)`);
       if (files.length === 0) throw noFilesError(paths);
       const pipeline = await createPipeline(o.model, { fold: o.fold, runtime: o.runtime, precision: o.precision, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
       const streaming = !o.json && !o.csv;
@@ -64,8 +66,9 @@ export function register(program: Command): void {
       if (o.json) console.log(JSON.stringify(outcomes, null, 2));
       if (o.csv) process.stdout.write(toCsv(outcomes, pipeline.classes));
       await pipeline.dispose();
-      const ok = outcomes.filter((x) => !('error' in x)).length;
-      if (streaming) console.log(`${ok} of ${outcomes.length} files classified (research use only, not a diagnostic device)`);
-      process.exitCode = ok > 0 ? 0 : 1;
+      const read = outcomes.filter((x) => !('error' in x)).length;
+      // On stderr with --json/--csv, so that stdout stays machine-readable.
+      (streaming ? console.log : console.error)(summaryLine(outcomes, skipped.length));
+      process.exitCode = read > 0 ? 0 : 1;
     });
 }

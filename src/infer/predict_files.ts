@@ -61,12 +61,14 @@ function csvCell(value: string): string {
 }
 
 export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
-  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'frames', 'flagged', 'heatmap', 'error'];
+  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'frames', 'flagged', 'reason', 'warning', 'heatmap', 'error'];
   const rows = outcomes.map((o) => {
-    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', o.error];
+    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', '', '', o.error];
     return [
       o.file, o.kind, o.label ?? '', fixed(o.confidence), fixed(o.uncertainty?.entropy), fixed(o.uncertainty?.ensembleStd), fixed(o.uncertainty?.mcDropoutStd),
-      ...classes.map((c) => fixed(o.probabilities?.[c])), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '', o.heatmapFile ?? '', '',
+      ...classes.map((c) => fixed(o.probabilities?.[c])), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '',
+      // The guard's reason: why there is no diagnosis, or which frames of a video it left out.
+      o.guard?.reason ?? '', o.warning ?? '', o.heatmapFile ?? '', '',
     ];
   });
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
@@ -79,7 +81,20 @@ export function toLine(outcome: FileOutcome, cwd = process.cwd()): string {
   if (outcome.label === null) return `${name}  no diagnosis  ${outcome.guard?.reason ?? ''}`;
   const probs = Object.entries(outcome.probabilities ?? {}).map(([c, p]) => `${c}=${p.toFixed(3)}`).join(' ');
   const frames = outcome.frames ? `  ${outcome.frames.length} frames (${outcome.aggregation})` : '';
-  return `${name}  ${outcome.label}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}`;
+  const warning = outcome.warning ? `  [${outcome.warning}]` : '';
+  return `${name}  ${outcome.label}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}${warning}`;
+}
+
+/** What happened to the files, in words: diagnosed, refused by the guard, unreadable, skipped. */
+export function summaryLine(outcomes: FileOutcome[], skipped: number): string {
+  const failed = outcomes.filter((o) => 'error' in o).length;
+  const refused = outcomes.filter((o) => !('error' in o) && o.label === null).length;
+  const diagnosed = outcomes.length - failed - refused;
+  const parts = [`${diagnosed} of ${outcomes.length} file${outcomes.length === 1 ? '' : 's'} diagnosed`];
+  if (refused > 0) parts.push(`${refused} refused by the not-ultrasound guard (no diagnosis)`);
+  if (failed > 0) parts.push(`${failed} could not be read`);
+  if (skipped > 0) parts.push(`${skipped} skipped (not an image or video)`);
+  return `${parts.join(', ')} (research use only, not a diagnostic device)`;
 }
 
 export function noFilesError(paths: string[]): BadInputError {

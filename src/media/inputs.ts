@@ -1,16 +1,24 @@
 // Which files an input list names: files given directly are always taken (their type is sniffed
 // from the bytes when they are read); folders are searched recursively for files whose extension
-// is an image or video one. Shared by predict, export --int8 calibration and explain.
+// is an image or video one, and every other file found there is listed as skipped, so that the
+// user is told about it. Shared by predict and export --int8 calibration.
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
 export const VIDEO_EXTENSIONS = ['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv', '.ts'];
 
+export interface CollectedInputs {
+  files: string[];
+  /** Files inside the folders given whose extension is not an image or video one (hidden files aside). */
+  skipped: string[];
+}
+
 /** Files named directly are always taken (their type is sniffed); folders contribute files with a known extension. */
-export function collectInputs(paths: string[]): string[] {
+export function collectInputs(paths: string[]): CollectedInputs {
   const known = new Set([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
   const out: string[] = [];
+  const skipped: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {
       if (name.startsWith('.')) continue;
@@ -18,6 +26,7 @@ export function collectInputs(paths: string[]): string[] {
       const stat = statSync(path);
       if (stat.isDirectory()) walk(path);
       else if (known.has(extname(name).toLowerCase())) out.push(path);
+      else skipped.push(path);
     }
   };
   for (const path of paths) {
@@ -31,6 +40,6 @@ export function collectInputs(paths: string[]): string[] {
     if (stat.isDirectory()) walk(path);
     else out.push(path);
   }
-  return out;
+  return { files: out, skipped };
 }
 

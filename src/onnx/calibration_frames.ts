@@ -29,7 +29,7 @@ export interface FrameSource {
 export function listFrameFiles(dir: string): { kind: FrameSource['kind']; items: string[] } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadInputError(dir, 'not a folder: give a dataset folder (pocovid data build) or a folder of images and videos');
   if (existsSync(join(dir, 'dataset.json'))) return { kind: 'dataset', items: openDataset(dir).rows.map((row) => row.path) };
-  const items = collectInputs([dir]).map((file) => relative(dir, file));
+  const items = collectInputs([dir]).files.map((file) => relative(dir, file));
   if (items.length === 0) throw new BadInputError(dir, 'has no images or videos (and no dataset.json)');
   return { kind: 'folder', items };
 }

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
@@ -127,7 +127,8 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
 
 async function startServer(options: ServerOptions, timeouts: ServerTimeouts, workDir: string, swept: string[]): Promise<PocovidServer> {
   const maxBytes = Math.round((options.maxUploadMb ?? 200) * 1024 * 1024);
-  let modelDir = options.model;
+  // Absolute from here on: the static file server refuses relative roots.
+  let modelDir = resolve(options.model);
   if (!existsSync(join(modelDir, MODEL_META_FILE))) {
     modelDir = join(workDir, 'model');
     await exportRun(options.model, modelDir, { page: false });

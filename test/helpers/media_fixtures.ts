@@ -1,6 +1,6 @@
 // Small images and videos made on the fly (tests never need /work/shared).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 
@@ -39,6 +39,10 @@ export function writeVideo(dir: string, name: string, seconds: number, size = 48
   const rawFile = join(dir, `${name}.rgb`);
   writeFileSync(rawFile, raw);
   const out = join(dir, name);
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
+  try {
+    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
+  } finally {
+    rmSync(rawFile, { force: true });
+  }
   return out;
 }

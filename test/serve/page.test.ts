@@ -5,7 +5,7 @@
 // video decoder only for videos, and never send a file anywhere.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -230,7 +230,8 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
   });
 
   it('is served by `pocovid serve` at / together with the model files and the video decoder', async () => {
-    const server = await createServer({ model: exported, pageDir });
+    // Given as a relative path, as a user types it.
+    const server = await createServer({ model: relative(process.cwd(), exported), pageDir });
     try {
       const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
       const html = await (await fetch(`${address}/`)).text();
