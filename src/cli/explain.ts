@@ -59,9 +59,10 @@ export function register(program: Command): void {
     .addOption(runtimeOption('plain forward passes (probabilities, occlusion); gradient maps and MC dropout use TF.js'))
     .option('--fps <n>', 'frames per second sampled from videos', fps, 3)
     .option('--max-frames <n>', 'at most this many frames per video', positive, 30)
+    .option('--no-guard', 'explain even files the not-ultrasound guard refuses (they are marked "guard overridden"; by default they are listed with the reason and not explained)')
     .action(async (files: string[], o: {
       run: string; fold?: number; method: ExplainMethod[] | 'all'; out: string; mcPasses: number; seed: number; limit: number;
-      occlusionPatch?: number; occlusionStride?: number; occlusionFill: OcclusionFill; occlusionBatch: number; fps: number; maxFrames: number; runtime: RuntimeChoice;
+      occlusionPatch?: number; occlusionStride?: number; occlusionFill: OcclusionFill; occlusionBatch: number; fps: number; maxFrames: number; runtime: RuntimeChoice; guard: boolean;
     }) => {
       await initEngine();
       const started = Date.now();
@@ -78,10 +79,18 @@ export function register(program: Command): void {
         fps: o.fps,
         maxFrames: o.maxFrames,
         runtime: o.runtime,
+        guard: o.guard,
         log,
       });
-      const frames = result.items.reduce((n, i) => n + i.frames.length, 0);
-      console.log(`explained ${result.items.length} item(s), ${frames} frame(s) with ${result.methods.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)} s → ${result.index}`);
+      const explained = result.items.filter((i) => i.predicted !== null);
+      const frames = explained.reduce((n, i) => n + i.frames.length, 0);
+      const refused = result.items.length - explained.length;
+      const overridden = result.items.filter((i) => i.guard?.overridden).length;
+      console.log(
+        `explained ${explained.length} item(s), ${frames} frame(s) with ${result.methods.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)} s → ${result.index}` +
+          (refused > 0 ? `; ${refused} refused by the not-ultrasound guard (not explained; --no-guard explains them)` : '') +
+          (overridden > 0 ? `; ${overridden} explained although the guard refused them (--no-guard)` : ''),
+      );
     });
 
   cmd

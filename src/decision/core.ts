@@ -146,6 +146,35 @@ function summariseGuard(guards: GuardResult[], usable: number): GuardResult {
   };
 }
 
+export interface GuardOutcome {
+  /** Per frame (undefined without a guard). */
+  verdicts: (GuardResult | undefined)[];
+  /** Positions of the frames the guard passed (all without a guard). */
+  usable: number[];
+  /** The verdict on the whole input (undefined without a guard). */
+  summary?: GuardResult;
+  /** No diagnosis: no frame passed, or fewer than half did. */
+  refused: boolean;
+}
+
+/**
+ * The guard on every frame (on its own frames where the front end made them), and the rule that
+ * decides from the verdicts: frames it flags take no part, and when most are flagged the input
+ * gets no diagnosis. `explain` applies it too.
+ */
+export async function guardFrames(guard: Guard | undefined, frames: DecisionFrame[], cfg: Pick<PretrainedCfg, 'inputSize'>): Promise<GuardOutcome> {
+  const [height, width] = cfg.inputSize;
+  const verdicts: (GuardResult | undefined)[] = [];
+  for (const f of frames) {
+    if (!guard) verdicts.push(undefined);
+    else if (f.guardFrame) verdicts.push(await guard(f.guardFrame.rgb, f.guardFrame.width, f.guardFrame.height));
+    else verdicts.push(await guard(f.rgb, width, height));
+  }
+  const usable = frames.map((_, i) => i).filter((i) => !verdicts[i]?.flagged);
+  const refused = usable.length === 0 || usable.length * 2 < frames.length;
+  return { verdicts, usable, refused, ...(guard ? { summary: summariseGuard(verdicts as GuardResult[], usable.length) } : {}) };
+}
+
 /** Grad-CAM of `classIndex` averaged over the members, normalised to [0, 1], over the frame. */
 function heatmapOf(model: DecisionModel, frame: DecisionFrame, input: Float32Array, classIndex: number): Uint8Array {
   const { cfg } = model;
@@ -171,12 +200,8 @@ export async function decideFrames(model: DecisionModel, frames: DecisionFrame[]
   const { cfg, classes } = model;
   const [height, width] = cfg.inputSize;
   const aggregation = options.aggregation ?? 'mean';
-  const guards: (GuardResult | undefined)[] = [];
-  for (const f of frames) {
-    if (!model.guard) guards.push(undefined);
-    else if (f.guardFrame) guards.push(await model.guard(f.guardFrame.rgb, f.guardFrame.width, f.guardFrame.height));
-    else guards.push(await model.guard(f.rgb, width, height));
-  }
+  const guarded = await guardFrames(model.guard, frames, cfg);
+  const guards = guarded.verdicts;
   const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
   const scores = await classifyInputsWith(model.members, model.forwards, inputs, [height, width, cfg.channels], { mcDropout: options.mcDropout, seed: options.seed });
   const frameResults: FrameResult[] = frames.map((f, i) => ({
@@ -194,9 +219,9 @@ export async function decideFrames(model: DecisionModel, frames: DecisionFrame[]
     uncertainty: null,
     ...(kind === 'video' ? { aggregation, frames: frameResults } : {}),
   };
-  const usable = scores.map((s, i) => ({ s, i })).filter(({ i }) => !guards[i]?.flagged);
-  if (model.guard) result.guard = summariseGuard(guards as GuardResult[], usable.length);
-  if (usable.length === 0 || usable.length * 2 < frames.length) return { result };
+  const usable = guarded.usable.map((i) => ({ s: scores[i]!, i }));
+  if (guarded.summary) result.guard = guarded.summary;
+  if (guarded.refused) return { result };
   const decision = decide(usable.map(({ s }) => s as FrameScores), aggregation);
   result.label = classes[decision.classIndex]!;
   result.probabilities = byClass(classes, decision.probabilities);
