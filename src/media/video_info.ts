@@ -34,7 +34,12 @@ function parseRate(rate: string | undefined): number {
 }
 
 /** Size checked against the limits; a missing or absurd frame rate becomes 25. */
-export function checkedInfo(file: string, demuxer: string, info: Omit<VideoInfo, 'demuxer'>, limits: DecodeLimits, stderr: string): VideoInfo {
+export function checkedInfo(file: string, demuxer: string, probed: Omit<VideoInfo, 'demuxer'>, limits: DecodeLimits, stderr: string): VideoInfo {
+  let info = probed;
+  // -max_pixels makes the decoder refuse a big picture before the probe learns its size; ffmpeg
+  // names the size in its message, and the answer must be "over the limit", not "no video".
+  const refused = /Picture size (\d+)x(\d+) exceeds specified max pixel count/.exec(stderr);
+  if (!(info.width > 0 && info.height > 0) && refused) info = { ...info, width: Number(refused[1]), height: Number(refused[2]) };
   if (!(info.width > 0 && info.height > 0)) {
     const why = lastLine(stderr);
     throw new BadInputError(file, `not a readable video: no video stream${why ? ` (${why})` : ''}`);

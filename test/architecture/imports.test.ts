@@ -92,6 +92,12 @@ describe('imports', () => {
     expect(edges('media/', (d) => /^(data|models|infer|decision|model_dir|train)\//.test(d))).toEqual([]);
   });
 
+  it('finds ffmpeg in one place: code and tests run the binary findFfmpeg() picks (Debian\'s or the bundled one)', () => {
+    const files = [...sourceFiles(SRC), ...sourceFiles(resolve('test')), ...sourceFiles(resolve('bench'))];
+    const literal = /\b(?:spawn|spawnSync|execFile|execFileSync|exec|execSync)\(\s*['"`](?:ffmpeg|ffprobe)\b/;
+    expect(files.filter((file) => literal.test(readFileSync(file, 'utf8'))).map((file) => relative(resolve('.'), file))).toEqual([]);
+  });
+
   it('keeps the decision core free of file handling, runtimes and front ends', () => {
     expect(edges('decision/', (d) => /^(infer|media|model_dir|onnx|serve|cli|data|train)\//.test(d))).toEqual([]);
   });

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { findFfmpeg } from '../../src/media/ffmpeg.js';
 
 /** A deterministic RGB test pattern (gradient + a bright blob whose place depends on `variant`). */
 export function pattern(width: number, height: number, variant = 0): Uint8Array {
@@ -40,7 +41,7 @@ export function writeVideo(dir: string, name: string, seconds: number, size = 48
   writeFileSync(rawFile, raw);
   const out = join(dir, name);
   try {
-    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
   } finally {
     rmSync(rawFile, { force: true });
   }
