@@ -12,7 +12,9 @@ import type { InputPreprocessor } from './types.js';
  */
 export async function decodeImage(input: string | Uint8Array, size?: number | [number, number], crop?: CropSpec): Promise<RgbImage> {
   const image = await decodeImageRgb(input, crop ? { crop } : {});
-  return size === undefined ? image : resizeImage(image, size);
+  if (size === undefined) return image;
+  const [height, width] = typeof size === 'number' ? [size, size] : size;
+  return resizeImage(image, width, height);
 }
 
 /** An image file as network input: decoded, resized to the model's input size, preprocessed by it. */

@@ -1,13 +1,10 @@
 // The one resize of every frame: `data build`, predict, the server and the in-browser page all
-// resize decoded RGB with this function, so a frame gives the same pixels wherever it is read.
-// Pure TypeScript on typed arrays (no sharp, no canvas): a canvas's drawImage and libvips each
-// resample their own way, and the page must not disagree with the CLI because of it.
-//
-// Separable Lanczos-3, widened by the scale factor when shrinking (antialiasing, as Pillow and
-// libvips do), fit 'fill' (no aspect kept, as cv2.resize in the original). The weights are
-// integers (22 fractional bits) and every sum is exact in a double, so the result is the same
-// to the bit on every JavaScript engine; the horizontal pass is rounded to 8 bits before the
-// vertical one, as in Pillow.
+// resize decoded RGB with resizeRgb (Lanczos-3), so a frame gives the same pixels wherever it is
+// read. Pure TypeScript on typed arrays (no sharp, no canvas): a canvas's drawImage and libvips
+// each resample their own way, and the page must not disagree with the CLI because of it; the same
+// JavaScript arithmetic gives the same bits in Node and in the browser. Fit 'fill' (no aspect
+// kept, as cv2.resize in the original). The other kernels are choices another pipeline might
+// make: src/robustness measures how much they move a decision, and augmentation may use them.
 
 /** Interleaved 8-bit RGB pixels with their size. */
 export interface RgbImage {
@@ -17,130 +14,146 @@ export interface RgbImage {
   rgb: Uint8Array;
 }
 
-const SUPPORT = 3;
-const PRECISION_BITS = 22;
-const ONE = 2 ** PRECISION_BITS;
+/**
+ * bilinear: OpenCV's INTER_LINEAR (cv2.resize's default, which POCOVID-Net used; also what a
+ *   canvas does at low smoothing quality): the two nearest source pixels per axis, no
+ *   anti-aliasing, so a large reduction skips pixels.
+ * area: each output pixel is the average of the source area it covers, weighted by the exact
+ *   overlap (OpenCV's INTER_AREA when reducing).
+ * lanczos3: the windowed sinc with 3 lobes, widened by the reduction factor so that it filters
+ *   before it samples (PIL's LANCZOS). Same kernel as libvips' default, computed independently.
+ */
+export type ResizeKernel = 'bilinear' | 'area' | 'lanczos3';
+export const RESIZE_KERNELS: readonly ResizeKernel[] = ['bilinear', 'area', 'lanczos3'];
 
-function sinc(x: number): number {
-  if (x === 0) return 1;
-  const px = Math.PI * x;
-  return Math.sin(px) / px;
-}
-
-function lanczos3(x: number): number {
-  return x > -SUPPORT && x < SUPPORT ? sinc(x) * sinc(x / SUPPORT) : 0;
-}
-
-/** For each output coordinate: the first input coordinate it reads and its integer weights. */
-interface AxisWeights {
-  first: Int32Array;
-  taps: number;
-  /** out × taps integer weights summing to ONE (zero-padded). */
+/** The source taps of one output pixel along one axis: weights for indices start, start+1, ... */
+interface Taps {
+  start: number;
   weights: Float64Array;
 }
 
-const weightCache = new Map<string, AxisWeights>();
-
-function axisWeights(inSize: number, outSize: number): AxisWeights {
-  const key = `${inSize}>${outSize}`;
-  const cached = weightCache.get(key);
-  if (cached) return cached;
+function bilinearTaps(inSize: number, outSize: number): Taps[] {
   const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1);
-  const support = SUPPORT * filterScale;
-  const taps = Math.ceil(support) * 2 + 1;
-  const first = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * taps);
-  const real = new Float64Array(taps);
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(0, Math.trunc(center - support + 0.5));
-    const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
-    let total = 0;
-    for (let i = lo; i < hi; i++) total += real[i - lo] = lanczos3((i - center + 0.5) / filterScale);
-    // Integer weights: their sum is ONE within a few units, far below what rounding to 8 bits sees.
-    for (let i = 0; i < hi - lo; i++) weights[o * taps + i] = Math.round((real[i]! / total) * ONE);
-    first[o] = lo;
-  }
-  const result = { first, taps, weights };
-  if (weightCache.size > 64) weightCache.clear();
-  weightCache.set(key, result);
-  return result;
+  return Array.from({ length: outSize }, (_, i) => {
+    // Pixel centres line up (half-pixel offset); positions past either edge take the edge pixel.
+    const position = Math.min(Math.max((i + 0.5) * scale - 0.5, 0), inSize - 1);
+    const start = Math.min(Math.floor(position), Math.max(inSize - 2, 0));
+    const fraction = position - start;
+    return inSize === 1 ? { start: 0, weights: Float64Array.of(1) } : { start, weights: Float64Array.of(1 - fraction, fraction) };
+  });
 }
 
-const clampByte = (sum: number): number => {
-  // sum / ONE rounded half up, then clamped: integer arithmetic throughout.
-  const v = Math.floor((sum + ONE / 2) / ONE);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+function areaTaps(inSize: number, outSize: number): Taps[] {
+  const scale = inSize / outSize;
+  return Array.from({ length: outSize }, (_, i) => {
+    const from = i * scale;
+    const to = (i + 1) * scale;
+    const start = Math.floor(from);
+    const end = Math.min(Math.ceil(to), inSize);
+    const weights = new Float64Array(end - start);
+    for (let j = start; j < end; j++) weights[j - start] = (Math.min(to, j + 1) - Math.max(from, j)) / scale;
+    return { start, weights };
+  });
+}
+
+const sinc = (x: number): number => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+const lanczos = (x: number): number => (Math.abs(x) < 3 ? sinc(x) * sinc(x / 3) : 0);
+
+function lanczosTaps(inSize: number, outSize: number): Taps[] {
+  const scale = inSize / outSize;
+  const stretch = Math.max(scale, 1);
+  const support = 3 * stretch;
+  return Array.from({ length: outSize }, (_, i) => {
+    const centre = (i + 0.5) * scale;
+    // Taps outside the image are left out and the rest renormalised (PIL's rule), not clamped.
+    const start = Math.max(Math.floor(centre - support), 0);
+    const end = Math.min(Math.ceil(centre + support), inSize);
+    const weights = new Float64Array(end - start);
+    let sum = 0;
+    for (let j = start; j < end; j++) sum += weights[j - start] = lanczos((j + 0.5 - centre) / stretch);
+    for (let k = 0; k < weights.length; k++) weights[k]! /= sum;
+    return { start, weights };
+  });
+}
+
+const TAPS: Record<ResizeKernel, (inSize: number, outSize: number) => Taps[]> = {
+  bilinear: bilinearTaps,
+  area: areaTaps,
+  lanczos3: lanczosTaps,
 };
 
-/** Resizes along x: rows of `width` → rows of `outWidth`. */
-function resizeRows(src: Uint8Array, width: number, height: number, outWidth: number): Uint8Array {
-  const { first, taps, weights } = axisWeights(width, outWidth);
-  const out = new Uint8Array(outWidth * height * 3);
+const tapCache = new Map<string, Taps[]>();
+
+function tapsFor(kernel: ResizeKernel, inSize: number, outSize: number): Taps[] {
+  const make = TAPS[kernel];
+  if (!make) throw new Error(`unknown resize kernel "${kernel}"; valid: ${RESIZE_KERNELS.join(', ')}`);
+  const key = `${kernel}|${inSize}|${outSize}`;
+  let taps = tapCache.get(key);
+  if (!taps) {
+    if (tapCache.size > 64) tapCache.clear();
+    taps = make(inSize, outSize);
+    tapCache.set(key, taps);
+  }
+  return taps;
+}
+
+/**
+ * Resizes interleaved RGB from width×height to outWidth×outHeight with `kernel` (default the
+ * project's, Lanczos-3); a copy when the size is the same.
+ */
+export function resizeRgb(
+  rgb: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  kernel: ResizeKernel = 'lanczos3',
+): Uint8Array {
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || rgb.length !== width * height * 3) {
+    throw new Error(`image has ${rgb.length} values, expected ${width}x${height}x3`);
+  }
+  if (!(Number.isInteger(outWidth) && Number.isInteger(outHeight) && outWidth >= 1 && outHeight >= 1)) {
+    throw new Error(`resize target must be positive integers, got ${outWidth}x${outHeight}`);
+  }
+  const across = tapsFor(kernel, width, outWidth);
+  const down = tapsFor(kernel, height, outHeight);
+  if (outWidth === width && outHeight === height) return Uint8Array.from(rgb);
+  // Rows first, kept in float so that the only rounding is the final one.
+  const rows = new Float64Array(height * outWidth * 3);
   for (let y = 0; y < height; y++) {
-    const row = y * width * 3;
     for (let x = 0; x < outWidth; x++) {
+      const { start, weights } = across[x]!;
       let r = 0;
       let g = 0;
       let b = 0;
-      const base = x * taps;
-      let p = row + first[x]! * 3;
-      const n = Math.min(taps, width - first[x]!);
-      for (let k = 0; k < n; k++, p += 3) {
-        const w = weights[base + k]!;
-        if (w === 0) continue;
-        r += w * src[p]!;
-        g += w * src[p + 1]!;
-        b += w * src[p + 2]!;
+      for (let k = 0; k < weights.length; k++) {
+        const i = (y * width + start + k) * 3;
+        const w = weights[k]!;
+        r += w * rgb[i]!;
+        g += w * rgb[i + 1]!;
+        b += w * rgb[i + 2]!;
       }
       const o = (y * outWidth + x) * 3;
-      out[o] = clampByte(r);
-      out[o + 1] = clampByte(g);
-      out[o + 2] = clampByte(b);
+      rows[o] = r;
+      rows[o + 1] = g;
+      rows[o + 2] = b;
     }
   }
-  return out;
-}
-
-/** Resizes along y: `height` rows → `outHeight` rows, each `width` wide. */
-function resizeColumns(src: Uint8Array, width: number, height: number, outHeight: number): Uint8Array {
-  const { first, taps, weights } = axisWeights(height, outHeight);
-  const out = new Uint8Array(width * outHeight * 3);
-  const stride = width * 3;
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  const stride = outWidth * 3;
   for (let y = 0; y < outHeight; y++) {
-    const base = y * taps;
-    const n = Math.min(taps, height - first[y]!);
-    const top = first[y]! * stride;
+    const { start, weights } = down[y]!;
     for (let x = 0; x < stride; x++) {
-      let sum = 0;
-      let p = top + x;
-      for (let k = 0; k < n; k++, p += stride) {
-        const w = weights[base + k]!;
-        if (w !== 0) sum += w * src[p]!;
-      }
-      out[y * stride + x] = clampByte(sum);
+      let v = 0;
+      for (let k = 0; k < weights.length; k++) v += weights[k]! * rows[(start + k) * stride + x]!;
+      // Lanczos overshoots at edges: clamp to the 8-bit range.
+      out[y * stride + x] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
     }
   }
   return out;
 }
 
-/** Resizes interleaved RGB from width×height to outWidth×outHeight (a copy when the size is the same). */
-export function resizeRgb(rgb: Uint8Array | Uint8ClampedArray, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || rgb.length !== width * height * 3) {
-    throw new Error(`resizeRgb: ${rgb.length} values are not ${width}x${height} RGB`);
-  }
-  if (!(Number.isInteger(outWidth) && Number.isInteger(outHeight) && outWidth > 0 && outHeight > 0)) {
-    throw new Error(`resizeRgb: bad output size ${outWidth}x${outHeight}`);
-  }
-  const src = rgb instanceof Uint8Array ? rgb : new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.length);
-  const rows = outWidth === width ? src : resizeRows(src, width, height, outWidth);
-  const both = outHeight === height ? rows : resizeColumns(rows, outWidth, height, outHeight);
-  return both === src ? Uint8Array.from(src) : both;
-}
-
-/** An image resized to [height, width] (a side N means N×N). */
-export function resizeImage(image: RgbImage, size: number | readonly [number, number]): RgbImage {
-  const [height, width] = typeof size === 'number' ? [size, size] : size;
-  return { width, height, rgb: resizeRgb(image.rgb, image.width, image.height, width, height) };
+/** `image` resized to width×height (stretched, like every resize in the project) with `kernel`. */
+export function resizeImage(image: RgbImage, width: number, height: number, kernel: ResizeKernel = 'lanczos3'): RgbImage {
+  return { width, height, rgb: resizeRgb(image.rgb, image.width, image.height, width, height, kernel) };
 }

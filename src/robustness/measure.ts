@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDataset, type Dataset } from '../data/dataset.js';
-import { decodeImage, type RgbImage } from '../data/image.js';
+import { decodeImage } from '../data/image.js';
+import { type RgbImage } from '../media/resize.js';
 import { resizeRgb } from '../media/resize.js';
 import { meanAbsoluteDifference } from '../data/perturb.js';
 import { createProgress } from '../data/progress.js';
@@ -113,10 +114,10 @@ function resolveDataset(run: string, data: string | undefined): string {
   return runDataset(run, undefined);
 }
 
-/** Stored frame → network input, the trainer's way: resized to the model's input by sharp when the sizes differ, then preprocessed by cfg. */
+/** Stored frame → network input, the trainer's way: resized to the model's input by the one resize when the sizes differ, then preprocessed by cfg. */
 export async function frameToInput(image: RgbImage, cfg: PretrainedCfg): Promise<Float32Array> {
   const [h, w] = cfg.inputSize;
-  const rgb = image.width === w && image.height === h ? image.rgb : await resizeRgb(image.rgb, image.width, image.height, [h, w]);
+  const rgb = image.width === w && image.height === h ? image.rgb : resizeRgb(image.rgb, image.width, image.height, w, h);
   return pixelsToInput(rgb, cfg);
 }
 

@@ -156,7 +156,7 @@ export function summarisePerturbation(
  * average. One place, read by the report, the plot and `bench --robustness`.
  */
 export const ROBUSTNESS_TARGETS = {
-  perturbations: ['noise-1', 'jpeg-95', 'resize-bilinear', 'resize-area', 'resize-lanczos'] as readonly string[],
+  perturbations: ['noise-1', 'jpeg-95', 'resize-bilinear', 'resize-area', 'resize-libvips'] as readonly string[],
   maxFrameFlipRate: 0.01,
   maxVideoFlipRate: 0,
   maxMeanTopProbChange: 0.01,

@@ -65,11 +65,11 @@ describe('resizeRgb', () => {
     expect(worst).toBeLessThanOrEqual(8);
   });
 
-  it('resizes to [height, width] or a square side, and refuses sizes that do not match the data', () => {
+  it('resizes an image to width×height, and refuses sizes that do not match the data', () => {
     const image = { width: 20, height: 10, rgb: pattern(20, 10, 1) };
-    expect(resizeImage(image, [5, 8])).toMatchObject({ width: 8, height: 5 });
-    expect(resizeImage(image, 6).rgb).toHaveLength(6 * 6 * 3);
-    expect(() => resizeRgb(new Uint8Array(10), 2, 2, 1, 1)).toThrow(/10 values are not 2x2 RGB/);
-    expect(() => resizeRgb(pattern(2, 2), 2, 2, 0, 1)).toThrow(/bad output size/);
+    expect(resizeImage(image, 8, 5)).toMatchObject({ width: 8, height: 5 });
+    expect(resizeImage(image, 6, 6).rgb).toEqual(resizeRgb(image.rgb, 20, 10, 6, 6, 'lanczos3'));
+    expect(() => resizeRgb(new Uint8Array(10), 2, 2, 1, 1)).toThrow(/image has 10 values, expected 2x2x3/);
+    expect(() => resizeRgb(pattern(2, 2), 2, 2, 0, 1)).toThrow(/positive integers/);
   });
 });
