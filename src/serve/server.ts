@@ -256,10 +256,9 @@ async function serveWith(
       const head = await readHead(target);
       const type = sniffType(head);
       if (!type) throw httpError(head.length === 0 ? 400 : 415, `${shownName}: ${describeUnknown(head)}`);
+      // predictFile, as the CLI: the answer has predict --json's shape (format included).
       result = await queue.run(() =>
-        type.kind === 'image'
-          ? pipeline.predictImage(target, { heatmap: wantHeatmap })
-          : pipeline.predictVideo(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
+        pipeline.predictFile(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
       ).catch((err: unknown) => {
         if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
         throw err;

@@ -51,6 +51,8 @@ describe('HTTP API', () => {
   it('classifies a good image, with a heatmap when asked, and deletes the upload', async () => {
     const { status, body } = await upload(png, 'scan.png', '?heatmap=1');
     expect(status).toBe(200);
+    // The shape of one element of predict --json.
+    expect(body).toMatchObject({ file: 'scan.png', kind: 'image', format: 'png' });
     expect(TINY_CLASSES).toContain(body.label);
     expect(Object.values(body.probabilities as Record<string, number>).reduce((a, b) => a + b)).toBeCloseTo(1, 5);
     expect(body.uncertainty.ensembleStd).toBeGreaterThan(0);
