@@ -93,7 +93,10 @@ export function decodePlan(file: string, input: string, info: VideoInfo, samplin
     width = box.w;
     height = box.h;
   }
-  filters.push('format=rgb24');
+  // The YUV → RGB conversion with swscale's exact C path: its SIMD paths (Debian's ffmpeg on x86)
+  // round otherwise than ffmpeg.wasm (no SIMD) — up to 2 grey levels, 0.8 on average for H.264 —
+  // and the page must get the CLI's pixels. With these flags both give the same bytes.
+  filters.push('scale=flags=accurate_rnd+full_chroma_int+bitexact', 'format=rgb24');
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-noautorotate', '-threads', '1',
     ...hardenedInputArgs(info.demuxer, limits), '-t', String(limits.maxSeconds), '-i', input,
     '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', filters.join(','),

@@ -1,6 +1,6 @@
 // End-to-end: the exported folder served as plain static files, the page in headless Chromium.
 // The page must give the answer `pocovid predict --json` gives for the same files (a phantom PNG, a
-// GIF and an H.264 MP4: same label, same frame count, probabilities within 1e-3), clear a previous
+// GIF and an H.264 MP4: same label, same frame count, probabilities within 1e-5), clear a previous
 // result before the next file, refuse what the guard refuses with the input's thumbnail, load the
 // video decoder only for videos, and never send a file anywhere.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -130,12 +130,14 @@ function expectSameAnswer(pageResult: PredictJson, cli: PredictJson): void {
   expect(pageResult.format).toBe(cli.format);
   expect(pageResult.label).toBe(cli.label);
   expect(pageResult.guard?.flagged).toBe(cli.guard?.flagged);
-  for (const c of TINY_CLASSES) expect(Math.abs(pageResult.probabilities![c]! - cli.probabilities![c]!)).toBeLessThan(1e-3);
+  // The issue asks for 1e-3; the same decoder command and resize leave only float rounding
+  // (ONNX Runtime in Node, TF.js in the page), so this holds to 1e-5.
+  for (const c of TINY_CLASSES) expect(Math.abs(pageResult.probabilities![c]! - cli.probabilities![c]!)).toBeLessThan(1e-5);
   expect(pageResult.frames?.length).toBe(cli.frames?.length);
   pageResult.frames?.forEach((f, i) => {
     const want = cli.frames![i]!;
     expect(f.time).toBeCloseTo(want.time, 6);
-    for (const c of TINY_CLASSES) expect(Math.abs(f.probabilities[c]! - want.probabilities[c]!)).toBeLessThan(1e-3);
+    for (const c of TINY_CLASSES) expect(Math.abs(f.probabilities[c]! - want.probabilities[c]!)).toBeLessThan(1e-5);
   });
 }
 
