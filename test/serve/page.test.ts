@@ -35,7 +35,7 @@ let shots: string;
 let browser: Browser | undefined;
 let statics: FastifyInstance;
 let url: string;
-const media: Record<'png' | 'gif' | 'mp4' | 'noise', string> = { png: '', gif: '', mp4: '', noise: '' };
+const media: Record<'png' | 'gif' | 'mp4' | 'avi' | 'mpeg4' | 'noise', string> = { png: '', gif: '', mp4: '', avi: '', mpeg4: '', noise: '' };
 
 interface PredictJson {
   file: string;
@@ -81,6 +81,9 @@ beforeAll(async () => {
   media.png = await writePhantomPng(join(work, 'scan.png'), 'covid', 160, 7);
   media.gif = await writePhantomVideo(join(work, 'clip.gif'), 'pneumonia', 120, 12, 5, 8);
   media.mp4 = writePhantomH264(join(work, 'clip.mp4'), 'regular', 128, 25, 10, 9);
+  // The demo's own kinds, which browsers do not play: MJPEG in AVI, MPEG-4 Part 2 in MP4.
+  media.avi = await writePhantomVideo(join(work, 'clip.avi'), 'covid', 112, 10, 5, 10);
+  media.mpeg4 = await writePhantomVideo(join(work, 'part2.mp4'), 'pneumonia', 112, 10, 5, 11);
   const noise = new Uint8Array(96 * 96 * 3);
   const rng = createRng(5);
   for (let i = 0; i < noise.length; i++) noise[i] = rng.int(256);
@@ -142,10 +145,16 @@ function expectSameAnswer(pageResult: PredictJson, cli: PredictJson): void {
 }
 
 describe.skipIf(!haveChromium)('in-browser page', () => {
-  it('gives predict --json\'s answer for a phantom PNG, a GIF and an H.264 MP4, and sends nothing', async () => {
-    const cli = await predictJson([media.png, media.gif, media.mp4]);
-    expect(cli.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
-    expect(cli.map((r) => [r.kind, r.format, r.frames?.length])).toEqual([['image', 'png', undefined], ['video', 'gif', 12], ['video', 'mp4', 9]]);
+  it('gives predict --json\'s answer for a phantom PNG, a GIF, an H.264 MP4, an MJPEG AVI and an MPEG-4 Part 2 MP4, and sends nothing', async () => {
+    const cli = await predictJson([media.png, media.gif, media.mp4, media.avi, media.mpeg4]);
+    expect(cli.map((r) => r.error)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(cli.map((r) => [r.kind, r.format, r.frames?.length])).toEqual([
+      ['image', 'png', undefined],
+      ['video', 'gif', 12],
+      ['video', 'mp4', 9],
+      ['video', 'avi', 10],
+      ['video', 'mp4', 10],
+    ]);
     const { page, recorded } = await openPage();
     try {
       await expect(page.textContent('.disclaimer')).resolves.toMatch(/not a diagnostic device/);
@@ -161,7 +170,7 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       expect(recorded.requests.filter((r) => /ffmpeg/.test(r.url))).toEqual([]);
       await page.screenshot({ path: join(shots, 'image.png'), fullPage: true });
 
-      for (const [k, file] of [[1, media.gif], [2, media.mp4]] as const) {
+      for (const [k, file] of [[1, media.gif], [2, media.mp4], [3, media.avi], [4, media.mpeg4]] as const) {
         const video = await analyse(page, file);
         expectSameAnswer(video!, cli[k]!);
         // A GIF is a video: a timeline with one column per frame, on a time axis.
@@ -178,7 +187,7 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       expect(recorded.errors).toEqual([]);
       // Only GETs from this origin, for the page, its decoders and the model; no body carries a file.
       expect(recorded.requests.filter((r) => r.method !== 'GET' || !r.url.startsWith(url))).toEqual([]);
-      for (const file of [media.png, media.gif, media.mp4]) {
+      for (const file of [media.png, media.gif, media.mp4, media.avi, media.mpeg4]) {
         const needle = readFileSync(file).subarray(64, 128);
         expect(recorded.requests.filter((r) => r.body && r.body.includes(needle))).toEqual([]);
       }
