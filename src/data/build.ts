@@ -20,7 +20,8 @@ import { formatManifest } from './manifest.js';
 import { PatientIndex } from './metadata.js';
 import { createProgress } from './progress.js';
 import { ALL_PROBES, labelFromFileName, listSources, type Probe, type SourceFile } from './sources.js';
-import { sniffFile, type SniffedType } from '../media/sniff.js';
+import { sniffFile } from '../media/sniff.js';
+import { type SniffedType } from '../media/formats.js';
 import { digestOf, readVerified, type FileDigest } from '../util/integrity.js';
 import { ALL_CLASSES, type ClassName, type DatasetInfo, type ManifestRow } from './types.js';
 

@@ -48,9 +48,9 @@ export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
       const file = join(dir, item);
       // Typed from the bytes, as predict types them.
       const type = await sniffFile(file);
-      if (type.kind === 'image') return [pixelsToInput((await decodeImageTo(file, width, height, type)).rgb, cfg)];
+      if (type.kind === 'image') return [pixelsToInput((await decodeImageTo(file, width, height, { type })).rgb, cfg)];
       // decodeVideoTo's default sampling is predict's (3 frames per second, at most 30).
-      const frames = await decodeVideoTo(file, width, height, {}, type);
+      const frames = await decodeVideoTo(file, width, height, {}, { type });
       return frames.map((frame) => pixelsToInput(frame.rgb, cfg));
     },
   };

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildPage } from '../../scripts/build-page.mjs';
 import { main } from '../../src/cli/main.js';
 import { PHANTOM_CLASSES } from '../../src/data/phantom.js';
-import { initEngine } from '../../src/engine/index.js';
+import { initEngine, tf } from '../../src/engine/index.js';
 import { frameFeatures } from '../../src/guard/features.js';
 import { fitGuard } from '../../src/guard/guard.js';
 import { exportRun } from '../../src/infer/export.js';
@@ -237,6 +237,50 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       expect(recorded.errors).toEqual([]);
     } finally {
       await page.close();
+    }
+  });
+
+  it('refuses damaged member files and never labels from NaN outputs', async () => {
+    // (1) One weight file damaged after export: the page checks the digests pocovid.json records.
+    const damaged = join(work, 'export-damaged');
+    await exportRun(join(work, 'run'), damaged, { pageDir });
+    const weights = join(damaged, 'member-1', 'weights.bin');
+    const bytes = readFileSync(weights);
+    for (let i = 0; i < 32; i++) bytes[100 + i]! ^= 0xff;
+    writeFileSync(weights, bytes);
+    // (2) A model whose classifier gives NaN, saved normally (its digests match).
+    const nanRun = join(work, 'run-nan');
+    const broken = tinyModel(22);
+    const classifier = broken.getLayer('classifier');
+    const nan = classifier.getWeights().map((w) => tf.fill(w.shape, Number.NaN));
+    classifier.setWeights(nan);
+    tf.dispose(nan);
+    await saveModelDir(join(nanRun, 'fold-0', 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [broken] });
+    const nanExport = join(work, 'export-nan');
+    await exportRun(nanRun, nanExport, { pageDir });
+    for (const [name, root] of [['damaged', damaged], ['nan', nanExport]] as const) {
+      const server = Fastify();
+      await server.register(fastifyStatic, { root });
+      const address = await server.listen({ port: 0, host: '127.0.0.1' });
+      const page = await browser!.newPage({ viewport: { width: 1000, height: 900 } });
+      try {
+        await page.goto(`${address}/`);
+        if (name === 'damaged') {
+          await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.startsWith('Model could not be loaded'), undefined, { timeout: 60_000 });
+          expect(await page.textContent('#model-info')).toMatch(/^Model could not be loaded: member-1\/weights\.bin: damaged: its sha256 is [0-9a-f]{12}… but pocovid\.json records [0-9a-f]{12}…/);
+          expect(await page.getAttribute('body', 'data-ready')).toBeNull();
+          await page.screenshot({ path: join(shots, 'damaged-model.png'), fullPage: true });
+          continue;
+        }
+        await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+        expect(await analyse(page, media.png)).toBeNull();
+        expect(await page.textContent('#status')).toBe('scan.png: model member-0 gave no usable probabilities for frame 0 (output 0 is NaN): its weights are damaged or diverged; no diagnosis was made');
+        expect(await page.isHidden('#result')).toBe(true);
+        await page.screenshot({ path: join(shots, 'nan-model.png'), fullPage: true });
+      } finally {
+        await page.close();
+        await server.close();
+      }
     }
   });
 

@@ -63,7 +63,9 @@ function handle(file: File | undefined): void {
     if (mine !== generation) return;
     clearResult();
     document.body.dataset['state'] = 'error';
-    setStatus((err as Error).message, true);
+    // Each error names the file, as predict's do (a model-output error names the member instead).
+    const message = (err as Error).message;
+    setStatus(message.startsWith(`${file.name}:`) ? message : `${file.name}: ${message}`, true);
   });
 }
 
@@ -89,6 +91,7 @@ async function start(): Promise<void> {
     model = await loadPageModel();
     const { meta } = model;
     $('model-info').textContent = `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s), ${meta.cfg.inputSize.join('×')} input, TF.js ${backend}`;
+    if (model.unchecked) setStatus(`Warning: the model files were not checked for damage (${model.unchecked}).`, true);
     document.body.dataset['ready'] = 'true';
   } catch (err) {
     $('model-info').textContent = `Model could not be loaded: ${(err as Error).message}`;
