@@ -92,7 +92,7 @@ export function summaryLine(outcomes: FileOutcome[], skipped: number): string {
   const diagnosed = outcomes.length - failed - refused;
   const parts = [`${diagnosed} of ${outcomes.length} file${outcomes.length === 1 ? '' : 's'} diagnosed`];
   if (refused > 0) parts.push(`${refused} refused by the not-ultrasound guard (no diagnosis)`);
-  if (failed > 0) parts.push(`${failed} could not be read`);
+  if (failed > 0) parts.push(`${failed} failed (unreadable, or the model gave no usable output: see the errors above)`);
   if (skipped > 0) parts.push(`${skipped} skipped (not an image or video)`);
   return `${parts.join(', ')} (research use only, not a diagnostic device)`;
 }

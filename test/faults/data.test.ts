@@ -13,6 +13,7 @@ import { openDataset } from '../../src/data/dataset.js';
 import { initEngine } from '../../src/engine/index.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { decodeImageTo } from '../../src/media/decode.js';
+import { findFfmpeg } from '../../src/media/ffmpeg.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { writePng } from '../helpers/media_fixtures.js';
 import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
@@ -94,7 +95,7 @@ describe('one acceptance rule for predict and data build', () => {
     const misnamed = join(source, 'pocus_images', 'convex', 'Reg_b.mp4');
     await writePng(misnamed, 40, 40, 9);
     const bmp = join(source, 'pocus_images', 'convex', 'Cov_c.bmp');
-    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(source, 'pocus_images', 'convex', 'Cov_a.png'), bmp]);
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-i', join(source, 'pocus_images', 'convex', 'Cov_a.png'), bmp]);
     const built = await buildDataset({ source, out: join(root, 'ds-renamed'), folds: 2, size: 32, quiet: true });
     expect(built.info.skipped).toEqual([]);
     const rowOf = (name: string) => built.rows.find((r) => r.source.endsWith(name))!;
@@ -117,7 +118,7 @@ describe('ONNX Runtime', () => {
     const script = `
       const { createOrtSession } = await import(${JSON.stringify(new URL('../../src/onnx/runtime.ts', import.meta.url).pathname)});
       const { modelToOnnx } = await import(${JSON.stringify(new URL('../../src/onnx/export.ts', import.meta.url).pathname)});
-      const { tinyModel } = await import(${JSON.stringify(new URL('../infer/tiny_model.ts', import.meta.url).pathname)});
+      const { tinyModel } = await import(${JSON.stringify(new URL('../helpers/tiny_model.ts', import.meta.url).pathname)});
       const { initEngine } = await import(${JSON.stringify(new URL('../../src/engine/index.ts', import.meta.url).pathname)});
       await initEngine();
       await createOrtSession(modelToOnnx(tinyModel(1)).bytes);

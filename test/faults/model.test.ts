@@ -165,7 +165,7 @@ describe('weights that give NaN', () => {
     const text = await cli(['predict', '--model', dir, image]);
     expect(text.code).toBe(1);
     expect(text.err).toBe(`pocovid: ${image}: model member-0 gave no usable probabilities for frame 0 (output 0 is NaN): its weights are damaged or diverged; no diagnosis was made`);
-    expect(text.out).toContain('0 of 1 files classified');
+    expect(text.out).toContain('0 of 1 file diagnosed, 1 failed (unreadable, or the model gave no usable output: see the errors above)');
     expect(text.out).not.toMatch(/confidence/);
     const json = await cli(['predict', '--model', dir, image, '--json', '--runtime', 'tfjs']);
     expect(json.code).toBe(1);

@@ -61,7 +61,7 @@ describe('pocovid predict / export', () => {
     expect(err).toContain('broken.mp4');
     // A file of another kind in a folder is named, not passed over in silence.
     expect(err).toContain(`pocovid: skipped ${join(work, 'data', 'nested', 'notes.txt')}: not an image or video file name`);
-    expect(err).toMatch(/3 of 4 files diagnosed, 1 could not be read, 1 skipped \(not an image or video\)/);
+    expect(err).toMatch(/3 of 4 files diagnosed, 1 failed \(unreadable, or the model gave no usable output: see the errors above\), 1 skipped \(not an image or video\)/);
     expect(results[3]).toMatchObject({ kind: 'video', frames: [{ index: 0 }, { index: 1 }] });
     expect(results[0].uncertainty.ensembleStd).toBeGreaterThan(0);
     expect(readdirSync(heatmaps)).toHaveLength(3);
