@@ -52,6 +52,7 @@ export function addTrainOptions(command: Command): Command {
     .addOption(new Option('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels").choices(['original', 'ultrasound']).default('original'))
     .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)").choices(['pocovid', 'linear', 'logistic']))
     .option('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', floats)
+    .addOption(new Option('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle').choices(['off', 'mask', 'crop', 'warp']).default('off'))
     .addOption(new Option('--colour <kind>', 'grey: feed the luma to all channels of an RGB network').choices(['rgb', 'grey']).default('rgb'))
     .option('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', float, 0)
     .option('--label-smoothing <e>', 'label smoothing ε', float, 0)
@@ -86,6 +87,7 @@ export interface ParsedTrainOptions {
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
   colour: 'rgb' | 'grey';
+  sector: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
   labelSmoothing: number;
   mixup: number;
@@ -119,6 +121,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     head: o.head,
     penalties: o.penalties,
     colour: o.colour,
+    sector: o.sector,
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
     mixup: o.mixup,

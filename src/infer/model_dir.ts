@@ -78,6 +78,7 @@ const cfgSchema = z.object({
   channels: z.union([z.literal(1), z.literal(3)]),
   channelOrder: z.enum(['rgb', 'bgr']),
   colour: z.enum(['rgb', 'grey']).optional(),
+  sector: z.enum(['mask', 'crop', 'warp']).optional(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),

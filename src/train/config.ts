@@ -42,6 +42,8 @@ export const trainConfigSchema = z.object({
   penalties: z.array(z.number().positive()).min(1).default([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1]),
   /** 'grey' feeds the frame's luma to an RGB network's three channels. */
   colour: z.enum(['rgb', 'grey']).default('rgb'),
+  /** What the network sees of the imaging sector, fitted per source (see PretrainedCfg.sector). */
+  sector: z.enum(['off', 'mask', 'crop', 'warp']).default('off'),
   /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */
   weightDecay: z.number().min(0).default(0),
   /** Targets (1 - ε)·onehot + ε/K. */

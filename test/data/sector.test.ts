@@ -126,3 +126,28 @@ describe('sector geometry', () => {
     expect(scene.pleuraRoughness).toBe(0);
   });
 });
+
+describe('sectors.json', () => {
+  it('fits every source of a dataset once, from all its frames, and keeps the result with the dataset', async () => {
+    const { mkdtempSync, rmSync, statSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { writeTinyDataset } = await import('../helpers/tiny_dataset.js');
+    const { datasetSectors } = await import('../../src/data/sectors_file.js');
+    const dir = mkdtempSync(join(tmpdir(), 'pocovid-sectors-'));
+    try {
+      const rows = await writeTinyDataset(dir, { patientsPerClass: 2, framesPerVideo: 4, folds: 2, size: 128 });
+      const sectors = await datasetSectors(dir, rows);
+      expect(sectors.size).toBe(6);
+      expect([...sectors.values()].filter((s) => s.kind === 'convex').length).toBeGreaterThanOrEqual(5);
+      const file = join(dir, 'sectors.json');
+      const written = statSync(file).mtimeMs;
+      const again = await datasetSectors(dir, rows);
+      expect(statSync(file).mtimeMs).toBe(written);
+      expect(JSON.stringify([...again])).toBe(JSON.stringify([...sectors]));
+      expect(Object.values((JSON.parse(readFileSync(file, 'utf8')) as { sources: Record<string, { frames: number }> }).sources).map((s) => s.frames)).toEqual(new Array(6).fill(4));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
