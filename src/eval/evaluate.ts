@@ -5,6 +5,7 @@ import { summarizeFolds } from './folds.js';
 import { confusionMatrix, metricsFromConfusion } from './metrics.js';
 import { aggregateVideos } from './video.js';
 import type { ClassMetrics, Curves, EvaluateOptions, Metrics, PredictionRow, Report, VideoAggregation } from './types.js';
+import { VIDEO_AGGREGATIONS } from './types.js';
 
 const finiteOrNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
@@ -76,11 +77,8 @@ export function evaluatePredictions(rows: readonly PredictionRow[], classes: rea
   if (rows.length === 0) throw new PocovidError('no predictions to evaluate');
   const aggregation: VideoAggregation = options.videoAggregation ?? 'mean';
   const frame = computeMetrics(rows, classes);
-  const videoRows = { mean: aggregateVideos(rows, classes, 'mean'), vote: aggregateVideos(rows, classes, 'vote') };
-  const videoByAggregation = {
-    mean: computeMetrics(videoRows.mean, classes),
-    vote: computeMetrics(videoRows.vote, classes),
-  };
+  const videoRows = Object.fromEntries(VIDEO_AGGREGATIONS.map((a) => [a, aggregateVideos(rows, classes, a)])) as Record<VideoAggregation, PredictionRow[]>;
+  const videoByAggregation = Object.fromEntries(VIDEO_AGGREGATIONS.map((a) => [a, computeMetrics(videoRows[a], classes)])) as Record<VideoAggregation, ReturnType<typeof computeMetrics>>;
   const video = videoByAggregation[aggregation];
   const frameFolds = byFold(rows);
   const videoFolds = byFold(videoRows[aggregation]);
@@ -101,7 +99,7 @@ export function evaluatePredictions(rows: readonly PredictionRow[], classes: rea
     videoFolds: videoFoldMetrics,
     foldSummary: summarizeFolds(folds),
     videoFoldSummary: summarizeFolds(videoFoldMetrics),
-    videoByAggregation: { mean: videoByAggregation.mean.metrics, vote: videoByAggregation.vote.metrics },
+    videoByAggregation: Object.fromEntries(VIDEO_AGGREGATIONS.map((a) => [a, videoByAggregation[a].metrics])) as Record<VideoAggregation, Metrics>,
     curves: { frame: frame.curves, video: video.curves },
   };
 }

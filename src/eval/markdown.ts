@@ -1,9 +1,17 @@
 // report.md: the tables of the POCOVID-Net paper (per class recall, precision, F1, specificity as
 // mean ± std over folds; overall accuracy, balanced accuracy, MCC, AUC), at frame and video level.
-import type { FoldSummary, MeanStd, Metrics, Report } from './types.js';
+import type { FoldSummary, MeanStd, Metrics, Report, VideoAggregation } from './types.js';
+import { VIDEO_AGGREGATIONS } from './types.js';
 
 const num = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
 const pm = (s: MeanStd | undefined, digits = 3): string => (!s || s.n === 0 || !Number.isFinite(s.mean) ? 'n/a' : `${num(s.mean, digits)} ± ${num(s.std, digits)}`);
+
+const VIDEO_DECISION_NAMES: Record<VideoAggregation, string> = {
+  mean: 'mean probability',
+  vote: 'majority vote',
+  top3: 'mean of the 3 most confident frames',
+  contiguous: 'longest run of consecutive frames',
+};
 
 function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
@@ -104,15 +112,15 @@ export function formatReportMarkdown(report: Report, options: MarkdownOptions = 
     out.push('## Run details', '', table(['Run', 'Value'], Object.entries(options.extra).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])), '');
   }
   out.push(...levelSection('Frame level', 'frame', report.frame, report.foldSummary, plots));
-  out.push(...levelSection(`Video level (${t.videoAggregation === 'mean' ? 'mean probability' : 'majority vote'})`, 'video', report.video, report.videoFoldSummary, plots));
+  out.push(...levelSection(`Video level (${VIDEO_DECISION_NAMES[t.videoAggregation]})`, 'video', report.video, report.videoFoldSummary, plots));
 
-  out.push('### Video decision: mean probability vs majority vote', '');
+  out.push('### Video decision rules', '');
   out.push(
     table(
-      ['Decision', 'Accuracy', 'Balanced accuracy', 'MCC', 'F1 (macro)'],
-      (['mean', 'vote'] as const).map((a) => {
+      ['Decision', 'Accuracy', 'Balanced accuracy', 'MCC', 'F1 (macro)', ...report.classes.map((c) => `${c} recall`)],
+      VIDEO_AGGREGATIONS.filter((a) => report.videoByAggregation[a]).map((a) => {
         const m = report.videoByAggregation[a];
-        return [a === 'mean' ? 'mean probability' : 'majority vote', num(m.accuracy), num(m.balancedAccuracy), num(m.mcc), num(m.macro.f1)];
+        return [VIDEO_DECISION_NAMES[a], num(m.accuracy), num(m.balancedAccuracy), num(m.mcc), num(m.macro.f1), ...report.classes.map((c) => num(m.perClass[c]?.recall ?? Number.NaN))];
       }),
     ),
     '',

@@ -88,8 +88,14 @@ export interface FoldSummary {
   auc: Record<string, MeanStd>;
 }
 
-export type VideoAggregation = 'mean' | 'vote';
-export const VIDEO_AGGREGATIONS: readonly VideoAggregation[] = ['mean', 'vote'];
+/**
+ * How a video's frames become its decision. 'mean': the argmax of the mean frame probability;
+ * 'vote': the class most frames predict; 'top3': the mean of the 3 most confident frames (a finding
+ * seen in a few frames is not averaged away); 'contiguous': the class predicted by the longest run
+ * of consecutive frames (DeepBreathe's rule: a finding persists while the probe stays).
+ */
+export type VideoAggregation = 'mean' | 'vote' | 'top3' | 'contiguous';
+export const VIDEO_AGGREGATIONS: readonly VideoAggregation[] = ['mean', 'vote', 'top3', 'contiguous'];
 
 export type BinaryTask = 'healthy-vs-disease';
 export const BINARY_TASKS: readonly BinaryTask[] = ['healthy-vs-disease'];
