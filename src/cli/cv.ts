@@ -17,14 +17,16 @@ export function register(program: Command): void {
       .command('cv')
       .description('cross-validation over every fold of the dataset; writes predictions.csv, reports and an ensemble')
       .option('--folds <list>', 'only these folds, comma-separated')
+      .option('--no-refit', 'do not train the recipe once more on every frame after the cv (the run then has only its fold models)')
       .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', seedList)
       .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean')),
-  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; ensemble: 'mean' | 'vote' }) => {
+  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; refit: boolean; ensemble: 'mean' | 'vote' }) => {
     const result = await runRepeatedCrossValidation(
       {
         ...toConfigInput(opts),
         folds: opts.folds ? opts.folds.split(',').map((f) => Number.parseInt(f, 10)) : undefined,
         foldSeeds: opts.foldSeeds,
+        refit: opts.refit,
         ensembleAggregation: opts.ensemble,
       },
       opts.quiet,
@@ -35,6 +37,7 @@ export function register(program: Command): void {
       console.log(`ensemble: ${run.ensemble}`);
       console.log(`report: ${run.report}`);
     }
+    if (result.refit) console.log(`model (every frame; predict, export and serve use it): ${result.refit.model}`);
     if (result.repeats) console.log(`repeats: ${result.repeats.markdown} (${result.runs.length} fold seeds, ${result.wallSeconds.toFixed(0)} s)`);
   });
 }

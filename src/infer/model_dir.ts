@@ -278,7 +278,10 @@ export interface CollectedRun {
  * Gathers the members of a run's folds (all folds → ensemble, or one fold) in file form.
  * Every fold must agree on classes and preprocessing, or the ensemble would mix inputs.
  */
-export function collectRun(run: string, fold?: number): CollectedRun {
+export function collectRun(run: string, fold?: number, options: { folds?: boolean } = {}): CollectedRun {
+  // A cv run's model is the one refitted on every frame (cv --refit), unless a fold or the folds are asked for.
+  const refit = join(run, 'refit', 'model');
+  if (fold === undefined && !options.folds && existsSync(join(refit, MODEL_META_FILE))) return collectRun(join(run, 'refit'));
   const folds = runFoldDirs(run);
   // A single-fold `pocovid train` run keeps its model in <run>/model (its fold is in config.json).
   if (folds.length === 0 && existsSync(join(run, 'model', MODEL_META_FILE))) {
@@ -336,6 +339,8 @@ export const RUN_GUARD_FILE = 'guard.json';
 /** A model folder, or a run read as the ensemble of its folds (or one fold). */
 export async function loadModel(path: string, fold?: number): Promise<LoadedModel> {
   if (existsSync(join(path, MODEL_META_FILE))) return loadModelDir(path);
+  // A cv run: the model refitted on every frame (cv --refit), unless a fold is asked for.
+  if (fold === undefined && existsSync(join(path, 'refit', 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'refit', 'model'));
   // A single-fold `pocovid train` run keeps its model in <run>/model.
   if (fold === undefined && existsSync(join(path, 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'model'));
   const collected = collectRun(path, fold);

@@ -38,7 +38,14 @@ export const trainConfigSchema = z.object({
    * validation split from `penalties`; no epochs.
    */
   head: z.enum(['pocovid', 'linear', 'logistic']).optional(),
-  /** The L2 penalties (on the mean loss) a logistic head tries, the best on validation kept. */
+  /**
+   * Train on every frame of the dataset (no test fold, no validation split): the model a user
+   * gets once cross-validation has chosen the recipe. Epoch-based heads run exactly `epochs`
+   * epochs (taken from the folds' best epochs) and keep the last; a logistic head takes the one
+   * penalty given. `fold` is then ignored.
+   */
+  refit: z.boolean().default(false),
+  /** The L2 penalties (on the mean loss) a logistic head tries, the best on the training folds kept. */
   penalties: z.array(z.number().positive()).min(1).default([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1]),
   /** 'grey' feeds the frame's luma to an RGB network's three channels. */
   colour: z.enum(['rgb', 'grey']).default('rgb'),

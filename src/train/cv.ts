@@ -19,7 +19,7 @@ import { createFeatureStore, type SharedFeatureStore } from './feature_cache.js'
 import { evaluateRun } from '../eval/report.js';
 import { repeatFigures, repeatsMarkdown, summarizeRepeats, type RepeatFigures, type RepeatsSummary } from '../eval/repeats.js';
 import { datasetFoldSeed, refoldDataset } from '../data/refold.js';
-import { trainFold, type TrainFoldResult } from './train_fold.js';
+import { LOGISTIC_FILE, trainFold, type TrainFoldResult } from './train_fold.js';
 
 export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
   /** Which folds to run (default: all of the dataset's). */
@@ -31,6 +31,12 @@ export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
    * `out/datasets/seed-<s>`), all sharing the frozen-feature cache, and repeats.json/.md in `out`.
    */
   foldSeeds?: number[];
+  /**
+   * After the cross-validation (default on): train the recipe once more on every frame of the
+   * dataset into `out/refit` — the model predict, export and serve use for the run. The cv's
+   * reports stay the estimate of how it does; the refit has no test frames of its own.
+   */
+  refit?: boolean;
 };
 
 export interface CvResult {
@@ -50,7 +56,42 @@ export interface RepeatedCvResult {
   runs: (CvResult & { seed: number; report: string; figures: RepeatFigures })[];
   /** repeats.md / repeats.json when there are several fold seeds. */
   repeats?: { markdown: string; json: string; summary: RepeatsSummary };
+  /** The model trained on every frame (absent with refit: false). */
+  refit?: { out: string; model: string; epochs?: number; penalty?: number };
   wallSeconds: number;
+}
+
+/** Where a cv run keeps the model trained on every frame. */
+export const REFIT_DIR = 'refit';
+
+/** The middle value (the lower of the two middle ones for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/**
+ * The recipe once more on every frame, its free choices taken from the folds (never from a test
+ * fold: each fold made its own on its training folds): a logistic head's median penalty, or an
+ * epoch-based head's median best epoch.
+ */
+async function refitOnAllFrames(options: CvOptions, out: string, runs: readonly CvResult[], progress: ProgressReporter, featureStore: SharedFeatureStore, quiet: boolean): Promise<NonNullable<RepeatedCvResult['refit']>> {
+  const folds = runs.flatMap((r) => r.folds.map((f) => ({ run: r.out, ...f })));
+  const refitOut = join(out, REFIT_DIR);
+  const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, refit: _r, ...trainOptions } = options;
+  if (options.head === 'logistic') {
+    const penalties = folds.map((f) => readJsonFile<{ penalty: number }>(join(f.run, `fold-${f.fold}`, LOGISTIC_FILE), { what: "the fold's logistic-head fit" }).penalty);
+    // Of the two middle penalties of an even count, the larger: the more regularised model.
+    const sorted = [...penalties].sort((a, b) => a - b);
+    const penalty = sorted[Math.ceil((sorted.length - 1) / 2)]!;
+    progress.log(`refit on every frame: logistic head, penalty ${penalty} (the folds chose ${penalties.join(', ')})`);
+    await trainFold({ ...trainOptions, fold: 0, refit: true, penalties: [penalty], out: refitOut }, { quiet, progress, featureStore });
+    return { out: refitOut, model: join(refitOut, 'model'), penalty };
+  }
+  const epochs = Math.max(1, median(folds.map((f) => f.summary.bestEpoch + 1)));
+  progress.log(`refit on every frame: ${epochs} epochs (the folds' best epochs: ${folds.map((f) => f.summary.bestEpoch + 1).join(', ')})`);
+  await trainFold({ ...trainOptions, fold: 0, refit: true, epochs, out: refitOut }, { quiet, progress, featureStore });
+  return { out: refitOut, model: join(refitOut, 'model'), epochs };
 }
 
 /** Cross-validation over every fold, once per fold seed, each evaluated; see CvOptions.foldSeeds. */
@@ -81,7 +122,8 @@ export async function runRepeatedCrossValidation(options: CvOptions, quiet = fal
     writeFileAtomicSync(markdown, repeatsMarkdown(summary, `${options.model} cv`));
     repeats = { json, markdown, summary };
   }
-  return { out, runs, repeats, wallSeconds: (Date.now() - started) / 1000 };
+  const refit = options.refit === false ? undefined : await refitOnAllFrames(options, out, runs, progress, featureStore, quiet);
+  return { out, runs, repeats, refit, wallSeconds: (Date.now() - started) / 1000 };
 }
 
 /** One cross-validation over the dataset's folds (the shared store lets fold seeds reuse features). */
@@ -107,7 +149,7 @@ export async function runCrossValidation(
       continue;
     }
     progress.log(`fold ${fold + 1}/${folds.length}`);
-    const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, ...trainOptions } = options;
+    const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, refit: _r, ...trainOptions } = options;
     const result = await trainFold({ ...trainOptions, fold, out: foldDir }, { quiet, progress, featureStore });
     const { testPredictions: _p, ...summary } = result;
     results.push({ fold, kept: false, summary });
@@ -133,7 +175,7 @@ export async function runCrossValidation(
   // Every frame trained some member of the ensemble, so the ensemble's guard is fitted on all of them.
   const guard = await fitGuardOnRows(options.data, rows.filter((r) => classes.includes(r.label)));
   if (guard) writeJsonAtomicSync(join(out, RUN_GUARD_FILE), guard);
-  const collected = collectRun(out);
+  const collected = collectRun(out, undefined, { folds: true });
   const ensemble = join(out, ENSEMBLE_DIR);
   await writeModelDirFiles(ensemble, { ...collected.info, aggregation: options.ensembleAggregation ?? 'mean' }, collected.members);
 

@@ -86,13 +86,14 @@ export function augmenterFor(config: Pick<TrainConfig, 'augmentation'>, cfg: Pre
 export async function loadTrainingData(config: TrainConfig, cfg: PretrainedCfg): Promise<FoldData> {
   const { rows, info } = openDataset(config.data);
   const classes = trainingClasses(config);
-  if (config.fold >= info.folds) {
+  if (!config.refit && config.fold >= info.folds) {
     throw new PocovidError(`${config.data}: fold ${config.fold} does not exist; the dataset has folds 0..${info.folds - 1}`);
   }
   const kept = rows.filter((r) => classes.includes(r.label));
-  const split = splitForFold(kept, config.fold, { validationFraction: config.validationFraction, seed: config.seed });
+  // A refit learns from every frame: nothing is held out.
+  const split = config.refit ? { train: kept, validation: [], test: [] } : splitForFold(kept, config.fold, { validationFraction: config.validationFraction, seed: config.seed });
   for (const [name, part] of Object.entries({ train: split.train, validation: split.validation, test: split.test })) {
-    if (part.length === 0) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
+    if (part.length === 0 && (name === 'train' || !config.refit)) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
   }
   // Augmentation is applied only where the caller passes an rng (training views).
   const augmenter = augmenterFor(config, cfg);

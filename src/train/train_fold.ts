@@ -130,13 +130,16 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   const weights = exampleWeights(config.classWeights, data.train.labels, data.train.rows, numClasses);
 
   const optimizer = new ScheduledAdam(config.lr);
-  const selection = new SelectionHandler(config.earlyStoppingPatience);
+  // A refit has no validation split: it neither stops early nor lowers the rate on a plateau,
+  // and keeps its last epoch (the number of epochs comes from the cross-validation's folds).
+  const patience = (value: number) => (config.refit ? Number.POSITIVE_INFINITY : value);
+  const selection = new SelectionHandler(patience(config.earlyStoppingPatience));
   // A fold that fails part-way still releases the backbone runner (an ONNX session) and the tensors.
   try {
-    const plateau = new PlateauHandler(config.plateauFactor, config.plateauPatience);
+    const plateau = new PlateauHandler(config.plateauFactor, patience(config.plateauPatience));
     const history = new HistoryHandler(join(out, 'history.jsonl'));
     // First: an epoch whose loss is not finite stops the fold before anything of it is recorded.
-    const finite = new FiniteLossHandler(config.fold, join(out, 'checkpoint'));
+    const finite = new FiniteLossHandler(config.fold, join(out, 'checkpoint'), !config.refit);
     const handlers: TrainingHandler[] = [finite, history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
     let loop: Awaited<ReturnType<typeof runEpochs>>;

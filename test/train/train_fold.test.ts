@@ -180,6 +180,20 @@ describe('trainFold', () => {
     loaded.members.forEach((m) => m.dispose());
   });
 
+  it('refits on every frame: no test or validation frames, exactly the epochs asked for, the last epoch kept', async () => {
+    const out = join(root, 'run-refit');
+    const result = await trainFold({ ...base(), fold: 0, out, epochs: 3, refit: true }, { quiet: true });
+    const history = readFileSync(join(out, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { epoch: number });
+    expect(history.map((h) => h.epoch)).toEqual([0, 1, 2]);
+    expect(result.testPredictions).toHaveLength(0);
+    expect(result.stoppedEarly).toBe(false);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { split: { train: number; validation: number; test: number } };
+    expect(config.split).toMatchObject({ train: rows.length, validation: 0, test: 0 });
+    const loaded = await loadModel(out);
+    expect(loaded.meta.guard?.fittedOn).toBe(rows.length);
+    loaded.members.forEach((m) => m.dispose());
+  });
+
   it('refuses a fold the dataset does not have, naming the folds it has', async () => {
     await expect(trainFold({ ...base(), fold: 5, out: join(root, 'bad'), epochs: 1 }, { quiet: true })).rejects.toThrow(/fold 5 does not exist; the dataset has folds 0\.\.2/);
   });
