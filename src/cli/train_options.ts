@@ -51,6 +51,7 @@ export function addTrainOptions(command: Command): Command {
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
     .addOption(new Option('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels").choices(['original', 'ultrasound']).default('original'))
     .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)").choices(['pocovid', 'linear', 'logistic']))
+    .addOption(new Option('--class-bias <kind>', "logistic head: per-class logit offsets fitted on the training folds' out-of-fold predictions (patients not seen), or none").choices(['fitted', 'none']).default('none'))
     .option('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', floats)
     .addOption(new Option('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle').choices(['off', 'mask', 'crop', 'warp']).default('off'))
     .addOption(new Option('--colour <kind>', 'grey: feed the luma to all channels of an RGB network').choices(['rgb', 'grey']).default('rgb'))
@@ -86,6 +87,7 @@ export interface ParsedTrainOptions {
   augmentation: 'original' | 'ultrasound';
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
+  classBias: 'fitted' | 'none';
   colour: 'rgb' | 'grey';
   sector: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
@@ -120,6 +122,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     augmentation: o.augmentation,
     head: o.head,
     penalties: o.penalties,
+    classBias: o.classBias,
     colour: o.colour,
     sector: o.sector,
     weightDecay: o.weightDecay,

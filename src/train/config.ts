@@ -45,6 +45,12 @@ export const trainConfigSchema = z.object({
    * penalty given. `fold` is then ignored.
    */
   refit: z.boolean().default(false),
+  /**
+   * A logistic head's per-class logit offsets: 'fitted' on the out-of-fold predictions of the
+   * training folds (patients the model did not see), so that new patients are decided as evenly
+   * per class as the validation of the penalty saw; 'none' keeps the fit's own.
+   */
+  classBias: z.enum(['fitted', 'none']).default('none'),
   /** The L2 penalties (on the mean loss) a logistic head tries, the best on the training folds kept. */
   penalties: z.array(z.number().positive()).min(1).default([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1]),
   /** 'grey' feeds the frame's luma to an RGB network's three channels. */

@@ -146,7 +146,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     if (config.head === 'logistic') {
       // A convex fit on the cached features instead of epochs: nothing to checkpoint or resume.
       if (!sources.features) throw new PocovidError('a logistic head needs the frozen-feature cache (--feature-cache auto and a frozen backbone)');
-      const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE));
+      const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE), { classBias: config.classBias });
       const chosen = fit.grid.find((g) => g.penalty === fit.penalty)!;
       progress.log(
         `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn), ${fit.seconds.toFixed(1)} s`,
