@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { formatCsv } from '../data/csv.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { classActivationMap, supportsCam } from './cam.js';
@@ -106,7 +106,7 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
   const frameMc = new Map<string, MeanStd[]>();
   for (const [n, item] of items.entries()) {
     log(`[${n + 1}/${items.length}] ${item.name} (${item.frames.length} frame${item.frames.length === 1 ? '' : 's'})`);
-    const inputs = item.frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const inputs = clipInputs(item.frames, cfg);
     const flat = new Float32Array(inputs.length * h * w * cfg.channels);
     inputs.forEach((x, i) => flat.set(x, i * x.length));
     const probsFlat = await forward(flat, inputs.length);

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { initEngine } from '../engine/index.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import { classifyInputsWith, type MemberForward } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
 import type { DecodeLimits } from '../media/ffmpeg.js';
@@ -198,7 +198,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   ): Promise<PredictionResult> {
     const aggregation = call.aggregation ?? 'mean';
     const guards = await guardFrames(frames, guardSource);
-    const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const inputs = clipInputs(frames, cfg);
     const scores = await classifyInputsWith(model.members, forwards, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
     const frameResults: FrameResult[] = frames.map((f, i) => ({
       index: f.index,
