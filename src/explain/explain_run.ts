@@ -71,18 +71,24 @@ const argMax = (p: number[]): number => p.indexOf(Math.max(...p));
 
 export async function explain(options: ExplainOptions): Promise<ExplainResult> {
   const rm = await loadRunModel(options.run, options.fold);
-  const { model, cfg } = rm;
-  const methods = resolveMethods(options.methods, rm);
-  const files = options.files ?? [];
-  const items: ExplainItem[] =
-    files.length > 0
-      ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
-      : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
-  const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+  // The model is loaded for this call only: its weights go with it, whatever happens (a library
+  // caller explaining one run after another must not keep every model it ever loaded).
   try {
-    return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    const { model, cfg } = rm;
+    const methods = resolveMethods(options.methods, rm);
+    const files = options.files ?? [];
+    const items: ExplainItem[] =
+      files.length > 0
+        ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
+        : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
+    const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+    try {
+      return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    } finally {
+      await runner?.dispose();
+    }
   } finally {
-    await runner?.dispose();
+    rm.model.dispose();
   }
 }
 
