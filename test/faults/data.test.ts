@@ -44,7 +44,7 @@ describe('data build --folds', () => {
     mkdirSync(out);
     writeFileSync(join(out, 'manifest.csv'), 'an earlier manifest\n');
     await expect(buildDataset({ source, out, folds: 99, size: 32, quiet: true })).rejects.toThrow(
-      '--folds 99, but there are only 6 patient groups (dataset_metadata.csv "Patient ID"; a source without one is its own patient): use --folds 6 or fewer',
+      '--folds 99, but there are only 6 patient groups (dataset_metadata.csv "Patient ID", else a DICOM file\'s Patient ID; a source without either is its own patient): use --folds 6 or fewer',
     );
     await expect(buildDataset({ source, out, folds: 9, size: 32, quiet: true, groupBy: 'video' })).rejects.toThrow('--folds 9, but there are only 6 videos and images (--group-by video): use --folds 6 or fewer');
     expect(readFileSync(join(out, 'manifest.csv'), 'utf8')).toBe('an earlier manifest\n');
