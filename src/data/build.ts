@@ -158,6 +158,8 @@ export async function buildDataset(options: BuildOptions): Promise<BuildResult> 
   // Created (or read) only when a DICOM file's patient has to come from its Patient ID.
   let patientKey: PatientKey | undefined;
   const key = () => (patientKey ??= loadOrCreatePatientKey(opts.patientSalt));
+  // A salt file that exists is checked now: a bad one must stop the build, not skip every source.
+  if (existsSync(opts.patientSalt)) key();
   const dicomFacts = new Map<string, NonNullable<SourceFrames['dicom']>>();
   // The patient known without decoding: the patient folder, else dataset_metadata.csv (POCUS).
   const knownPatient = (item: SourceItem): string | undefined => item.patientFolder ?? (item.probe === 'unknown' ? undefined : patients.patientOf(item.name, item.probe));

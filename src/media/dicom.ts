@@ -154,7 +154,11 @@ function parse(name: string, bytes: Uint8Array, limits: DicomLimits): DataSet {
     if ((err as NodeJS.ErrnoException)?.code === 'ERR_BUFFER_TOO_LARGE') {
       throw new BadInputError(name, `deflated DICOM data set inflates past ${limits.maxInflatedBytes} bytes (limit)`);
     }
-    throw new BadInputError(name, `truncated or corrupt DICOM file (${parserMessage(err)})`);
+    const message = parserMessage(err);
+    const partial = err && typeof err === 'object' && 'dataSet' in err ? (err as { dataSet?: DataSet }).dataSet : undefined;
+    if (partial?.elements[TAG.pixelData]) throw new BadInputError(name, 'truncated: the pixel data runs past the end of the file');
+    if (/overrun|past end|overread/i.test(message)) throw new BadInputError(name, `truncated: the file ends inside an element (${message})`);
+    throw new BadInputError(name, `corrupt or not a DICOM file (${message})`);
   }
 }
 

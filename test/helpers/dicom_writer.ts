@@ -57,7 +57,7 @@ export interface DicomSpec {
   numberOfFrames?: boolean;
   /** Tags other than the pixel module: timing, identifying values, palette... */
   extra?: Element[];
-  /** Identifying tags (default: IDENTIFYING); null for none. */
+  /** Identifying tags (default: IDENTIFYING; a key set to undefined is left out); null for none. */
   identifying?: Partial<Record<keyof typeof IDENTIFYING, string>> | null;
   /** Leave the Basic Offset Table empty (encapsulated syntaxes). */
   emptyOffsetTable?: boolean;
@@ -227,8 +227,8 @@ export async function writeDicom(spec: DicomSpec): Promise<Uint8Array> {
   if (spp === 3) elements.push({ tag: [0x0028, 0x0006], vr: 'US', value: [spec.planar ? 1 : 0] });
   if (spec.frames.length > 1 || spec.numberOfFrames) elements.push({ tag: [0x0028, 0x0008], vr: 'IS', value: String(spec.frames.length) });
   const identifying = spec.identifying === null ? {} : { ...IDENTIFYING, ...spec.identifying };
-  for (const [key, value] of Object.entries(identifying) as [keyof typeof IDENTIFYING, string][]) {
-    elements.push({ tag: IDENTIFYING_TAGS[key], vr: IDENTIFYING_VR[key], value });
+  for (const [key, value] of Object.entries(identifying) as [keyof typeof IDENTIFYING, string | undefined][]) {
+    if (value !== undefined) elements.push({ tag: IDENTIFYING_TAGS[key], vr: IDENTIFYING_VR[key], value });
   }
   elements.push(...(spec.extra ?? []));
   elements.sort((a, b) => a.tag[0] - b.tag[0] || a.tag[1] - b.tag[1]);
