@@ -246,6 +246,13 @@ describe('errors name the file and the reason, never a tag value', () => {
     await expectError(damaged, /corrupt JPEG|truncated|corrupt/, true);
   });
 
+  it('a header that promises more frames than the pixel data holds', async () => {
+    const bytes = Buffer.from(await writeDicom({ syntax: 'explicit-le', rows: ROWS, columns: COLS, frames: [greyFrame(0), greyFrame(1)] }));
+    const at = bytes.indexOf(Buffer.from([0x28, 0x00, 0x08, 0x00, 0x49, 0x53])); // (0028,0008) IS
+    bytes.write('3', at + 8, 'latin1');
+    await expectError(bytes, /^scans\/IM0001: truncated: pixel data holds 384 bytes, 3 frame\(s\) of 16x12 need 576$/);
+  });
+
   it('an unsupported transfer syntax is named', async () => {
     const bytes = Buffer.from(await writeDicom({ syntax: 'jpeg', rows: ROWS, columns: COLS, frames: [greyFrame(0)] }));
     const at = bytes.indexOf('1.2.840.10008.1.2.4.50');
