@@ -7,8 +7,9 @@
 // sector's shape and the brightness falling off with depth, and at 64 bits that is almost all
 // the hash sees. On the real POCUS frames, frames of different patients came within 4 of 64 bits
 // (a distance that re-encoding alone reaches); at 255 bits the closest two patients differ by 36
-// while a JPEG re-encode (quality 40) gives 0, brightness/contrast ±15% at most 14 and a 3% shift
-// 28 in the median (docs/results.md, "Leakage audit").
+// while a JPEG re-encode (quality 40) gives 0, brightness/contrast +15% at most 14 and a 3% shift
+// 32 in the median; a 4% crop (76) is out of reach (scripts/phash-threshold.ts; docs/results.md,
+// "Leakage audit").
 import sharp from 'sharp';
 
 export const HASH_SIDE = 64;

@@ -61,6 +61,8 @@ export interface DicomSpec {
   identifying?: Partial<Record<keyof typeof IDENTIFYING, string>> | null;
   /** Leave the Basic Offset Table empty (encapsulated syntaxes). */
   emptyOffsetTable?: boolean;
+  /** Split each compressed frame into this many fragments (default 1), as some scanners do. */
+  fragmentsPerFrame?: number;
   sopClass?: string;
   /** JPEG quality (default 95). */
   quality?: number;
@@ -183,7 +185,8 @@ async function jpegFrame(frame: Uint8Array, spec: DicomSpec): Promise<Uint8Array
     .toBuffer();
 }
 
-function encapsulate(fragments: Uint8Array[], emptyTable: boolean): Uint8Array {
+/** Items of the encapsulated pixel data: the offset table (one entry per frame, pointing at its first fragment), then the fragments. */
+function encapsulate(frames: Uint8Array[], emptyTable: boolean, perFrame = 1): Uint8Array {
   const item = (data: Uint8Array) => {
     const padded = data.length % 2 === 0 ? data : Buffer.concat([data, Buffer.from([0])]);
     const head = Buffer.alloc(8);
@@ -192,15 +195,18 @@ function encapsulate(fragments: Uint8Array[], emptyTable: boolean): Uint8Array {
     head.writeUInt32LE(padded.length, 4);
     return Buffer.concat([head, padded]);
   };
-  const items = fragments.map(item);
-  const table = Buffer.alloc(emptyTable ? 0 : 4 * fragments.length);
-  if (!emptyTable) {
-    let offset = 0;
-    items.forEach((it, k) => {
-      table.writeUInt32LE(offset, 4 * k);
+  const table = Buffer.alloc(emptyTable ? 0 : 4 * frames.length);
+  const items: Uint8Array[] = [];
+  let offset = 0;
+  frames.forEach((frame, k) => {
+    if (!emptyTable) table.writeUInt32LE(offset, 4 * k);
+    const size = Math.ceil(frame.length / perFrame / 2) * 2;
+    for (let start = 0; start < frame.length; start += size) {
+      const it = item(frame.subarray(start, start + size));
+      items.push(it);
       offset += it.length;
-    });
-  }
+    }
+  });
   const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
   return Buffer.concat([item(table), ...items, delimiter]);
 }
@@ -238,7 +244,7 @@ export async function writeDicom(spec: DicomSpec): Promise<Uint8Array> {
     const fragments = spec.syntax === 'jpeg'
       ? await Promise.all(spec.frames.map((f) => jpegFrame(f as Uint8Array, spec)))
       : spec.frames.map((f) => encodeRleFrame(f, spec.rows, spec.columns, spp));
-    pixelElement = Buffer.concat([encodeElement({ tag: [0x7fe0, 0x0010], vr: 'OB', value: new Uint8Array() }, true, true, true), encapsulate(fragments, spec.emptyOffsetTable ?? false)]);
+    pixelElement = Buffer.concat([encodeElement({ tag: [0x7fe0, 0x0010], vr: 'OB', value: new Uint8Array() }, true, true, true), encapsulate(fragments, spec.emptyOffsetTable ?? false, spec.fragmentsPerFrame)]);
   } else {
     const all = bitsAllocated === 16
       ? Uint16Array.from(spec.frames.flatMap((f) => Array.from(f)))

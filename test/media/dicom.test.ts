@@ -93,11 +93,16 @@ describe('transfer syntaxes', () => {
       const error = frame.reduce((a, v, i) => a + Math.abs(v - frames[k]![i]!), 0) / frame.length;
       expect(error).toBeLessThan(4);
     }
-    // Grey JPEG, and frames located without a basic offset table.
-    const greyClip = await open({ syntax: 'jpeg', frames: grey, emptyOffsetTable: true });
-    for (const [k, frame] of (await allFrames(greyClip)).entries()) {
-      expect(frame.reduce((a, v, i) => a + Math.abs(v - greyToRgb(grey[k]!)[i]!), 0) / frame.length).toBeLessThan(3);
+    // Grey JPEG, each frame in three fragments: found through the offset table, and without one
+    // by the JPEG markers.
+    for (const emptyOffsetTable of [false, true]) {
+      const greyClip = await open({ syntax: 'jpeg', frames: grey, fragmentsPerFrame: 3, emptyOffsetTable });
+      for (const [k, frame] of (await allFrames(greyClip)).entries()) {
+        expect(frame.reduce((a, v, i) => a + Math.abs(v - greyToRgb(grey[k]!)[i]!), 0) / frame.length).toBeLessThan(3);
+      }
     }
+    // RLE frames split over fragments with no table cannot be told apart: a clear error.
+    await expect(open({ syntax: 'rle', frames: grey, fragmentsPerFrame: 2, emptyOffsetTable: true }).then((c) => c.frame(1))).rejects.toThrow(/6 pixel data fragments for 3 frames and no offset table/);
   });
 });
 
@@ -251,6 +256,17 @@ describe('errors name the file and the reason, never a tag value', () => {
     const at = bytes.indexOf(Buffer.from([0x28, 0x00, 0x08, 0x00, 0x49, 0x53])); // (0028,0008) IS
     bytes.write('3', at + 8, 'latin1');
     await expectError(bytes, /^scans\/IM0001: truncated: pixel data holds 384 bytes, 3 frame\(s\) of 16x12 need 576$/);
+  });
+
+  it('a deflated data set that inflates past the limit', async () => {
+    const bytes = await writeDicom({ syntax: 'deflated', rows: ROWS, columns: COLS, frames: [greyFrame(0), greyFrame(1)] });
+    let message = '';
+    try {
+      openDicom('bomb.dcm', bytes, { maxInflatedBytes: 200 });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toBe('bomb.dcm: deflated DICOM data set inflates past 200 bytes (limit)');
   });
 
   it('an unsupported transfer syntax is named', async () => {
