@@ -370,11 +370,10 @@ export function openDicom(name: string, bytes: Uint8Array, limits: Partial<Dicom
   if (!element) throw new BadInputError(name, 'DICOM file without pixel data (not an image, e.g. a report or a presentation state)');
   const littleEndian = uid !== BIG_ENDIAN;
   const format = pixelFormat(name, ds, littleEndian, resolved);
-  const declaredFrames = number(ds, TAG.numberOfFrames) ?? 1;
-  if (!(Number.isInteger(declaredFrames) && declaredFrames >= 1 && declaredFrames <= MAX_FRAMES)) {
-    throw new BadInputError(name, `Number of Frames ${declaredFrames} is not an integer in 1..${MAX_FRAMES}`);
+  const frameCount = number(ds, TAG.numberOfFrames) ?? 1;
+  if (!(Number.isInteger(frameCount) && frameCount >= 1 && frameCount <= MAX_FRAMES)) {
+    throw new BadInputError(name, `Number of Frames ${frameCount} is not an integer in 1..${MAX_FRAMES}`);
   }
-  const frameCount = declaredFrames;
   const encapsulated = uid === JPEG_BASELINE || uid === RLE_LOSSLESS;
   if (encapsulated !== Boolean(element.encapsulatedPixelData)) {
     throw new BadInputError(name, encapsulated ? `${syntaxName} pixel data is not encapsulated (corrupt file)` : 'encapsulated pixel data in an uncompressed transfer syntax (corrupt file)');
