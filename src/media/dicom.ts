@@ -15,6 +15,7 @@ import type * as DicomParserModule from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
+import { DEFAULT_LIMITS } from './ffmpeg.js';
 import { samplesPerFrame, SUPPORTED_PHOTOMETRIC, toRgb8, type FrameSamples, type Palette, type PixelFormat } from './dicom_pixels.js';
 import { decodeRleFrame } from './rle.js';
 
@@ -127,7 +128,8 @@ export interface DicomLimits {
   maxInflatedBytes: number;
 }
 
-const DEFAULT_DICOM_LIMITS: DicomLimits = { maxPixels: 4096 * 4096, maxInflatedBytes: 2 * 1024 ** 3 };
+// A DICOM frame is held to the limit of a video frame (src/media/accept.ts: one rule for every reader).
+const DEFAULT_DICOM_LIMITS: DicomLimits = { maxPixels: DEFAULT_LIMITS.maxPixels, maxInflatedBytes: 2 * 1024 ** 3 };
 const MAX_SIDE = 8192;
 const MAX_FRAMES = 100_000;
 

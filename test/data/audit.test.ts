@@ -37,10 +37,18 @@ async function cli(args: string[]): Promise<{ out: string; err: string; code: nu
   }
 }
 
+/** Writes the rows as the manifest and dataset.json's frame counts to match, as data build writes both. */
 function writeManifest(dir: string, rows: ManifestRow[], options: Record<string, unknown> = {}): void {
   writeFileSync(join(dir, 'manifest.csv'), formatManifest(rows));
   const info = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as DatasetInfo;
-  writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ ...info, options: { ...info.options, ...options } }, null, 2));
+  const perClass: Record<string, number> = {};
+  const perFold: Record<string, Record<string, number>> = {};
+  for (const r of rows) {
+    perClass[r.label] = (perClass[r.label] ?? 0) + 1;
+    const fold = (perFold[r.fold] ??= {});
+    fold[r.label] = (fold[r.label] ?? 0) + 1;
+  }
+  writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ ...info, options: { ...info.options, ...options }, counts: { ...info.counts, perClass, perFold } }, null, 2));
 }
 
 /** A copy of `frame` re-encoded as JPEG (quality 60) and 8% brighter: the same picture to a person. */
@@ -66,7 +74,8 @@ async function plantLeaks(): Promise<{ dir: string; rows: ManifestRow[]; copyFol
   await movePatient(dir, rows);
   // 3. One frame corrupt, one missing.
   writeFileSync(join(dir, rows[3]!.path), 'not a png');
-  rows.push({ ...rows[4]!, path: 'frames/gone.png' });
+  // (a frame number of its own: a strict manifest lists each frame of a source once)
+  rows.push({ ...rows[4]!, path: 'frames/gone.png', frame: 999 });
   // 4. The same source bytes under two names in different folds (sources in a folder the audit can find).
   const sources = join(dir, 'src');
   for (const r of rows) {
