@@ -1,12 +1,13 @@
 // The leakage audit on datasets with planted leaks (a re-encoded copy of a clip under another
 // patient, the same file under two names, a patient in two folds, broken frames), its
 // perceptual hash, the `data audit` command, and `cv` refusing a leaking dataset unless told.
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { auditDataset, formatAudit } from '../../src/data/audit.js';
+import { foldRows } from '../../src/data/folds.js';
 import { formatManifest } from '../../src/data/manifest.js';
 import { distanceAt, hammingDistance, HASH_BITS, HASH_WORDS, hashGrey, perceptualHash } from '../../src/data/phash.js';
 import type { DatasetInfo, ManifestRow } from '../../src/data/types.js';
@@ -230,5 +231,33 @@ describe('cv and a leaking dataset', () => {
     expect(run.err).toMatch(/WARNING: --allow-leakage: the folds of .* LEAK; every result of this run is optimistic/);
     expect(JSON.parse(readFileSync(join(out, 'audit.json'), 'utf8'))).toMatchObject({ leaking: true, allowLeakage: true });
     expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).kind).toBe('cv');
+  });
+
+  it('with --fold-seeds, audits every fold assignment before any fold trains', async () => {
+    // covid-0's clip re-encoded as another patient's, in the same fold: the dataset's own folds do not leak.
+    const dir = join(root, 'copy-same-fold');
+    cpSync(clean, dir, { recursive: true });
+    const rows = clean_rows.map((r) => ({ ...r }));
+    for (const r of clean_rows.filter((r) => r.patient === 'covid-0')) {
+      const path = r.path.replace('.png', '_copy.png');
+      await reencoded(join(dir, r.path), join(dir, path));
+      rows.push({ ...r, path, source: 'pocus_videos/convex/Cov_reupload.mp4', patient: 'uploader-9' });
+    }
+    writeManifest(dir, rows);
+    expect((await auditDataset(dir, { quiet: true })).leaking).toBe(false);
+    // A fold seed (data refold's rule) that puts the copy and its original in different folds.
+    const foldOf = (seed: number, patient: string) => foldRows(rows, 2, seed, 'patient').find((r) => r.patient === patient)!.fold;
+    const seed = Array.from({ length: 30 }, (_, k) => k + 1).find((k) => foldOf(k, 'covid-0') !== foldOf(k, 'uploader-9'))!;
+    expect(seed).toBeGreaterThan(0);
+    const out = join(root, 'cv-seeds');
+    const run = await cli([...cvArgs(dir, out), '--fold-seeds', `0,${seed}`]);
+    expect(run.code).toBe(2);
+    expect(run.err).toContain(`${join(out, 'datasets', `seed-${seed}`)}: the folds leak`);
+    expect(run.err).toContain('pocus_videos/convex/Cov_reupload.mp4');
+    expect(JSON.parse(readFileSync(join(out, 'seed-0', 'audit.json'), 'utf8'))).toMatchObject({ leaking: false });
+    expect(JSON.parse(readFileSync(join(out, `seed-${seed}`, 'audit.json'), 'utf8'))).toMatchObject({ leaking: true, allowLeakage: false });
+    // Refused before the first fold assignment trained.
+    expect(existsSync(join(out, 'seed-0', 'fold-0'))).toBe(false);
+    expect(existsSync(join(out, 'seed-0', 'config.json'))).toBe(false);
   });
 });
