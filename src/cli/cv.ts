@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { runRepeatedCrossValidation } from '../train/cv.js';
+import { auditBeforeCrossValidation } from './leakage_gate.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
 function seedList(value: string): number[] {
@@ -19,8 +20,9 @@ export function register(program: Command): void {
       .option('--folds <list>', 'only these folds, comma-separated')
       .option('--no-refit', 'do not train the recipe once more on every frame after the cv (the run then has only its fold models)')
       .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', seedList)
-      .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean')),
-  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; refit: boolean; ensemble: 'mean' | 'vote' }) => {
+      .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean'))
+      .option('--allow-leakage', 'run even when `data audit` finds the folds leak (patients or copies across folds); results will be optimistic'),
+  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; refit: boolean; ensemble: 'mean' | 'vote'; allowLeakage?: boolean }) => {
     const result = await runRepeatedCrossValidation(
       {
         ...toConfigInput(opts),
@@ -30,6 +32,8 @@ export function register(program: Command): void {
         ensembleAggregation: opts.ensemble,
       },
       opts.quiet,
+      // Every fold assignment the cv trains on (each --fold-seeds one too) is audited first.
+      { checkDataset: (data, runOut) => auditBeforeCrossValidation(data, runOut, opts.allowLeakage ?? false, opts.quiet) },
     );
     for (const run of result.runs) {
       console.log(`run: ${run.out} (fold seed ${run.seed}, ${run.folds.length} folds, ${run.wallSeconds.toFixed(0)} s)`);

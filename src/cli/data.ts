@@ -1,7 +1,9 @@
-// `pocovid data build | phantom | fetch`: parse options, call src/data, print a summary.
+// `pocovid data build | audit | refold | phantom | fetch`: parse options, call src/data, print a summary.
 import { refoldDataset } from '../data/refold.js';
 import { Command, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
+import { parseClassMap } from '../data/layouts.js';
+import { registerAudit } from './data_audit.js';
 import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
 import { writePhantom } from '../data/phantom.js';
 import type { Probe } from '../data/sources.js';
@@ -17,21 +19,28 @@ const int = (value: string): number => {
 function registerBuild(data: Command): void {
   data
     .command('build')
-    .description('decode a POCUS-layout folder (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json) into PNG frames, manifest.csv and patient-grouped folds')
-    .requiredOption('--source <dir>', 'folder laid out like the POCUS repository data/ folder')
+    .description(
+      'decode a source folder into PNG frames, manifest.csv and patient-grouped folds. Layouts: the POCUS repository data/ folder ' +
+        '(pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json); DIR/<class>/<files>; DIR/<class>/<patient>/<files>. ' +
+        'Images, videos and DICOM files (recognised by their bytes, whatever the name); a DICOM Patient ID groups files as a salted hash, never in clear',
+    )
+    .requiredOption('--source <dir>', 'the POCUS data/ folder, or a folder with one sub-folder per class (and optionally per patient)')
     .requiredOption('--out <dir>', 'dataset folder to write (re-runs reuse finished sources)')
     .option('--fps <n>', 'frames per second kept from videos', Number, 3)
     .option('--max-frames <n>', 'at most this many frames per video', int, 30)
     .option('--size <n>', 'frame side in pixels', int, 224)
-    .option('--probes <list>', 'convex, linear or both', list, ['convex'])
+    .option('--probes <list>', 'POCUS layout: convex, linear or both', list, ['convex'])
     .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', list, ['covid', 'pneumonia', 'regular'])
+    .option('--class-map <map>', 'class-folder layouts: folder names of the classes, e.g. covid=COVID-19,regular=Healthy (default: the class names, any case)')
+    .option('--patient-salt <file>', 'secret salt for DICOM Patient ID pseudonyms (created if missing; default <out>/patient-salt; reuse it to rebuild with the same groups)')
     .option('--folds <k>', 'number of folds', int, 5)
     .option('--seed <n>', 'seed of the fold assignment', int, 0)
     .addOption(new Option('--group-by <what>', 'keep each patient (honest) or each video (original protocol) in one fold').choices(['patient', 'video']).default('patient'))
     .option('--crop <file>', 'crop.json (default: <source>/crop.json when present)')
     .option('--concurrency <n>', 'sources decoded at once', int, 2)
     .option('--quiet', 'no progress output')
-    .action(async (o: { source: string; out: string; fps: number; maxFrames: number; size: number; probes: string[]; classes: string[]; folds: number; seed: number; groupBy: string; crop?: string; concurrency: number; quiet?: boolean }) => {
+    .action(async (o: { source: string; out: string; fps: number; maxFrames: number; size: number; probes: string[]; classes: string[]; classMap?: string; patientSalt?: string; folds: number; seed: number; groupBy: string; crop?: string; concurrency: number; quiet?: boolean }) => {
+      const classes = o.classes as ClassName[];
       const result = await buildDataset({
         source: o.source,
         out: o.out,
@@ -39,7 +48,9 @@ function registerBuild(data: Command): void {
         maxFrames: o.maxFrames,
         size: o.size,
         probes: o.probes as Probe[],
-        classes: o.classes as ClassName[],
+        classes,
+        ...(o.classMap !== undefined ? { classMap: parseClassMap(o.classMap, classes) } : {}),
+        ...(o.patientSalt !== undefined ? { patientSalt: o.patientSalt } : {}),
         folds: o.folds,
         seed: o.seed,
         groupBy: o.groupBy as GroupBy,
@@ -55,6 +66,10 @@ function registerBuild(data: Command): void {
       }
       console.log(`all   ${info.classes.map((c) => String(info.counts.perClass[c] ?? 0).padStart(10)).join('')}`);
       for (const s of info.skipped) console.log(`skipped ${s.source}: ${s.reason}`);
+      for (const w of info.warnings ?? []) console.warn(`warning: ${w}`);
+      if (info.patientPseudonyms) {
+        console.log(`patients of ${info.patientPseudonyms.sources} DICOM file(s) from their Patient ID as salted hashes (salt: ${info.patientPseudonyms.saltFile}, fingerprint ${info.patientPseudonyms.saltFingerprint}; keep it private)`);
+      }
     });
 }
 
@@ -105,9 +120,10 @@ function registerRefold(data: Command): void {
 }
 
 export function register(program: Command): void {
-  const data = program.command('data').description('datasets: build frames and folds from POCUS videos, write the synthetic phantom, fetch the public POCUS data');
+  const data = program.command('data').description('datasets: build frames and folds from videos, images and DICOM, audit folds for leakage, write the synthetic phantom, fetch the public POCUS data');
   registerBuild(data);
   registerPhantom(data);
   registerFetch(data);
   registerRefold(data);
+  registerAudit(data);
 }

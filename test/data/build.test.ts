@@ -43,11 +43,11 @@ describe('buildDataset over the phantom', () => {
     expect(info.options).toMatchObject({ fps: 5, maxFrames: 3, size: 32, folds: 3, seed: 1, groupBy: 'patient', probes: ['convex'] });
     expect(info.tools.ffmpeg).toMatch(/\S/);
     const reasons = Object.fromEntries(info.skipped.map((s) => [s.source, s.reason]));
-    expect(reasons['pocus_videos/convex/Cov_corrupt.mp4']).toMatch(/^not a supported image .* or video/);
+    expect(reasons['pocus_videos/convex/Cov_corrupt.mp4']).toMatch(/^not a supported image .*, video .* or DICOM file$/);
     expect(reasons['pocus_videos/convex/Reg_empty.avi']).toBe('the file is empty');
     expect(reasons['pocus_videos/convex/Subpleural_mystery.mp4']).toMatch(/unknown class prefix/);
     // Typed from the bytes, as predict types files: the name's extension decides nothing.
-    expect(reasons['pocus_images/convex/Pneu_notes.txt']).toMatch(/^not a supported image \(PNG, JPEG, BMP, WebP, TIFF\) or video/);
+    expect(reasons['pocus_images/convex/Pneu_notes.txt']).toMatch(/^not a supported image \(PNG, JPEG, BMP, WebP, TIFF\), video \(MP4\/MOV, AVI, GIF, MPEG-PS\/TS, MKV\/WebM\) or DICOM file$/);
     expect(reasons['pocus_videos/convex/Vir_phantom_x.gif']).toBe('class viral not in --classes');
     // Patients from dataset_metadata.csv (some hold two videos), never split across folds.
     const foldOf = new Map<string, number>();
