@@ -14,6 +14,7 @@ import { evaluatePredictions, type Evaluation } from './evaluate.js';
 import { formatReportMarkdown } from './markdown.js';
 import { applyBinaryTask, restrictClasses, type TaskTable } from './tasks.js';
 import { VIDEO_AGGREGATIONS, type Report, type VideoAggregation } from './types.js';
+import { foldCalibrations } from './run_calibrations.js';
 
 export interface WriteReportOptions {
   title?: string;
@@ -110,6 +111,8 @@ export interface EvaluateRunOptions {
   extra?: Record<string, unknown>;
   notes?: string;
   plots?: boolean;
+  /** Coverage of the prediction sets (default: each fold calibration's own). */
+  coverage?: number;
 }
 
 function readRunConfig(runDir: string): Record<string, unknown> | undefined {
@@ -161,7 +164,13 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
     task = applyBinaryTask(options.binary, task.rows, task.classes);
     taskName = taskName ? `${taskName}_${options.binary}` : options.binary;
   }
-  const report = evaluatePredictions(task.rows, task.classes, { videoAggregation: options.videoAggregation, description: task.description });
+  // Prediction sets are calibrated on the model's own classes: a reduced task has none.
+  const calibrations = taskName ? new Map() : foldCalibrations(runDir);
+  const report = evaluatePredictions(task.rows, task.classes, {
+    videoAggregation: options.videoAggregation,
+    description: task.description,
+    ...(calibrations.size > 0 ? { conformal: { calibrations, coverage: options.coverage } } : {}),
+  });
   const outDir = options.outDir ?? (taskName ? join(runDir, 'tasks', taskName) : runDir);
   const model = typeof config?.model === 'string' ? config.model : undefined;
   const title = options.title ?? `Evaluation of ${basename(runDir)}${model ? ` (${model})` : ''}${taskName ? `: ${task.description}` : ''}`;

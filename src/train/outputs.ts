@@ -7,6 +7,9 @@ import { writePredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow } from '../eval/types.js';
 import { saveModelDir } from '../infer/model_dir.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
+import { calibrateFromRows } from '../eval/conformal_rows.js';
+import { VALIDATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';
+import type { ConformalCalibration } from '../eval/conformal.js';
 import type { GuardStats } from '../guard/guard.js';
 import type { TrainFoldResult } from './train_fold.js';
 
@@ -33,8 +36,22 @@ export function toPredictionRows(predictions: readonly PredictionOut[]): Predict
   }));
 }
 
-export async function writeFoldOutputs(out: string, built: BuiltModel, result: TrainFoldResult, guard?: GuardStats): Promise<void> {
+export async function writeFoldOutputs(
+  out: string,
+  built: BuiltModel,
+  result: TrainFoldResult,
+  guard?: GuardStats,
+  validationPredictions: readonly PredictionOut[] = [],
+): Promise<void> {
   writePredictionsCsv(join(out, PREDICTIONS_FILE), toPredictionRows(result.testPredictions), result.classes);
+  // The prediction sets are calibrated on the validation split: never trained on, though it chose
+  // the checkpoint (by balanced accuracy, not by the scores calibrated here).
+  const validationRows = toPredictionRows(validationPredictions);
+  let conformal: ConformalCalibration | undefined;
+  if (validationRows.length > 0) {
+    writePredictionsCsv(join(out, VALIDATION_PREDICTIONS_FILE), validationRows, result.classes);
+    conformal = calibrateFromRows(validationRows, result.classes, { method: result.config.conformal, coverage: result.config.coverage, calibratedOn: 'validation' });
+  }
   await saveModelDir(join(out, MODEL_DIR), {
     name: built.name,
     classes: result.classes,
@@ -43,6 +60,7 @@ export async function writeFoldOutputs(out: string, built: BuiltModel, result: T
     aggregation: 'mean',
     source: { run: out, fold: result.config.fold, bestEpoch: result.bestEpoch, model: result.config.model },
     ...(guard ? { guard } : {}),
+    ...(conformal ? { conformal } : {}),
   });
   const { testPredictions: _omit, ...summary } = result;
   writeJsonAtomicSync(join(out, SUMMARY_FILE), summary);

@@ -16,7 +16,7 @@ import { predictHead, argmax } from './head_trainer.js';
 import { ScheduledAdam } from './optimizer.js';
 import { exampleWeights } from './loss.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { loadTrainingData, trainingClasses } from './data_access.js';
+import { loadTrainingData, trainingClasses, type FrameInputs } from './data_access.js';
 import { restoreWeights } from './checkpoint.js';
 import { applyInitialWeights } from './initial_weights.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
@@ -178,13 +178,10 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
 
     if (selection.best) restoreWeights(built.model, selection.best);
     const testProbs = await predictHead(sources.head, sources.test, sources.cacheRng, config.batchSize);
+    // The validation split's predictions calibrate the prediction sets (writeFoldOutputs).
+    const validationProbs = await predictHead(sources.head, sources.validation, sources.cacheRng, config.batchSize);
     await sources.dispose();
-    const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
-      row,
-      label: classes[data.test.labels[i]!]!,
-      predicted: classes[argmax(testProbs[i]!)]!,
-      probabilities: Array.from(testProbs[i]!),
-    }));
+    const testPredictions = predictionsOf(data.test, classes, testProbs);
     const result: TrainFoldResult = {
       out,
       config,
@@ -201,7 +198,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     };
     // The not-ultrasound guard learns what the training frames look like (train + validation).
     const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
-    await writeFoldOutputs(out, built, result, guard);
+    await writeFoldOutputs(out, built, result, guard, predictionsOf(data.validation, classes, validationProbs));
     return result;
   } finally {
     await sources.dispose();
@@ -209,6 +206,15 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     optimizer.dispose();
     disposeBuiltModel(built);
   }
+}
+
+function predictionsOf(part: FrameInputs, classes: string[], probabilities: Float32Array[]): PredictionOut[] {
+  return part.rows.map((row, i) => ({
+    row,
+    label: classes[part.labels[i]!]!,
+    predicted: classes[argmax(probabilities[i]!)]!,
+    probabilities: Array.from(probabilities[i]!),
+  }));
 }
 
 export class TrainingError extends PocovidError {}
