@@ -1,5 +1,6 @@
 // report.md: the tables of the POCOVID-Net paper (per class recall, precision, F1, specificity as
 // mean ± std over folds; overall accuracy, balanced accuracy, MCC, AUC), at frame and video level.
+import type { WorstError } from './worst_errors.js';
 import type { ConformalReport, FoldSummary, MeanStd, Metrics, PatientLevel, Report, SetSummary, VideoAggregation } from './types.js';
 import { VIDEO_AGGREGATIONS } from './types.js';
 
@@ -123,6 +124,42 @@ export interface MarkdownOptions {
   extra?: Record<string, unknown>;
   /** Markdown appended at the end. */
   notes?: string;
+  /** The most confidently wrong frames, with their pictures when they could be made. */
+  errors?: { entries: WorstError[]; note?: string };
+  /** Explanation galleries of this run (relative links). */
+  galleries?: { label: string; href: string }[];
+}
+
+/** A path for a Markdown link or cell: a pipe would end the cell, a parenthesis the link. */
+const cellText = (text: string): string => text.replace(/\|/g, '\\|');
+const linkTarget = (href: string): string => href.split('/').map(encodeURIComponent).join('/');
+
+function errorsSection(errors: NonNullable<MarkdownOptions['errors']>): string[] {
+  const out = ['## Worst errors', ''];
+  if (errors.entries.length === 0) return [...out, 'No frame was misclassified.', ''];
+  out.push(
+    `The ${errors.entries.length} most confidently wrong frames, one per video or image, each from the test fold of the model that predicted it; Grad-CAM shows where that model looked for the class it chose.` +
+      (errors.note ? ` ${errors.note}` : ''),
+    '',
+  );
+  out.push(
+    table(
+      ['#', 'Frame', 'Grad-CAM (predicted class)', 'Source', 'Fold', 'Label', 'Predicted', 'p(predicted)', 'p(label)'],
+      errors.entries.map((e, k) => [
+        String(k + 1),
+        e.frameImage ? `![frame ${k + 1}](${linkTarget(e.frameImage)})` : '–',
+        e.gradcamImage ? `![Grad-CAM ${k + 1}](${linkTarget(e.gradcamImage)})` : '–',
+        cellText(e.source),
+        String(e.fold),
+        e.label,
+        e.predicted,
+        num(e.confidence),
+        num(e.trueProbability),
+      ]),
+    ),
+    '',
+  );
+  return out;
 }
 
 function plotLines(plots: Record<string, string>, names: [string, string][]): string[] {
@@ -194,6 +231,11 @@ export function formatReportMarkdown(report: Report, options: MarkdownOptions = 
 
   const histories = Object.keys(plots).filter((k) => k.startsWith('history'));
   if (histories.length > 0) out.push('## Training history', '', ...histories.map((k) => `![${k}](${plots[k]})`), '');
+
+  if (options.errors) out.push(...errorsSection(options.errors));
+  if (options.galleries && options.galleries.length > 0) {
+    out.push('## Explanation galleries', '', ...options.galleries.map((g) => `- [${g.label}](${linkTarget(g.href)})`), '');
+  }
 
   out.push(
     '## Definitions',
