@@ -37,7 +37,7 @@ export interface ClassVisResult {
 }
 
 /** [1,H,W,3] pixels in [0,1] → network input, exactly as pixelsToInput does it for 8-bit pixels / 255. */
-function pixelsToNetwork(pixels: tf.Tensor4D, cfg: PretrainedCfg): tf.Tensor4D {
+export function pixelsToNetwork(pixels: tf.Tensor4D, cfg: PretrainedCfg): tf.Tensor4D {
   if (cfg.channels === 1) {
     const luma = tf.sum(tf.mul(pixels, tf.tensor1d([0.299, 0.587, 0.114])), -1, true);
     return tf.div(tf.sub(luma, cfg.mean[0] ?? 0), cfg.std[0] ?? 1) as tf.Tensor4D;
