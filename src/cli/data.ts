@@ -1,6 +1,6 @@
 // `pocovid data build | phantom | fetch`: parse options, call src/data, print a summary.
 import { refoldDataset } from '../data/refold.js';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
 import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
 import { writePhantom } from '../data/phantom.js';
@@ -58,6 +58,12 @@ function registerBuild(data: Command): void {
     });
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number > 0`);
+  return n;
+}
+
 function registerPhantom(data: Command): void {
   data
     .command('phantom')
@@ -68,9 +74,13 @@ function registerPhantom(data: Command): void {
     .option('--size <n>', 'frame side in pixels', int, 160)
     .option('--frames <n>', 'frames per video', int, 10)
     .option('--seed <n>', 'seed', int, 0)
+    .option('--gain <factor>', 'another site: multiply every scene\'s gain', positiveNumber)
+    .option('--sector <degrees>', 'another site: sector half-angle in degrees (default random 28–40)', positiveNumber)
+    .option('--apex <sides>', 'another site: virtual apex this many frame sides above the image (default random 0.15–0.35; larger looks more linear)', positiveNumber)
     .option('--quiet', 'no progress output')
-    .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; quiet?: boolean }) => {
-      const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, quiet: o.quiet });
+    .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; gain?: number; sector?: number; apex?: number; quiet?: boolean }) => {
+      const site = o.gain === undefined && o.sector === undefined && o.apex === undefined ? undefined : { gain: o.gain, sectorDegrees: o.sector, apex: o.apex };
+      const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, site, quiet: o.quiet });
       console.log(`wrote a SYNTHETIC phantom to ${o.out}: ${result.videos.length} videos, ${result.images.length} images, ${result.patients} synthetic patients`);
     });
 }

@@ -18,7 +18,8 @@ import { exampleWeights } from './loss.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { loadTrainingData, trainingClasses, type FrameInputs } from './data_access.js';
 import { restoreWeights } from './checkpoint.js';
-import { applyInitialWeights } from './initial_weights.js';
+import { applyInitialWeights, type WeightsUsed } from './initial_weights.js';
+import type { BuiltModel } from '../models/types.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
 import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
@@ -57,6 +58,11 @@ export interface TrainFoldOptions {
   featureStore?: SharedFeatureStore;
   /** More handlers, called after the built-in ones and before the checkpoint is saved. */
   handlers?: TrainingHandler[];
+  /**
+   * A model made by the caller instead of the registry's with the run's initial weights (`pocovid
+   * update` continues from a saved model, possibly with a layer added); trainFold disposes it.
+   */
+  model?: (classes: string[]) => Promise<{ built: BuiltModel; weightsUsed: WeightsUsed }>;
 }
 
 /**
@@ -97,7 +103,8 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   mkdirSync(out, { recursive: true });
 
   const classes = trainingClasses(config);
-  const built = createModel(config.model, {
+  const provided = options.model ? await options.model(classes) : undefined;
+  const built = provided?.built ?? createModel(config.model, {
     numClasses: classes.length,
     trainableLayers: config.trainableLayers,
     inputSize: config.inputSize,
@@ -112,7 +119,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     disposeBuiltModel(built);
     throw err;
   });
-  const weightsUsed = await applyInitialWeights(built, config, progress);
+  const weightsUsed = provided?.weightsUsed ?? (await applyInitialWeights(built, config, progress));
 
   writeJsonAtomicSync(join(out, 'config.json'), {
     ...config,
