@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
 import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
 import { writePhantom } from '../data/phantom.js';
+import { subsetDataset } from '../data/subset.js';
 import type { Probe } from '../data/sources.js';
 import type { ClassName } from '../data/types.js';
 
@@ -85,6 +86,22 @@ function registerPhantom(data: Command): void {
     });
 }
 
+function registerSubset(data: Command): void {
+  data
+    .command('subset')
+    .description('some folds of a built dataset as a dataset of their own (frames hard-linked), optionally re-split into new folds by patient: a simulated new site')
+    .requiredOption('--data <dataset>', 'dataset folder written by `pocovid data build`')
+    .requiredOption('--folds <list>', 'folds to keep, comma-separated')
+    .requiredOption('--out <dir>', 'new dataset folder')
+    .option('--refold <k>', 'split the kept rows into k new folds (grouped like the source, stratified by class); default: keep the folds, renumbered from 0', int)
+    .option('--seed <n>', 'seed of --refold', int, 0)
+    .action((o: { data: string; folds: string; out: string; refold?: number; seed: number }) => {
+      const folds = o.folds.split(',').map((f) => int(f.trim()));
+      const { info, rows } = subsetDataset({ data: o.data, folds, out: o.out, refold: o.refold, seed: o.seed });
+      console.log(`wrote ${o.out}: ${rows.length} frames in ${info.folds} folds (${Object.entries(info.counts.perFold).map(([f, c]) => `fold ${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`).join(', ')})`);
+    });
+}
+
 function registerFetch(data: Command): void {
   data
     .command('fetch')
@@ -118,6 +135,7 @@ export function register(program: Command): void {
   const data = program.command('data').description('datasets: build frames and folds from POCUS videos, write the synthetic phantom, fetch the public POCUS data');
   registerBuild(data);
   registerPhantom(data);
+  registerSubset(data);
   registerFetch(data);
   registerRefold(data);
 }
