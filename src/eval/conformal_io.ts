@@ -1,5 +1,5 @@
 // Conformal calibrations read from and made for run folders: a fold's from its
-// validation_predictions.csv (written by the trainer), a cross-validation's out-of-fold one from
+// calibration_predictions.csv (written by the trainer), a cross-validation's out-of-fold one from
 // its pooled predictions.csv (for the fold ensemble and for a model refit on all the data).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,8 +7,11 @@ import { readPredictionsCsv } from './csv.js';
 import { calibrateFromRows } from './conformal_rows.js';
 import type { ConformalCalibration, ConformalMethod } from './conformal.js';
 
-/** A fold's validation-split predictions, next to its predictions.csv. */
-export const VALIDATION_PREDICTIONS_FILE = 'validation_predictions.csv';
+/**
+ * The predictions a fold's prediction sets were calibrated on, next to its predictions.csv: its
+ * validation split, or for a logistic head the out-of-fold predictions of its penalty search.
+ */
+export const CALIBRATION_PREDICTIONS_FILE = 'calibration_predictions.csv';
 
 export interface ConformalChoice {
   method?: ConformalMethod;

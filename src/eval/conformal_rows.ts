@@ -1,5 +1,5 @@
 // Conformal calibration and coverage from prediction rows (predictions.csv, a fold's
-// validation_predictions.csv): the frame, video (zone) and patient (exam) examples are built the
+// calibration_predictions.csv): the frame, video (zone) and patient (exam) examples are built the
 // way evaluate and predict build them, so a set is calibrated on what it will be used for.
 import { PocovidError } from '../errors.js';
 import { calibrate, conformalThreshold, summariseSets, type CalibrateOptions, type ConformalCalibration, type ConformalLevel, type CoverageSummary, type LabelledProbabilities } from './conformal.js';

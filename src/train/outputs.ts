@@ -8,10 +8,10 @@ import type { PredictionRow } from '../eval/types.js';
 import { saveModelDir } from '../infer/model_dir.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { calibrateFromRows } from '../eval/conformal_rows.js';
-import { VALIDATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';
+import { CALIBRATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';
 import type { ConformalCalibration } from '../eval/conformal.js';
 import type { GuardStats } from '../guard/guard.js';
-import type { TrainFoldResult } from './train_fold.js';
+import type { CalibrationPredictions, TrainFoldResult } from './train_fold.js';
 
 export interface PredictionOut {
   row: ManifestRow;
@@ -41,16 +41,17 @@ export async function writeFoldOutputs(
   built: BuiltModel,
   result: TrainFoldResult,
   guard?: GuardStats,
-  validationPredictions: readonly PredictionOut[] = [],
+  calibration?: CalibrationPredictions,
 ): Promise<void> {
   writePredictionsCsv(join(out, PREDICTIONS_FILE), toPredictionRows(result.testPredictions), result.classes);
-  // The prediction sets are calibrated on the validation split: never trained on, though it chose
-  // the checkpoint (by balanced accuracy, not by the scores calibrated here).
-  const validationRows = toPredictionRows(validationPredictions);
+  // The prediction sets are calibrated on predictions of frames the model never learned from: the
+  // validation split (it chose the checkpoint, by balanced accuracy, not by these scores), or for a
+  // logistic head, which learns from the validation split too, the penalty search's out-of-fold ones.
+  const calibrationRows = toPredictionRows(calibration?.predictions ?? []);
   let conformal: ConformalCalibration | undefined;
-  if (validationRows.length > 0) {
-    writePredictionsCsv(join(out, VALIDATION_PREDICTIONS_FILE), validationRows, result.classes);
-    conformal = calibrateFromRows(validationRows, result.classes, { method: result.config.conformal, coverage: result.config.coverage, calibratedOn: 'validation' });
+  if (calibration && calibrationRows.length > 0) {
+    writePredictionsCsv(join(out, CALIBRATION_PREDICTIONS_FILE), calibrationRows, result.classes);
+    conformal = calibrateFromRows(calibrationRows, result.classes, { method: result.config.conformal, coverage: result.config.coverage, calibratedOn: calibration.calibratedOn });
   }
   await saveModelDir(join(out, MODEL_DIR), {
     name: built.name,

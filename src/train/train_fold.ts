@@ -82,8 +82,7 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
   const x = new Float32Array(n * d);
   x.set(train.data[0]!, 0);
   x.set(validation.data[0]!, train.count * d);
-  // Entry e < train.count is view (e mod views) of training frame ⌊e / views⌋; then one entry per validation frame.
-  const frameOf = (e: number): number => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
+  const frameOf = logisticEntryFrame(features, data);
   return {
     x,
     n,
@@ -93,6 +92,21 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
     group: Int32Array.from({ length: n }, (_, e) => rows[frameOf(e)]!.fold),
     scored: Uint8Array.from({ length: n }, (_, e) => (e >= train.count || e % views === 0 ? 1 : 0)),
   };
+}
+
+/**
+ * The frame (index into train rows then validation rows) of a logistic entry: entry e < train.count
+ * is view (e mod views) of training frame ⌊e / views⌋; then one entry per validation frame.
+ */
+function logisticEntryFrame(features: NonNullable<HeadSources['features']>, data: FoldData): (entry: number) => number {
+  const { train, views } = features;
+  return (e) => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
+}
+
+/** What the prediction sets are calibrated on (see writeFoldOutputs). */
+export interface CalibrationPredictions {
+  predictions: PredictionOut[];
+  calibratedOn: 'validation' | 'out-of-fold';
 }
 
 export async function trainFold(input: TrainConfigInput, options: TrainFoldOptions = {}): Promise<TrainFoldResult> {
@@ -150,6 +164,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     const handlers: TrainingHandler[] = [finite, history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
     let loop: Awaited<ReturnType<typeof runEpochs>>;
+    let calibration: CalibrationPredictions | undefined;
     if (config.head === 'logistic') {
       // A convex fit on the cached features instead of epochs: nothing to checkpoint or resume.
       if (!sources.features) throw new PocovidError('a logistic head needs the frozen-feature cache (--feature-cache auto and a frozen backbone)');
@@ -159,6 +174,20 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
         `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn), ${fit.seconds.toFixed(1)} s`,
       );
       selection.chooseCurrent(built, chosen.innerBalancedAccuracy);
+      // The fit learned from the validation split too: the sets are calibrated on the training
+      // frames' out-of-fold predictions of the penalty search instead (each by a fit that never saw it).
+      const frameOf = logisticEntryFrame(sources.features, data);
+      const rows = [...data.train.rows, ...data.validation.rows];
+      const labels = [...data.train.labels, ...data.validation.labels];
+      calibration = {
+        calibratedOn: 'out-of-fold',
+        predictions: fit.outOfFold.map(({ entry, probabilities }) => ({
+          row: rows[frameOf(entry)]!,
+          label: classes[labels[frameOf(entry)]!]!,
+          predicted: classes[argmax(probabilities)]!,
+          probabilities,
+        })),
+      };
       loop = { epochsRun: 0, stoppedEarly: false, trainSeconds: fit.seconds, trainedImages: sources.train.count };
     } else {
       const resumed = await checkpoint.resume(built, optimizer);
@@ -185,8 +214,11 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
 
     if (selection.best) restoreWeights(built.model, selection.best);
     const testProbs = await predictHead(sources.head, sources.test, sources.cacheRng, config.batchSize);
-    // The validation split's predictions calibrate the prediction sets (writeFoldOutputs).
-    const validationProbs = await predictHead(sources.head, sources.validation, sources.cacheRng, config.batchSize);
+    // Otherwise the validation split's predictions calibrate the prediction sets (writeFoldOutputs).
+    calibration ??= {
+      calibratedOn: 'validation',
+      predictions: predictionsOf(data.validation, classes, await predictHead(sources.head, sources.validation, sources.cacheRng, config.batchSize)),
+    };
     await sources.dispose();
     const testPredictions = predictionsOf(data.test, classes, testProbs);
     const result: TrainFoldResult = {
@@ -205,7 +237,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     };
     // The not-ultrasound guard learns what the training frames look like (train + validation).
     const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
-    await writeFoldOutputs(out, built, result, guard, predictionsOf(data.validation, classes, validationProbs));
+    await writeFoldOutputs(out, built, result, guard, calibration);
     return result;
   } finally {
     await sources.dispose();

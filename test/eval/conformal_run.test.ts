@@ -14,6 +14,7 @@ import { conformalThreshold, scoreRule, summariseSets } from '../../src/eval/con
 import { evaluateRun } from '../../src/eval/report.js';
 import { loadModel, readModelMeta, setModelConformal } from '../../src/infer/model_dir.js';
 import { runCrossValidation } from '../../src/train/cv.js';
+import { trainFold } from '../../src/train/train_fold.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
@@ -42,7 +43,8 @@ describe('conformal calibration in training', () => {
   it('writes each fold\'s validation predictions and calibrates its model folder on exactly them', () => {
     for (const fold of [0, 1, 2]) {
       const dir = join(run, `fold-${fold}`);
-      const validation = readPredictionsCsv(join(dir, 'validation_predictions.csv'));
+      const validation = readPredictionsCsv(join(dir, 'calibration_predictions.csv'));
+      expect(readModelMeta(join(dir, 'model')).conformal!.calibratedOn).toBe('validation');
       const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { split: { validationPatients: string[]; validation: number } };
       expect(validation.rows).toHaveLength(config.split.validation);
       expect(new Set(validation.rows.map((r) => r.patient))).toEqual(new Set(config.split.validationPatients));
@@ -74,6 +76,23 @@ describe('conformal calibration in training', () => {
     const one = await loadModel(run, 1);
     expect(one.meta.conformal).toEqual(readModelMeta(join(run, 'fold-1', 'model')).conformal);
     one.members.forEach((m) => m.dispose());
+  });
+});
+
+describe('conformal calibration of a logistic head', () => {
+  it('uses the penalty search\'s out-of-fold predictions, since the fit learns from the validation split too', async () => {
+    const out = join(root, 'logistic');
+    await trainFold(
+      { data, out, fold: 1, model: 'mobilenet_v1', head: 'logistic', trainableLayers: 0, inputSize: [32, 32], batchSize: 8, seed: 3, views: 2, runtime: 'tfjs' },
+      { quiet: true },
+    );
+    const calibration = readPredictionsCsv(join(out, 'calibration_predictions.csv')).rows;
+    // Every training-fold frame once (view 0 only), no test frame.
+    expect(calibration.map((r) => r.path).sort()).toEqual(rows.filter((r) => r.fold !== 1).map((r) => r.path).sort());
+    const conformal = readModelMeta(join(out, 'model')).conformal!;
+    expect(conformal.calibratedOn).toBe('out-of-fold');
+    expect(conformal.levels.frame!.n).toBe(calibration.length);
+    expect(conformal.levels).toEqual(calibrateFromRows(calibration, classes, { calibratedOn: 'out-of-fold' }).levels);
   });
 });
 

@@ -90,7 +90,7 @@ describe('updateRun', () => {
     const result = await updateRun({ run, data: newData, out, mode: 'head', epochs: 2, lr: 1e-3, newTestFold: 1, quiet: true });
     expect(result.folds.map((f) => f.fold)).toEqual([0]);
     const fold = join(out, 'fold-0');
-    for (const file of ['config.json', 'model/pocovid.json', 'predictions.csv', 'validation_predictions.csv', 'new_test_before.csv', 'new_test_after.csv', 'old_test_before.csv', 'old_test_after.csv']) {
+    for (const file of ['config.json', 'model/pocovid.json', 'predictions.csv', 'calibration_predictions.csv', 'new_test_before.csv', 'new_test_after.csv', 'old_test_before.csv', 'old_test_after.csv']) {
       expect(existsSync(join(fold, file)), file).toBe(true);
     }
     // Trained on the new site's training folds, tested on its fold 1; the old test fold is the run's fold 0.
