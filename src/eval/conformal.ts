@@ -74,16 +74,22 @@ export function rankClasses(probabilities: readonly number[]): number[] {
 }
 
 /**
- * The non-conformity score of class `label`: the probability mass of the classes ranked at or
- * above it (APS), plus λ·max(0, rank − kReg) with rank counted from 1 (RAPS). Larger = the label
+ * The non-conformity score of class `label`: the share of the probability mass held by the classes
+ * ranked at or above it (APS), plus λ·max(0, rank − kReg) with rank counted from 1 (RAPS). Larger = the label
  * is less plausible.
  */
 export function conformalScore(probabilities: readonly number[], label: number, rule: ScoreRule): number {
   const order = rankClasses(probabilities);
+  const total = probabilities.reduce((a, b) => a + b, 0);
   let mass = 0;
   for (const [i, k] of order.entries()) {
     mass += probabilities[k]!;
-    if (k === label) return mass + (rule.method === 'raps' ? rule.lambda * Math.max(0, i + 1 - rule.kReg) : 0);
+    if (k === label) {
+      // The last class holds all the mass: exactly 1, not a float sum a hair above or below it,
+      // which would split the many "last class" scores into an arbitrary order at the threshold.
+      const share = i === order.length - 1 || total <= 0 ? 1 : Math.min(1, mass / total);
+      return share + (rule.method === 'raps' ? rule.lambda * Math.max(0, i + 1 - rule.kReg) : 0);
+    }
   }
   throw new RangeError(`class ${label} is not one of the ${probabilities.length} classes`);
 }

@@ -51,6 +51,11 @@ describe('conformal scores and thresholds', () => {
     expect(conformalScore([0.5, 0.5, 0], 0, aps)).toBeCloseTo(0.5, 12);
     expect(conformalScore([0.5, 0.5, 0], 1, aps)).toBeCloseTo(1.0, 12);
     expect(() => conformalScore(p, 3, aps)).toThrow(/class 3/);
+    // Softmax outputs sum to 1 only up to float error; the last class still scores exactly 1, so a
+    // threshold of 1 takes every class whatever the rounding.
+    expect(conformalScore([0.1, 0.2, 0.70000005], 0, aps)).toBe(1);
+    expect(conformalScore([0.1, 0.2, 0.69999995], 0, aps)).toBe(1);
+    expect(predictionSet([0.1, 0.2, 0.70000005], 1, aps)).toEqual([2, 1, 0]);
   });
 
   it('takes the ⌈(n+1)(1−α)⌉-th smallest score, and no finite threshold when n is too small', () => {
