@@ -125,14 +125,15 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'output folder: index.html, one panel per frame, inversions.json')
     .option('--steps <n>', 'gradient-descent steps', int('--steps'), 200)
     .option('--step-size <x>', 'mean absolute pixel change per step at the start ([0,1] units; decays to a tenth)', positive('--step-size'), 0.01)
-    .option('--tv <w>', 'weight of the total-variation smoothing', nonNegative('--tv'), 2)
+    .option('--tv <w>', 'weight of the total-variation smoothing', nonNegative('--tv'), 20)
+    .option('--blur-every <n>', 'blur the picture (3×3) every n steps; 0 = never', int('--blur-every'), 4)
     .option('--color', 'unconstrained colour updates (default: grey)')
     .option('--seed <n>', 'seed of the start noise', int('--seed'), 0)
     .option('--limit <n>', 'test videos/images to invert when no files are given', int('--limit'), 4)
     .option('--fps <n>', 'frames per second sampled from videos', Number, 3)
     .option('--max-frames <n>', 'at most this many frames per video', int('--max-frames'), 30)
     .action(async (files: string[], o: {
-      run: string; fold?: string; layer: string; out: string; steps: number; stepSize: number; tv: number; color?: boolean; seed: number; limit: number; fps: number; maxFrames: number;
+      run: string; fold?: string; layer: string; out: string; steps: number; stepSize: number; tv: number; blurEvery: number; color?: boolean; seed: number; limit: number; fps: number; maxFrames: number;
     }) => {
       await initEngine();
       const started = Date.now();
@@ -145,6 +146,7 @@ export function register(program: Command): void {
         steps: o.steps,
         stepSize: o.stepSize,
         tv: o.tv,
+        blurEvery: o.blurEvery,
         color: o.color ?? false,
         seed: o.seed,
         limit: o.limit,

@@ -68,7 +68,7 @@ function roll(src: Float32Array, h: number, w: number, dy: number, dx: number): 
 }
 
 /** 3×3 binomial blur per channel (edges clamped); the same on every channel, so grey stays grey. */
-function blur(src: Float32Array, h: number, w: number): Float32Array {
+export function blur(src: Float32Array, h: number, w: number): Float32Array {
   const weights = [0.25, 0.5, 0.25];
   const pass = (from: Float32Array, vertical: boolean): Float32Array => {
     const out = new Float32Array(from.length);

@@ -12,7 +12,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
-import { pixelsToNetwork } from './class_vis.js';
+import { blur, pixelsToNetwork } from './class_vis.js';
 import { findLayer, layerOutput, modelTo } from './graph.js';
 
 /** 'base': the end of the pretrained base (what the head reads); 'penultimate': cfg.featureLayer. */
@@ -39,10 +39,17 @@ export interface InversionOptions {
   steps?: number;
   /** Mean absolute change per step at the start, in [0,1] pixel units (decays linearly to a tenth). */
   stepSize?: number;
-  /** Weight of the total variation (mean squared difference between neighbouring pixels). */
+  /** Weight of the total variation (mean squared difference between neighbouring pixels; default 20). */
   tv?: number;
   /** Unconstrained colour updates (default false: grey). */
   color?: boolean;
+  /** Standard deviation of the grey start noise around mid-grey, in [0,1] pixel units (default 0.02). */
+  startNoise?: number;
+  /**
+   * Blur the picture (3×3 binomial) every this many steps (0 = never; default 4, as the class
+   * visualisation): strided convolutions' gradients paint a checkerboard that TV alone removes slowly.
+   */
+  blurEvery?: number;
   rng: Rng;
   /** Called after every step with the relative feature distance. */
   onStep?: (step: number, distance: number) => void;
@@ -56,6 +63,19 @@ export interface InversionResult {
   width: number;
   /** ‖φ(x) − φ(target)‖ / ‖φ(target)‖ at the start (grey noise) and after each step. */
   distances: number[];
+}
+
+/**
+ * A copy of an inversion stretched for display: its 1st–99th percentile of grey levels mapped to
+ * 0–255. The descent leaves the picture near mid-grey (the features need only small departures
+ * from it); stretched, what it drew can be seen. Every channel gets the same map.
+ */
+export function stretchForDisplay(rgb: Uint8ClampedArray): { rgb: Uint8ClampedArray; low: number; high: number } {
+  const sorted = Uint8ClampedArray.from(rgb).sort();
+  const low = sorted[Math.floor(0.01 * (sorted.length - 1))]!;
+  const high = sorted[Math.ceil(0.99 * (sorted.length - 1))]!;
+  const span = Math.max(1, high - low);
+  return { rgb: rgb.map((v) => Math.round(((v - low) * 255) / span)), low, high };
 }
 
 /** Mean squared difference between vertical and horizontal neighbours of [1,H,W,C]. */
@@ -75,7 +95,7 @@ export function invertFeatures(model: tfl.LayersModel, cfg: PretrainedCfg, layer
   if (target.length !== h * w * 3) throw new PocovidError(`feature inversion: the frame has ${target.length} values, the model takes ${h}×${w}×3`);
   const steps = options.steps ?? 200;
   const stepSize = options.stepSize ?? 0.01;
-  const tvWeight = options.tv ?? 2;
+  const tvWeight = options.tv ?? 20;
   const features = modelTo(model, `features:${layer}`, layerOutput(findLayer(model, layer, 'feature inversion')));
   const { rng } = options;
 
@@ -96,10 +116,13 @@ export function invertFeatures(model: tfl.LayersModel, cfg: PretrainedCfg, layer
   const distanceOf = (p: Float32Array): number => tf.tidy(() => Math.sqrt(mismatch(tf.tensor4d(p, [1, h, w, 3])).dataSync()[0]!));
 
   try {
-    // Grey noise around mid-grey, the same start as the class visualisation.
-    const pixels = new Float32Array(h * w * 3);
+    // Grey noise around mid-grey. Fainter than the class visualisation's start: descent removes
+    // high-frequency noise only slowly, and what is left of it would read as texture the layer kept.
+    const sigma = options.startNoise ?? 0.02;
+    const blurEvery = options.blurEvery ?? 4;
+    let pixels: Float32Array = new Float32Array(h * w * 3);
     for (let i = 0; i < h * w; i++) {
-      const g = Math.min(1, Math.max(0, 0.5 + 0.1 * rng.normal()));
+      const g = Math.min(1, Math.max(0, 0.5 + sigma * rng.normal()));
       pixels[i * 3] = pixels[i * 3 + 1] = pixels[i * 3 + 2] = g;
     }
     const distances: number[] = [];
@@ -119,6 +142,7 @@ export function invertFeatures(model: tfl.LayersModel, cfg: PretrainedCfg, layer
       const size = stepSize * (1 - (0.9 * step) / Math.max(1, steps - 1));
       const scale = meanAbs > 0 ? size / meanAbs : 0;
       for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, pixels[i]! - scale * grad[i]!));
+      if (blurEvery > 0 && (step + 1) % blurEvery === 0) pixels = blur(pixels, h, w);
     }
     distances.push(distanceOf(pixels));
     if (steps > 0) options.onStep?.(steps - 1, distances.at(-1)!);

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { svgToPng } from '../plots/render.js';
 import { dataUrl, escapeXml, pngOf } from './figure.js';
-import { invertFeatures, resolveInversionLayer, type InversionOptions } from './invert.js';
+import { invertFeatures, resolveInversionLayer, stretchForDisplay, type InversionOptions } from './invert.js';
 import { fileItems, loadRunModel, runDataset, testItems, type ExplainItem } from './run_data.js';
 
 export interface InversionRunOptions extends Omit<InversionOptions, 'rng' | 'onStep'> {
@@ -110,19 +110,19 @@ export async function renderInversions(options: InversionRunOptions): Promise<In
       const dir = `frame-${String(k).padStart(3, '0')}`;
       const inputPng = await pngOf(frame.rgb, w, h, display);
       await writeFileAtomic(join(options.out, dir, 'input.png'), inputPng);
-      const rows: { label: string; cells: { title: string; png: Buffer }[] }[] = [];
+      const rows: PanelRow[] = [];
       for (const [m, model] of models.entries()) {
-        const cells: { title: string; png: Buffer }[] = [];
+        const cells: PanelRow['cells'] = [];
         for (const { spec, layer } of resolved[m]!.layers) {
           const started = Date.now();
           const result = invertFeatures(model.model, model.cfg, layer, frame.rgb, { ...options, rng: rng.fork() });
           const seconds = (Date.now() - started) / 1000;
-          const png = await pngOf(result.rgb, w, h, display);
+          const png = await pngOf(stretchForDisplay(result.rgb).rgb, w, h, display);
           const file = `${dir}/${model.label}-${layer}.png`;
           await writeFileAtomic(join(options.out, file), png);
           const [startDistance, endDistance] = [result.distances[0]!, result.distances.at(-1)!];
           inversions.push({ frame: k, name: item.name, model: model.label, layerSpec: spec, layer, file, startDistance, endDistance, seconds });
-          cells.push({ title: `${spec === layer ? layer : `${spec}: ${layer}`} · distance ${startDistance.toFixed(2)} → ${endDistance.toFixed(2)}`, png });
+          cells.push({ title: spec === layer ? layer : `${spec}: ${layer}`, note: `feature distance ${startDistance.toFixed(2)} → ${endDistance.toFixed(2)}`, png });
           log(`[${k + 1}/${items.length}] ${model.label} ${layer}: relative feature distance ${startDistance.toFixed(3)} → ${endDistance.toFixed(3)} in ${seconds.toFixed(1)} s`);
         }
         rows.push({ label: model.label, cells });
@@ -131,7 +131,16 @@ export async function renderInversions(options: InversionRunOptions): Promise<In
       await writeFileAtomic(join(options.out, panel), panelPng(item, frame.time, inputPng, rows, display));
       panels.push(panel);
     }
-    const settings = { steps: options.steps ?? 200, stepSize: options.stepSize ?? 0.01, tv: options.tv ?? 2, color: options.color ?? false, seed };
+    const settings = {
+      steps: options.steps ?? 200,
+      stepSize: options.stepSize ?? 0.01,
+      tv: options.tv ?? 20,
+      blurEvery: options.blurEvery ?? 4,
+      startNoise: options.startNoise ?? 0.02,
+      color: options.color ?? false,
+      seed,
+      display: 'each inversion contrast-stretched: its 1st–99th percentile grey levels mapped to 0–255',
+    };
     await writeFileAtomic(
       join(options.out, 'inversions.json'),
       JSON.stringify({ run: options.run, models: resolved, layers: layerSpecs, ...settings, frames: items.map((i) => i.name), inversions }, null, 2) + '\n',
@@ -144,23 +153,33 @@ export async function renderInversions(options: InversionRunOptions): Promise<In
   }
 }
 
-/** One frame's panel: the input on the left, a row per model with its inversions. */
-function panelPng(item: ExplainItem, time: number, input: Buffer, rows: { label: string; cells: { title: string; png: Buffer }[] }[], display: number): Buffer {
+interface PanelRow {
+  label: string;
+  /** Each inversion: the layer (title), its distances (note) and the picture. */
+  cells: { title: string; note: string; png: Buffer }[];
+}
+
+/** One frame's panel: the input on the left, a row per model with its inversions (two caption lines each, so long layer names fit). */
+function panelPng(item: ExplainItem, time: number, input: Buffer, rows: PanelRow[], display: number): Buffer {
   const gap = 12;
-  const rowHeight = display + 34;
+  const rowHeight = display + 40;
   const labelWidth = 80;
   const columns = Math.max(...rows.map((r) => r.cells.length));
   const width = labelWidth + (columns + 1) * (display + gap);
   const height = 30 + rows.length * rowHeight;
   const name = item.kind === 'video' ? `${item.name} (t = ${time.toFixed(1)} s)` : item.name;
   const parts = [`<text x="4" y="18" font-size="14" font-family="DejaVu Sans">Feature inversion · ${escapeXml(name)}${item.label ? ` · label ${escapeXml(item.label)}` : ''}</text>`];
-  parts.push(`<text x="${labelWidth}" y="44" font-size="12" font-family="DejaVu Sans">input</text><image x="${labelWidth}" y="50" width="${display}" height="${display}" href="${dataUrl(input)}"/>`);
+  parts.push(`<text x="${labelWidth}" y="58" font-size="12" font-family="DejaVu Sans">input</text><image x="${labelWidth}" y="64" width="${display}" height="${display}" href="${dataUrl(input)}"/>`);
   rows.forEach((row, r) => {
     const y = 30 + r * rowHeight;
-    parts.push(`<text x="4" y="${y + 20 + display / 2}" font-size="13" font-family="DejaVu Sans">${escapeXml(row.label)}</text>`);
+    parts.push(`<text x="4" y="${y + 34 + display / 2}" font-size="13" font-family="DejaVu Sans">${escapeXml(row.label)}</text>`);
     row.cells.forEach((cell, c) => {
       const x = labelWidth + (c + 1) * (display + gap);
-      parts.push(`<text x="${x}" y="${y + 14}" font-size="11" font-family="DejaVu Sans">${escapeXml(cell.title)}</text><image x="${x}" y="${y + 20}" width="${display}" height="${display}" href="${dataUrl(cell.png)}"/>`);
+      parts.push(
+        `<text x="${x}" y="${y + 14}" font-size="11" font-family="DejaVu Sans">${escapeXml(cell.title)}</text>` +
+          `<text x="${x}" y="${y + 28}" font-size="10" fill="#555" font-family="DejaVu Sans">${escapeXml(cell.note)}</text>` +
+          `<image x="${x}" y="${y + 34}" width="${display}" height="${display}" href="${dataUrl(cell.png)}"/>`,
+      );
     });
   });
   return svgToPng(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${parts.join('\n')}</svg>`, 1);
@@ -173,7 +192,7 @@ function galleryPage(run: string, items: ExplainItem[], panels: string[], settin
 <html lang="en"><head><meta charset="utf-8"><title>Feature inversion · ${escapeXml(run)}</title>
 <style>body{font-family:"DejaVu Sans",Arial,sans-serif;margin:24px;color:#222}section{border-top:1px solid #ccc;padding:8px 0}img{max-width:100%}.note{color:#555;font-size:13px}</style></head><body>
 <h1>Feature inversion · ${escapeXml(run)}</h1>
-<p class="note">Research use only; not a diagnostic device. Each picture starts from grey noise and is changed by gradient descent until its features at the named layer match those of the input frame (relative distance ‖φ(x) − φ(frame)‖ / ‖φ(frame)‖, start → end), with total-variation smoothing and grey updates. What the picture recovers, the layer keeps; what it cannot recover, the layer has discarded.</p>
+<p class="note">Research use only; not a diagnostic device. Each picture starts from grey noise and is changed by gradient descent until its features at the named layer match those of the input frame (relative distance ‖φ(x) − φ(frame)‖ / ‖φ(frame)‖, start → end), with total-variation smoothing, a light blur every few steps and grey updates. Inversions are shown contrast-stretched (1st–99th percentile → full range): the descent leaves them near mid-grey. What the picture recovers, the layer keeps; what it cannot recover, the layer has discarded.</p>
 <p class="note">Layers: ${layers}. Settings: ${escapeXml(JSON.stringify(settings))}.</p>
 ${sections}
 </body></html>

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/index.js';
-import { invertFeatures, resolveInversionLayer } from '../../src/explain/invert.js';
+import { invertFeatures, resolveInversionLayer, stretchForDisplay } from '../../src/explain/invert.js';
 import { renderInversions } from '../../src/explain/invert_run.js';
 import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../src/data/phantom.js';
 import { saveModelDir } from '../../src/infer/model_dir.js';
@@ -77,6 +77,19 @@ describe('invertFeatures', () => {
   });
 });
 
+describe('stretchForDisplay', () => {
+  it('maps the 1st–99th percentile to the full range, the same for every channel', () => {
+    const rgb = new Uint8ClampedArray(300);
+    for (let i = 0; i < 100; i++) rgb.fill(100 + (i % 21), i * 3, i * 3 + 3); // grey levels 100..120
+    const { rgb: out, low, high } = stretchForDisplay(rgb);
+    expect([low, high]).toEqual([100, 120]);
+    expect(out[0]).toBe(0);
+    expect(out[20 * 3]).toBe(255);
+    expect(out[10 * 3]).toBe(128);
+    for (let i = 0; i < 100; i++) expect(out[i * 3]).toBe(out[i * 3 + 2]);
+  });
+});
+
 describe('pocovid explain invert', () => {
   let run: string;
 
@@ -105,7 +118,7 @@ describe('pocovid explain invert', () => {
       new Set(['fold-0/conv_pw_12_relu', 'fold-0/head_relu', 'fold-1/conv_pw_12_relu', 'fold-1/head_relu']),
     );
     const json = JSON.parse(readFileSync(join(out, 'inversions.json'), 'utf8'));
-    expect(json).toMatchObject({ steps: 8, seed: 3, tv: 2, layers: ['base', 'penultimate'] });
+    expect(json).toMatchObject({ steps: 8, seed: 3, tv: 20, blurEvery: 4, layers: ['base', 'penultimate'] });
     expect(json.models[0].layers).toEqual([{ spec: 'base', layer: 'conv_pw_12_relu' }, { spec: 'penultimate', layer: 'head_relu' }]);
     const html = readFileSync(result.index, 'utf8');
     for (const panel of result.panels) expect(html).toContain(`src="${panel}"`);
