@@ -294,7 +294,7 @@ export async function updateRun(options: UpdateOptions): Promise<UpdateResult> {
       quiet: options.quiet,
       progress,
       model: async () => {
-        let files = readMemberFiles(source.modelDir, meta.members[0]!);
+        let files = readMemberFiles(source.modelDir, meta.members[0]!, meta.files);
         if (mode === 'new-layer') {
           const edited = insertLayerBeforeClassifier(files, meta.cfg.classifier);
           files = edited.files;
