@@ -1,11 +1,12 @@
 // `pocovid data build | audit | refold | phantom | fetch`: parse options, call src/data, print a summary.
 import { refoldDataset } from '../data/refold.js';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
 import { parseClassMap } from '../data/layouts.js';
 import { registerAudit } from './data_audit.js';
 import { DEFAULT_POCUS_URL, fetchPocusData } from '../data/fetch.js';
 import { writePhantom } from '../data/phantom.js';
+import { subsetDataset } from '../data/subset.js';
 import type { Probe } from '../data/sources.js';
 import type { ClassName } from '../data/types.js';
 
@@ -73,6 +74,12 @@ function registerBuild(data: Command): void {
     });
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number > 0`);
+  return n;
+}
+
 function registerPhantom(data: Command): void {
   data
     .command('phantom')
@@ -83,10 +90,30 @@ function registerPhantom(data: Command): void {
     .option('--size <n>', 'frame side in pixels', int, 160)
     .option('--frames <n>', 'frames per video', int, 10)
     .option('--seed <n>', 'seed', int, 0)
+    .option('--gain <factor>', 'another site: multiply every scene\'s gain', positiveNumber)
+    .option('--sector <degrees>', 'another site: sector half-angle in degrees (default random 28–40)', positiveNumber)
+    .option('--apex <sides>', 'another site: virtual apex this many frame sides above the image (default random 0.15–0.35; larger looks more linear)', positiveNumber)
     .option('--quiet', 'no progress output')
-    .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; quiet?: boolean }) => {
-      const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, quiet: o.quiet });
+    .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; gain?: number; sector?: number; apex?: number; quiet?: boolean }) => {
+      const site = o.gain === undefined && o.sector === undefined && o.apex === undefined ? undefined : { gain: o.gain, sectorDegrees: o.sector, apex: o.apex };
+      const result = await writePhantom({ out: o.out, perClass: o.perClass, imagesPerClass: o.imagesPerClass, size: o.size, frames: o.frames, seed: o.seed, site, quiet: o.quiet });
       console.log(`wrote a SYNTHETIC phantom to ${o.out}: ${result.videos.length} videos, ${result.images.length} images, ${result.patients} synthetic patients`);
+    });
+}
+
+function registerSubset(data: Command): void {
+  data
+    .command('subset')
+    .description('some folds of a built dataset as a dataset of their own (frames hard-linked), optionally re-split into new folds by patient: a simulated new site')
+    .requiredOption('--data <dataset>', 'dataset folder written by `pocovid data build`')
+    .requiredOption('--folds <list>', 'folds to keep, comma-separated')
+    .requiredOption('--out <dir>', 'new dataset folder')
+    .option('--refold <k>', 'split the kept rows into k new folds (grouped like the source, stratified by class); default: keep the folds, renumbered from 0', int)
+    .option('--seed <n>', 'seed of --refold', int, 0)
+    .action((o: { data: string; folds: string; out: string; refold?: number; seed: number }) => {
+      const folds = o.folds.split(',').map((f) => int(f.trim()));
+      const { info, rows } = subsetDataset({ data: o.data, folds, out: o.out, refold: o.refold, seed: o.seed });
+      console.log(`wrote ${o.out}: ${rows.length} frames in ${info.folds} folds (${Object.entries(info.counts.perFold).map(([f, c]) => `fold ${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`).join(', ')})`);
     });
 }
 
@@ -123,6 +150,7 @@ export function register(program: Command): void {
   const data = program.command('data').description('datasets: build frames and folds from videos, images and DICOM, audit folds for leakage, write the synthetic phantom, fetch the public POCUS data');
   registerBuild(data);
   registerPhantom(data);
+  registerSubset(data);
   registerFetch(data);
   registerRefold(data);
   registerAudit(data);

@@ -1,6 +1,7 @@
 // Options shared by `pocovid train` and `pocovid cv`, parsed into the trainer's config input.
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { TrainConfigInput } from '../train/config.js';
+import { CONFORMAL_METHODS, DEFAULT_COVERAGE, type ConformalMethod } from '../eval/conformal.js';
 
 function int(value: string): number {
   const n = Number(value);
@@ -18,6 +19,12 @@ function floats(value: string): number[] {
   const list = value.split(',').map((v) => Number(v.trim()));
   if (!list.length || list.some((v) => !Number.isFinite(v) || v <= 0)) throw new InvalidArgumentError(`"${value}": use positive numbers separated by commas`);
   return list;
+}
+
+function coverage(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`"${value}": a coverage is a number between 0 and 1, e.g. 0.9`);
+  return n;
 }
 
 function onOff(value: string): boolean {
@@ -64,6 +71,8 @@ export function addTrainOptions(command: Command): Command {
     .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)')
     .option('--input-size <N|HxW>', 'override the model input size', size)
     .option('--dropout <rate>', 'dropout rate of the head', float)
+    .addOption(new Option('--conformal <score>', 'prediction-set score calibrated on the validation split: adaptive prediction sets (aps) or regularised (raps)').choices([...CONFORMAL_METHODS]).default('aps'))
+    .option('--coverage <p>', 'target coverage of the prediction sets (the true class in the set at least this often)', coverage, DEFAULT_COVERAGE)
     .addOption(new Option('--runtime <engine>', 'frozen-backbone forward passes (feature cache) on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices(['auto', 'ort', 'tfjs']).default('auto'))
     .option('--quiet', 'no progress output');
 }
@@ -99,6 +108,8 @@ export interface ParsedTrainOptions {
   inputSize?: [number, number];
   dropout?: number;
   runtime: 'auto' | 'ort' | 'tfjs';
+  conformal: ConformalMethod;
+  coverage: number;
   quiet?: boolean;
 }
 
@@ -134,5 +145,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     inputSize: o.inputSize,
     dropout: o.dropout,
     runtime: o.runtime,
+    conformal: o.conformal,
+    coverage: o.coverage,
   };
 }

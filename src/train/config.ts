@@ -1,6 +1,7 @@
 // The resolved configuration of a training run. Every run writes it to <out>/config.json,
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
+import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
 
 /**
  * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
@@ -80,6 +81,9 @@ export const trainConfigSchema = z.object({
   /** Input size override [h, w] (small phantom runs); default: the model's pretrained config. */
   inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
   dropout: z.number().min(0).lt(1).optional(),
+  /** Split-conformal prediction sets calibrated on the validation split (src/eval/conformal.ts): the score and the default coverage. */
+  conformal: z.enum(CONFORMAL_METHODS).default('aps'),
+  coverage: z.number().gt(0).lt(1).default(DEFAULT_COVERAGE),
   /** Engine of the frozen backbone's forward pass (feature cache): 'auto' = ONNX Runtime where it loads. */
   runtime: z.enum(['auto', 'ort', 'tfjs']).default('auto'),
 });
