@@ -2,7 +2,9 @@
 // --fold-seeds, the whole cv once per fold assignment and the mean ± std over them.
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import { defaultFeatureDir, withQueueExecutor } from '../queue/executor.js';
 import { runRepeatedCrossValidation } from '../train/cv.js';
+import { createProgress } from '../train/progress.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
 function seedList(value: string): number[] {
@@ -19,17 +21,24 @@ export function register(program: Command): void {
       .option('--folds <list>', 'only these folds, comma-separated')
       .option('--no-refit', 'do not train the recipe once more on every frame after the cv (the run then has only its fold models)')
       .option('--fold-seeds <list>', 'repeat the cv over these fold assignments (data refold seeds) and report mean ± std, e.g. 0,1,2', seedList)
-      .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean')),
-  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; refit: boolean; ensemble: 'mean' | 'vote' }) => {
-    const result = await runRepeatedCrossValidation(
-      {
-        ...toConfigInput(opts),
-        folds: opts.folds ? opts.folds.split(',').map((f) => Number.parseInt(f, 10)) : undefined,
-        foldSeeds: opts.foldSeeds,
-        refit: opts.refit,
-        ensembleAggregation: opts.ensemble,
-      },
-      opts.quiet,
+      .addOption(new Option('--ensemble <mode>', 'how the fold ensemble combines its members').choices(['mean', 'vote']).default('mean'))
+      .option('--queue <url>', 'train the folds as jobs on this Redis queue (run `pocovid worker` on machines that see the dataset and --out at the same path); pools and reports here as a local run does')
+      .option('--feature-dir <dir>', 'keep the frozen features in this folder as well as in memory, for workers and later runs (default with --queue: <out>/features)'),
+  ).action(async (opts: ParsedTrainOptions & { folds?: string; foldSeeds?: number[]; refit: boolean; ensemble: 'mean' | 'vote'; queue?: string; featureDir?: string }) => {
+    const featureDir = opts.featureDir ?? (opts.queue ? defaultFeatureDir(opts.out) : undefined);
+    const result = await withQueueExecutor(opts.queue, featureDir, createProgress(process.stderr, opts.quiet), (executor) =>
+      runRepeatedCrossValidation(
+        {
+          ...toConfigInput(opts),
+          folds: opts.folds ? opts.folds.split(',').map((f) => Number.parseInt(f, 10)) : undefined,
+          foldSeeds: opts.foldSeeds,
+          refit: opts.refit,
+          ensembleAggregation: opts.ensemble,
+          featureDir,
+        },
+        opts.quiet,
+        { executor },
+      ),
     );
     for (const run of result.runs) {
       console.log(`run: ${run.out} (fold seed ${run.seed}, ${run.folds.length} folds, ${run.wallSeconds.toFixed(0)} s)`);
