@@ -16,10 +16,12 @@ import { countFolds } from './data_access.js';
 import { PREDICTIONS_FILE, SUMMARY_FILE } from './outputs.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { createFeatureStore, type SharedFeatureStore } from './feature_cache.js';
+import { createDiskFeatureStore } from './feature_disk.js';
+import { localExecutor, type FoldExecutor } from './fold_executor.js';
 import { evaluateRun } from '../eval/report.js';
 import { repeatFigures, repeatsMarkdown, summarizeRepeats, type RepeatFigures, type RepeatsSummary } from '../eval/repeats.js';
 import { datasetFoldSeed, refoldDataset } from '../data/refold.js';
-import { LOGISTIC_FILE, trainFold, type TrainFoldResult } from './train_fold.js';
+import { LOGISTIC_FILE, type TrainFoldResult } from './train_fold.js';
 
 export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
   /** Which folds to run (default: all of the dataset's). */
@@ -37,7 +39,26 @@ export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
    * reports stay the estimate of how it does; the refit has no test frames of its own.
    */
   refit?: boolean;
+  /**
+   * Keep the frozen features in this folder as well as in memory (feature_disk.ts): folds trained
+   * by other processes or machines, and a run resumed later, reuse them. Absent: memory only.
+   */
+  featureDir?: string;
 };
+
+/** Where a run's folds get trained and where their frozen features are shared (see fold_executor.ts). */
+export interface CvShared {
+  progress?: ProgressReporter;
+  featureStore?: SharedFeatureStore;
+  /** Default: every fold in this process, one after another. */
+  executor?: FoldExecutor;
+}
+
+/** The options a fold is trained with: the cv's own (which folds, seeds, refit...) removed. */
+function trainOptionsOf(options: CvOptions): Omit<TrainConfigInput, 'fold'> {
+  const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, refit: _r, featureDir: _d, ...trainOptions } = options;
+  return trainOptions;
+}
 
 export interface CvResult {
   out: string;
@@ -75,22 +96,22 @@ function median(values: number[]): number {
  * fold: each fold made its own on its training folds): a logistic head's median penalty, or an
  * epoch-based head's median best epoch.
  */
-async function refitOnAllFrames(options: CvOptions, out: string, runs: readonly CvResult[], progress: ProgressReporter, featureStore: SharedFeatureStore, quiet: boolean): Promise<NonNullable<RepeatedCvResult['refit']>> {
+async function refitOnAllFrames(options: CvOptions, out: string, runs: readonly CvResult[], progress: ProgressReporter, executor: FoldExecutor): Promise<NonNullable<RepeatedCvResult['refit']>> {
   const folds = runs.flatMap((r) => r.folds.map((f) => ({ run: r.out, ...f })));
   const refitOut = join(out, REFIT_DIR);
-  const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, refit: _r, ...trainOptions } = options;
+  const trainOptions = trainOptionsOf(options);
   if (options.head === 'logistic') {
     const penalties = folds.map((f) => readJsonFile<{ penalty: number }>(join(f.run, `fold-${f.fold}`, LOGISTIC_FILE), { what: "the fold's logistic-head fit" }).penalty);
     // Of the two middle penalties of an even count, the larger: the more regularised model.
     const sorted = [...penalties].sort((a, b) => a - b);
     const penalty = sorted[Math.ceil((sorted.length - 1) / 2)]!;
     progress.log(`refit on every frame: logistic head, penalty ${penalty} (the folds chose ${penalties.join(', ')})`);
-    await trainFold({ ...trainOptions, fold: 0, refit: true, penalties: [penalty], out: refitOut }, { quiet, progress, featureStore });
+    await executor.run([{ label: 'refit', train: { ...trainOptions, fold: 0, refit: true, penalties: [penalty], out: refitOut }, always: true }]);
     return { out: refitOut, model: join(refitOut, 'model'), penalty };
   }
   const epochs = Math.max(1, median(folds.map((f) => f.summary.bestEpoch + 1)));
   progress.log(`refit on every frame: ${epochs} epochs (the folds' best epochs: ${folds.map((f) => f.summary.bestEpoch + 1).join(', ')})`);
-  await trainFold({ ...trainOptions, fold: 0, refit: true, epochs, out: refitOut }, { quiet, progress, featureStore });
+  await executor.run([{ label: 'refit', train: { ...trainOptions, fold: 0, refit: true, epochs, out: refitOut }, always: true }]);
   return { out: refitOut, model: join(refitOut, 'model'), epochs };
 }
 
@@ -98,13 +119,18 @@ async function refitOnAllFrames(options: CvOptions, out: string, runs: readonly 
 export type DatasetCheck = (data: string, runOut: string) => Promise<void>;
 
 /** Cross-validation over every fold, once per fold seed, each evaluated; see CvOptions.foldSeeds. */
-export async function runRepeatedCrossValidation(options: CvOptions, quiet = false, checks: { checkDataset?: DatasetCheck } = {}): Promise<RepeatedCvResult> {
+export async function runRepeatedCrossValidation(
+  options: CvOptions,
+  quiet = false,
+  shared: Pick<CvShared, 'executor'> & { checkDataset?: DatasetCheck } = {},
+): Promise<RepeatedCvResult> {
   const started = Date.now();
   const out = resolve(options.out);
   const progress = createProgress(process.stderr, quiet);
   const ownSeed = datasetFoldSeed(openDataset(options.data).info);
   const seeds = options.foldSeeds?.length ? [...new Set(options.foldSeeds)] : [ownSeed];
-  const featureStore = createFeatureStore();
+  const featureStore = options.featureDir ? createDiskFeatureStore(options.featureDir) : createFeatureStore();
+  const executor = shared.executor ?? localExecutor(featureStore, progress, quiet);
   const runs: RepeatedCvResult['runs'] = [];
   const single = seeds.length === 1 && seeds[0] === ownSeed;
   if (!single) writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv-repeats', foldSeeds: seeds });
@@ -115,10 +141,10 @@ export async function runRepeatedCrossValidation(options: CvOptions, quiet = fal
   }));
   // Every fold assignment is checked before any fold trains: one refused (another seed can put
   // near-duplicates of two patients in two folds) must not come after hours of the others.
-  for (const { data, runOut } of plan) await checks.checkDataset?.(data, runOut);
+  for (const { data, runOut } of plan) await shared.checkDataset?.(data, runOut);
   for (const { seed, data, runOut } of plan) {
     if (!single) progress.log(`fold seed ${seed} (${seeds.indexOf(seed) + 1}/${seeds.length}): ${runOut}`);
-    const result = await runCrossValidation({ ...options, data, out: runOut }, quiet, { progress, featureStore });
+    const result = await runCrossValidation({ ...options, data, out: runOut }, quiet, { progress, featureStore, executor });
     const { written, report } = await evaluateRun(result.out);
     runs.push({ ...result, seed, report: written.reportMd, figures: repeatFigures(report) });
   }
@@ -131,38 +157,31 @@ export async function runRepeatedCrossValidation(options: CvOptions, quiet = fal
     writeFileAtomicSync(markdown, repeatsMarkdown(summary, `${options.model} cv`));
     repeats = { json, markdown, summary };
   }
-  const refit = options.refit === false ? undefined : await refitOnAllFrames(options, out, runs, progress, featureStore, quiet);
+  const refit = options.refit === false ? undefined : await refitOnAllFrames(options, out, runs, progress, executor);
   return { out, runs, repeats, refit, wallSeconds: (Date.now() - started) / 1000 };
 }
 
 /** One cross-validation over the dataset's folds (the shared store lets fold seeds reuse features). */
-export async function runCrossValidation(
-  options: CvOptions,
-  quiet = false,
-  shared: { progress?: ProgressReporter; featureStore?: SharedFeatureStore } = {},
-): Promise<CvResult> {
+export async function runCrossValidation(options: CvOptions, quiet = false, shared: CvShared = {}): Promise<CvResult> {
   const started = Date.now();
   const out = resolve(options.out);
   const progress = shared.progress ?? createProgress(process.stderr, quiet);
-  const featureStore = shared.featureStore ?? createFeatureStore();
+  const executor = shared.executor ?? localExecutor(shared.featureStore ?? (options.featureDir ? createDiskFeatureStore(options.featureDir) : createFeatureStore()), progress, quiet);
   const folds = options.folds ?? Array.from({ length: countFolds(options.data) }, (_, k) => k);
   writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv', folds });
-  const results: CvResult['folds'] = [];
-  for (const fold of folds) {
-    const foldDir = join(out, `fold-${fold}`);
-    const summaryPath = join(foldDir, SUMMARY_FILE);
-    if (existsSync(summaryPath)) {
-      progress.log(`fold ${fold}: finished earlier, kept (${foldDir})`);
-      const summary = readJsonFile<CvResult['folds'][number]['summary']>(summaryPath, { what: 'the fold summary', hint: `delete it to train fold ${fold} again` });
-      results.push({ fold, kept: true, summary });
-      continue;
-    }
-    progress.log(`fold ${fold + 1}/${folds.length}`);
-    const { ensembleAggregation: _a, folds: _f, foldSeeds: _s, refit: _r, ...trainOptions } = options;
-    const result = await trainFold({ ...trainOptions, fold, out: foldDir }, { quiet, progress, featureStore });
-    const { testPredictions: _p, ...summary } = result;
-    results.push({ fold, kept: false, summary });
-  }
+  const summaryPath = (fold: number): string => join(out, `fold-${fold}`, SUMMARY_FILE);
+  // Finished folds are kept; the others are trained here or by queue workers (fold_executor.ts).
+  const kept = new Set(folds.filter((fold) => existsSync(summaryPath(fold))));
+  for (const fold of kept) progress.log(`fold ${fold}: finished earlier, kept (${join(out, `fold-${fold}`)})`);
+  const trainOptions = trainOptionsOf(options);
+  await executor.run(
+    folds.filter((fold) => !kept.has(fold)).map((fold) => ({ label: `fold ${fold + 1}/${folds.length}`, train: { ...trainOptions, fold, out: join(out, `fold-${fold}`) } })),
+  );
+  const results: CvResult['folds'] = folds.map((fold) => ({
+    fold,
+    kept: kept.has(fold),
+    summary: readJsonFile<CvResult['folds'][number]['summary']>(summaryPath(fold), { what: 'the fold summary', hint: `delete it to train fold ${fold} again` }),
+  }));
 
   const classes = results[0]?.summary.classes;
   if (!classes) throw new PocovidError('cross-validation ran no fold');
