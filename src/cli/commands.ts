@@ -14,6 +14,8 @@ import * as demoCommand from './demo.js';
 import * as guardCommand from './guard.js';
 import * as explainCommand from './explain.js';
 import * as robustnessCommand from './robustness.js';
+import * as updateCommand from './update.js';
+import * as workerCommands from './worker.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -34,4 +36,6 @@ export const commandModules: CommandModule[] = [
   guardCommand,
   explainCommand,
   robustnessCommand,
+  updateCommand,
+  workerCommands,
 ];

@@ -37,7 +37,7 @@ export function register(program: Command): void {
         `test fold 0: frame accuracy ${h.frameAccuracy.toFixed(3)} (balanced ${h.frameBalancedAccuracy.toFixed(3)}) on ${h.frames} frames, ` +
           `video accuracy ${h.videoAccuracy.toFixed(3)} on ${h.videos} videos and images`,
       );
-      console.log(`report:       ${result.report}`);
+      console.log(`report:       ${result.report} (and ${result.reportHtml})`);
       for (const [name, path] of Object.entries(result.extras)) console.log(`${name.padEnd(13)} ${path}`);
       console.log(`model:        ${result.model}`);
       console.log(`page:         ${result.page || '(not built: run npm run build)'}`);

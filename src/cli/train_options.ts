@@ -2,6 +2,7 @@
 // Every number's range, every choice and every default comes from the training schema
 // (src/train/config.ts), the one source: nothing is written twice here.
 import type { Command } from 'commander';
+import type { ConformalMethod } from '../eval/conformal.js';
 import { trainConfigSchema, type TrainConfigInput } from '../train/config.js';
 import { names, optionFromSchema, pictureSize } from './options.js';
 
@@ -28,8 +29,10 @@ export function addTrainOptions(command: Command): Command {
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
     .addOption(trainOption('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels", 'augmentation'))
     .addOption(trainOption('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)", 'head'))
+    .addOption(trainOption('--class-bias <kind>', "logistic head: per-class logit offsets fitted on the training folds' out-of-fold predictions (patients not seen), or none", 'classBias'))
     .addOption(trainOption('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', 'penalties'))
     .addOption(trainOption('--colour <kind>', 'grey: feed the luma to all channels of an RGB network', 'colour'))
+    .addOption(trainOption('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle', 'sector'))
     .addOption(trainOption('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', 'weightDecay'))
     .addOption(trainOption('--label-smoothing <e>', 'label smoothing ε', 'labelSmoothing'))
     .addOption(trainOption('--mixup <alpha>', "mixup of the trainable part's inputs, λ ~ Beta(α, α); 0 = off", 'mixup'))
@@ -39,6 +42,8 @@ export function addTrainOptions(command: Command): Command {
     .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)', names)
     .option('--input-size <N|HxW>', 'override the model input size', pictureSize)
     .addOption(trainOption('--dropout <rate>', 'dropout rate of the head', 'dropout'))
+    .addOption(trainOption('--conformal <score>', 'prediction-set score calibrated on the validation split: adaptive prediction sets (aps) or regularised (raps)', 'conformal'))
+    .addOption(trainOption('--coverage <p>', 'target coverage of the prediction sets (the true class in the set at least this often)', 'coverage'))
     .addOption(trainOption('--runtime <engine>', 'frozen-backbone forward passes (feature cache) on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)', 'runtime'))
     .option('--quiet', 'no progress output');
 }
@@ -62,7 +67,9 @@ export interface ParsedTrainOptions {
   augmentation: 'original' | 'ultrasound';
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
+  classBias: 'fitted' | 'none';
   colour: 'rgb' | 'grey';
+  sector: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
   labelSmoothing: number;
   mixup: number;
@@ -72,6 +79,8 @@ export interface ParsedTrainOptions {
   inputSize?: [number, number];
   dropout?: number;
   runtime: 'auto' | 'ort' | 'tfjs';
+  conformal: ConformalMethod;
+  coverage: number;
   quiet?: boolean;
 }
 
@@ -95,7 +104,9 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     augmentation: o.augmentation,
     head: o.head,
     penalties: o.penalties,
+    classBias: o.classBias,
     colour: o.colour,
+    sector: o.sector,
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
     mixup: o.mixup,
@@ -105,5 +116,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     inputSize: o.inputSize,
     dropout: o.dropout,
     runtime: o.runtime,
+    conformal: o.conformal,
+    coverage: o.coverage,
   };
 }

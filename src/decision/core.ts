@@ -11,7 +11,7 @@ import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { GUARD_SIZE } from '../guard/features.js';
 import { checkFrame, type GuardStats } from '../guard/guard.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { classifyInputsWith, type MemberForward } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
@@ -202,7 +202,8 @@ export async function decideFrames(model: DecisionModel, frames: DecisionFrame[]
   const aggregation = options.aggregation ?? 'mean';
   const guarded = await guardFrames(model.guard, frames, cfg);
   const guards = guarded.verdicts;
-  const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
+  // With cfg.sector the sector is fitted on the whole clip, as in training (models/preprocess.ts).
+  const inputs = clipInputs(frames.map((f) => ({ width, height, rgb: f.rgb })), cfg);
   const scores = await classifyInputsWith(model.members, model.forwards, inputs, [height, width, cfg.channels], { mcDropout: options.mcDropout, seed: options.seed });
   const frameResults: FrameResult[] = frames.map((f, i) => ({
     index: f.index,

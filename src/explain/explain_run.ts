@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { formatCsv } from '../data/csv.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { classActivationMap, supportsCam } from './cam.js';
@@ -78,27 +78,33 @@ const argMax = (p: number[]): number => p.indexOf(Math.max(...p));
 
 export async function explain(options: ExplainOptions): Promise<ExplainResult> {
   const rm = await loadRunModel(options.run, options.fold);
-  const { model, cfg } = rm;
-  const methods = resolveMethods(options.methods, rm);
-  const files = options.files ?? [];
-  const guardSide = rm.guard ? guardFrameSide(cfg, 'stored') : undefined;
-  const items: ExplainItem[] =
-    files.length > 0
-      ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames }, guardSide)
-      : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
-  if (files.length > 0 && rm.guard) {
-    // The decision core's guard and rule, as predict, serve and the page apply them.
-    const guard = storedGuard(rm.guard);
-    for (const item of items) {
-      const outcome = await guardFrames(guard, item.frames.map((f) => ({ index: f.index, time: f.time, rgb: f.rgb, ...(f.also?.[0] ? { guardFrame: f.also[0] } : {}) })), cfg);
-      item.guard = { flagged: outcome.refused, reason: outcome.summary!.reason, ...(outcome.refused && options.guard === false ? { overridden: true } : {}) };
-    }
-  }
-  const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+  // The model is loaded for this call only: its weights go with it, whatever happens (a library
+  // caller explaining one run after another must not keep every model it ever loaded).
   try {
-    return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    const { model, cfg } = rm;
+    const methods = resolveMethods(options.methods, rm);
+    const files = options.files ?? [];
+    const guardSide = rm.guard ? guardFrameSide(cfg, 'stored') : undefined;
+    const items: ExplainItem[] =
+      files.length > 0
+        ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames }, guardSide)
+        : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
+    if (files.length > 0 && rm.guard) {
+      // The decision core's guard and rule, as predict, serve and the page apply them.
+      const guard = storedGuard(rm.guard);
+      for (const item of items) {
+        const outcome = await guardFrames(guard, item.frames.map((f) => ({ index: f.index, time: f.time, rgb: f.rgb, ...(f.also?.[0] ? { guardFrame: f.also[0] } : {}) })), cfg);
+        item.guard = { flagged: outcome.refused, reason: outcome.summary!.reason, ...(outcome.refused && options.guard === false ? { overridden: true } : {}) };
+      }
+    }
+    const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+    try {
+      return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    } finally {
+      await runner?.dispose();
+    }
   } finally {
-    await runner?.dispose();
+    rm.model.dispose();
   }
 }
 
@@ -128,7 +134,7 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
       gallery.push(await refusedItem(options.out, item, w, h, displayWidth));
       continue;
     }
-    const inputs = item.frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const inputs = clipInputs(item.frames, cfg);
     const flat = new Float32Array(inputs.length * h * w * cfg.channels);
     inputs.forEach((x, i) => flat.set(x, i * x.length));
     const probsFlat = await forward(flat, inputs.length);

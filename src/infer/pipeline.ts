@@ -7,7 +7,7 @@ import type { MemberForward } from '../decision/classify.js';
 import type { VideoAggregation } from '../decision/combine.js';
 import { initEngine } from '../engine/index.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo, type Frame } from '../media/decode.js';
+import { decodeDicomTo, decodeImageTo, decodeVideoTo, type Frame } from '../media/decode.js';
 import type { SniffedType } from '../media/formats.js';
 import type { DecodeLimits } from '../media/limits.js';
 import { sniffFile } from '../media/sniff.js';
@@ -132,8 +132,15 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     };
   }
 
-  const videoFrames = (file: string, call: VideoCallOptions, type: SniffedType) =>
-    decodeVideoTo(file, width, height, { fps: call.fps, maxFrames: call.maxFrames }, decodeOptions(type));
+  /** A video's sampled frames; a DICOM file is a cine loop or a single image, known once it is read. */
+  async function clip(file: string, call: VideoCallOptions, type: SniffedType): Promise<PredictionResult> {
+    const sampling = { fps: call.fps, maxFrames: call.maxFrames };
+    if (type.format === 'dicom') {
+      const dicom = await decodeDicomTo(file, width, height, sampling, decodeOptions(type));
+      return run(dicom.frames, dicom.kind, type, call);
+    }
+    return run(await decodeVideoTo(file, width, height, sampling, decodeOptions(type)), 'video', type, call);
+  }
 
   const pipeline: Pipeline = {
     model,
@@ -144,13 +151,12 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
       return run([await decodeImageTo(src, width, height, decodeOptions())], 'image', undefined, call);
     },
     async predictVideo(file, call = {}) {
-      const type = await sniffFile(file);
-      return run(await videoFrames(file, call, type), 'video', type, call);
+      return clip(file, call, await sniffFile(file));
     },
     async predictFile(file, call = {}) {
       const type = await sniffFile(file);
       if (type.kind === 'image') return run([await decodeImageTo(file, width, height, decodeOptions(type))], 'image', type, call);
-      return run(await videoFrames(file, call, type), 'video', type, call);
+      return clip(file, call, type);
     },
     async dispose() {
       await Promise.all(runners.map((r) => r.dispose()));

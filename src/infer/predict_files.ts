@@ -2,6 +2,7 @@
 // bad files, write optional heatmap PNGs, and format the results as a table, JSON or CSV.
 import { basename, extname, join, relative } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
+import { sniffFileSync } from '../media/sniff.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { VideoAggregation } from '../decision/combine.js';
 import type { PredictionResult } from '../decision/core.js';

@@ -3,8 +3,10 @@
 // uses, so predict samples and resizes a video's frames exactly as the dataset did. The type
 // always comes from the bytes (sniffType); a bad file becomes a BadInputError naming the file.
 // A frame can be had at further sizes from the same decoded pixels (the guard's scale).
+// DICOM files go through media/dicom_frames.ts, sampled by the same rule as videos.
 import { BadInputError } from '../errors.js';
 import { describeUnknown, SNIFF_BYTES, sniffType, type SniffedType } from './formats.js';
+import { decodeDicomFrames } from './dicom_frames.js';
 import { decodeImageRgb } from './image.js';
 import type { DecodeLimits } from './limits.js';
 import { resizeRgb, type RgbImage } from './resize.js';
@@ -45,6 +47,11 @@ function sniffBytes(name: string, bytes: Uint8Array): SniffedType {
 export async function decodeImageTo(source: string | Uint8Array, width: number, height: number, options: FrameDecodeOptions = {}): Promise<Frame> {
   const name = typeof source === 'string' ? source : '(image bytes)';
   const type = options.type ?? (typeof source === 'string' ? await sniffFile(source) : sniffBytes(name, source));
+  if (type.format === 'dicom') {
+    const clip = await decodeDicomTo(typeof source === 'string' ? source : { name, bytes: source }, width, height, { fps: 1, maxFrames: 1 }, options);
+    if (clip.kind !== 'image') throw new BadInputError(name, `is a multi-frame DICOM file (${clip.frameCount} frames), not an image`);
+    return clip.frames[0]!;
+  }
   if (type.kind !== 'image') throw new BadInputError(name, `is a ${type.format} video, not an image`);
   const image = await decodeImageRgb(source, { type, name, ...(options.limits ? { limits: options.limits } : {}) });
   const also = options.alsoSizes?.map(([h, w]) => ({ width: w, height: h, rgb: resizeRgb(image.rgb, image.width, image.height, w, h) }));
@@ -62,10 +69,36 @@ export interface VideoSampling {
 /** Samples a video file into frames at width×height (same frames and pixels as `data build --size`). */
 export async function decodeVideoTo(file: string, width: number, height: number, sampling: VideoSampling = {}, options: FrameDecodeOptions = {}): Promise<Frame[]> {
   const type = options.type ?? (await sniffFile(file));
+  if (type.format === 'dicom') return (await decodeDicomTo(file, width, height, sampling, options)).frames;
   if (type.kind !== 'video' || !type.demuxer) throw new BadInputError(file, `is a ${type.format} image, not a video`);
   const fps = sampling.fps ?? DEFAULT_SAMPLING.fps;
   if (!(fps > 0 && fps <= 60)) throw new BadInputError(file, `fps must be in (0, 60], got ${fps}`);
   const maxFrames = sampling.maxFrames ?? DEFAULT_SAMPLING.maxFrames;
   const { frames } = await decodeVideoFrames(file, { ...options.limits, fps, maxFrames, size: [height, width], type, ...(options.alsoSizes ? { alsoSizes: options.alsoSizes } : {}) });
   return frames;
+}
+
+/**
+ * A DICOM file (path, or bytes with a name) sampled as decodeVideoTo samples a video, at
+ * width×height. `kind` is 'image' for a single-frame file, 'video' for a cine loop.
+ */
+export async function decodeDicomTo(
+  source: string | { name: string; bytes: Uint8Array },
+  width: number,
+  height: number,
+  sampling: VideoSampling = {},
+  options: FrameDecodeOptions = {},
+): Promise<{ kind: 'image' | 'video'; frameCount: number; frames: Frame[] }> {
+  const name = typeof source === 'string' ? source : source.name;
+  const fps = sampling.fps ?? DEFAULT_SAMPLING.fps;
+  if (!(fps > 0 && fps <= 60)) throw new BadInputError(name, `fps must be in (0, 60], got ${fps}`);
+  const maxFrames = sampling.maxFrames ?? DEFAULT_SAMPLING.maxFrames;
+  const { info, frames } = await decodeDicomFrames(source, {
+    ...options.limits,
+    fps,
+    maxFrames,
+    size: [height, width],
+    ...(options.alsoSizes ? { alsoSizes: options.alsoSizes } : {}),
+  });
+  return { kind: info.frameCount === 1 ? 'image' : 'video', frameCount: info.frameCount, frames };
 }

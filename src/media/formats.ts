@@ -3,9 +3,12 @@
 // references. Only the formats below are accepted; everything else is rejected. The decoder forces
 // the demuxer chosen here, so ffmpeg never probes an unknown file. No file access: the in-browser
 // page sniffs a dropped file with the same rules (src/media/sniff.ts reads a file's head in Node).
+// DICOM (the 'DICM' marker after a 128-byte preamble) is recognised whatever the file is called:
+// PACS exports often have no extension. It never reaches ffmpeg (media/dicom.ts decodes it).
 export type MediaKind = 'image' | 'video';
 
 export interface SniffedType {
+  /** 'video' for DICOM too: a clip of one or more frames (a single-frame file is reported as an image once read). */
   kind: MediaKind;
   /** Short format name (png, jpeg, mp4...). */
   format: string;
@@ -30,6 +33,7 @@ const QUICKTIME_ATOMS = ['ftyp', 'moov', 'mdat', 'wide', 'free', 'skip', 'pnot']
 
 /** The type of a file from its first bytes, or undefined when it is not one we accept. */
 export function sniffType(bytes: Uint8Array): SniffedType | undefined {
+  if (ascii(bytes, 128, 'DICM')) return { kind: 'video', format: 'dicom' };
   if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { kind: 'image', format: 'png' };
   if (startsWith(bytes, [0xff, 0xd8, 0xff])) return { kind: 'image', format: 'jpeg' };
   if (ascii(bytes, 0, 'RIFF') && ascii(bytes, 8, 'WEBP')) return { kind: 'image', format: 'webp' };
@@ -61,6 +65,6 @@ export function describeUnknown(bytes: Uint8Array): string {
   if (/^#EXTM3U/.test(head)) return 'an HLS playlist (m3u8) is not accepted';
   if (/^ffconcat/.test(head)) return 'an ffmpeg concat list is not accepted';
   if (/^\s*<(\?xml|svg)/i.test(head)) return 'SVG/XML is not accepted';
-  return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF) or video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM)';
+  return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF), video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM) or DICOM file';
 }
 

@@ -1,5 +1,5 @@
 // Reading a file's first bytes safely and sniffing its type (src/media/formats.ts) in Node.
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
 import { describeUnknown, SNIFF_BYTES, sniffType, type SniffedType } from './formats.js';
@@ -42,4 +42,22 @@ export async function sniffFile(file: string): Promise<SniffedType> {
   const type = sniffType(head);
   if (!type) throw new BadInputError(file, describeUnknown(head));
   return type;
+}
+
+/**
+ * The type of a file from its first bytes, synchronously, or undefined when it cannot be read or
+ * is not one we accept. For listing folders: files whose extension says nothing (PACS exports).
+ */
+export function sniffFileSync(file: string): SniffedType | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buffer = new Uint8Array(SNIFF_BYTES);
+    return sniffType(buffer.subarray(0, readSync(fd, buffer, 0, SNIFF_BYTES, 0)));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

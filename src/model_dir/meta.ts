@@ -2,6 +2,7 @@
 // no file access, so the in-browser page validates the pocovid.json it fetches with the same
 // rules as the CLI and server (src/model_dir/model_dir.ts reads the file and calls parseModelMeta).
 import { z } from 'zod';
+import { conformalProblem, type ConformalCalibration } from '../eval/conformal.js';
 import { isGuardStats, type GuardStats } from '../guard/guard.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { fileDigestsSchema, type FileDigests } from '../util/digest_rule.js';
@@ -32,6 +33,8 @@ export interface ModelDirMeta {
    * read or copied. Absent only in folders written before the check existed.
    */
   files?: FileDigests;
+  /** Split-conformal calibration of the prediction sets (src/eval/conformal.ts). */
+  conformal?: ConformalCalibration;
 }
 
 const weightSourceSchema = z.object({
@@ -49,6 +52,7 @@ const cfgSchema = z.object({
   channels: z.union([z.literal(1), z.literal(3)]),
   channelOrder: z.enum(['rgb', 'bgr']),
   colour: z.enum(['rgb', 'grey']).optional(),
+  sector: z.enum(['mask', 'crop', 'warp']).optional(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),
@@ -69,6 +73,13 @@ export const metaSchema = z.object({
   source: z.record(z.string(), z.unknown()),
   guard: z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' }).optional(),
   files: fileDigestsSchema.optional(),
+  conformal: z
+    .unknown()
+    .superRefine((value, ctx) => {
+      const problem = value === undefined ? undefined : conformalProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 /** Validates a parsed pocovid.json; throws an Error listing every problem (callers wrap it in their own error type). */

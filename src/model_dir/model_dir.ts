@@ -15,6 +15,7 @@ import type { PretrainedCfg } from '../models/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { digestOf, readVerified, type FileDigests } from '../util/integrity.js';
 import { parseJsonText, readJsonFile } from '../util/json_file.js';
+import type { ConformalCalibration } from '../eval/conformal.js';
 import { checkWeightBytes, layersModelFromFiles, layersModelToFiles, weightFileNames, type LayersFiles } from './layers_io.js';
 import { MODEL_DIR_FORMAT, MODEL_DIR_VERSION, MODEL_META_FILE, metaSchema, parseModelMeta, type Aggregation, type ModelDirMeta } from './meta.js';
 
@@ -26,6 +27,7 @@ export interface SaveModelDirOptions {
   aggregation?: Aggregation;
   source?: Record<string, unknown>;
   guard?: GuardStats;
+  conformal?: ConformalCalibration;
 }
 
 export interface LoadedModel {
@@ -47,13 +49,14 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
     aggregation: options.aggregation ?? 'mean',
     source: options.source ?? {},
     ...(options.guard ? { guard: options.guard } : {}),
+    ...(options.conformal ? { conformal: options.conformal } : {}),
   }, files);
 }
 
 /** Writes a model folder from members already in file form (export copies them this way). */
 export async function writeModelDirFiles(
   dir: string,
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>,
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard' | 'conformal'>,
   members: LayersFiles[],
 ): Promise<ModelDirMeta> {
   const memberNames = members.map((_, k) => `member-${k}`);
@@ -69,9 +72,13 @@ export async function writeModelDirFiles(
     createdAt: new Date().toISOString(),
     source: info.source,
     ...(info.guard ? { guard: info.guard } : {}),
+    ...(info.conformal ? { conformal: info.conformal } : {}),
     files,
   };
   metaSchema.parse(meta);
+  if (info.conformal && info.conformal.classes.join(',') !== info.classes.join(',')) {
+    throw new Error(`conformal calibration for classes ${info.conformal.classes.join(', ')} in a model of ${info.classes.join(', ')}`);
+  }
   for (const [k, member] of members.entries()) {
     const memberDir = join(dir, memberNames[k]!);
     // The digests are of the very bytes written, so a later change to any file is seen on load.
@@ -112,6 +119,22 @@ export function readModelMeta(dir: string): ModelDirMeta {
   }
   if (!meta.files) warnUnchecked(file);
   return meta;
+}
+
+/**
+ * Puts a conformal calibration into an existing model folder's pocovid.json (a model refit on all
+ * the data is calibrated after it is written, on the cross-validation's out-of-fold predictions).
+ * pocovid.json is rewritten atomically; the members are not touched.
+ */
+export async function setModelConformal(dir: string, conformal: ConformalCalibration): Promise<ModelDirMeta> {
+  const meta = readModelMeta(dir);
+  if (conformal.classes.join(',') !== meta.classes.join(',')) {
+    throw new BadInputError(join(dir, MODEL_META_FILE), `has classes ${meta.classes.join(', ')}; the calibration is for ${conformal.classes.join(', ')}`);
+  }
+  const updated: ModelDirMeta = { ...meta, conformal };
+  metaSchema.parse(updated);
+  await writeFileAtomic(join(dir, MODEL_META_FILE), JSON.stringify(updated, null, 2) + '\n');
+  return updated;
 }
 
 const warnedUnchecked = new Set<string>();

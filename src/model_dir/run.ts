@@ -4,6 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { BadInputError } from '../errors.js';
+import { runOutOfFoldConformal } from '../eval/conformal_io.js';
 import { isGuardStats } from '../guard/guard.js';
 import { readJsonFile } from '../util/json_file.js';
 import { layersModelFromFiles, type LayersFiles } from './layers_io.js';
@@ -22,7 +23,7 @@ export function runFoldDirs(run: string): { fold: number; dir: string }[] {
 }
 
 export interface CollectedRun {
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>;
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard' | 'conformal'>;
   members: LayersFiles[];
 }
 
@@ -30,8 +31,12 @@ export interface CollectedRun {
  * Gathers the members of a run's folds (all folds → ensemble, or one fold) in file form.
  * Every fold must agree on classes and preprocessing, or the ensemble would mix inputs.
  */
-export function collectRun(run: string, fold?: number): CollectedRun {
+export function collectRun(run: string, fold?: number, options: { folds?: boolean } = {}): CollectedRun {
+  // A cv run's model is the one refitted on every frame (cv --refit), unless a fold or the folds are asked for.
+  const refit = join(run, 'refit', 'model');
+  if (fold === undefined && !options.folds && existsSync(join(refit, MODEL_META_FILE))) return collectRun(join(run, 'refit'));
   const folds = runFoldDirs(run);
+  const crossValidation = folds.length > 0;
   // A single-fold `pocovid train` run keeps its model in <run>/model (its fold is in config.json).
   if (folds.length === 0 && existsSync(join(run, 'model', MODEL_META_FILE))) {
     folds.push({ fold: singleRunFold(run), dir: join(run, 'model') });
@@ -62,6 +67,9 @@ export function collectRun(run: string, fold?: number): CollectedRun {
     if (!isGuardStats(value)) throw new BadInputError(runGuard, 'not a pocovid guard (kind "pocovid-guard", version 1)');
     guard = value;
   }
+  // One fold carries its validation calibration; the ensemble of a cv's folds the out-of-fold one,
+  // made from the pooled predictions.csv with the folds' method (src/eval/conformal_io.ts).
+  const conformal = fold === undefined && crossValidation ? runOutOfFoldConformal(run, first.conformal ?? {}) : first.conformal;
   return {
     info: {
       name: first.name,
@@ -70,6 +78,7 @@ export function collectRun(run: string, fold?: number): CollectedRun {
       aggregation: 'mean',
       source: { run, folds: chosen.map((f) => f.fold), config },
       ...(guard ? { guard } : {}),
+      ...(conformal ? { conformal } : {}),
     },
     members,
   };
@@ -89,6 +98,8 @@ export const RUN_GUARD_FILE = 'guard.json';
 export async function loadModel(path: string, fold?: number): Promise<LoadedModel> {
   if (existsSync(join(path, MODEL_META_FILE))) return loadModelDir(path);
   // A single-fold `pocovid train` run keeps its model in <run>/model.
+  // A cv run: the model refitted on every frame (cv --refit), unless a fold is asked for.
+  if (fold === undefined && existsSync(join(path, 'refit', 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'refit', 'model'));
   if (fold === undefined && existsSync(join(path, 'model', MODEL_META_FILE))) return loadModelDir(join(path, 'model'));
   const collected = collectRun(path, fold);
   const members: tfl.LayersModel[] = [];

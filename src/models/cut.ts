@@ -200,6 +200,7 @@ export function buildBackboneModel(
       inputSize: [...inputSize],
       ...(kind === def.head.kind ? {} : { featureLayer: FEATURE_LAYER[kind] }),
       ...(grey ? { colour: 'grey' as const } : {}),
+      ...(options.sector && options.sector !== 'off' ? { sector: options.sector } : {}),
     },
     numClasses: options.numClasses,
     trainableLayers: options.trainableLayers ?? def.defaultTrainableLayers,

@@ -39,6 +39,13 @@ export interface PretrainedCfg {
    * the lung. Absent means 'rgb' (1-channel networks always take the luma).
    */
   colour?: 'rgb' | 'grey';
+  /**
+   * What the network sees of the imaging sector (src/data/sector.ts), fitted per source (a video
+   * from its frames, an image from itself): 'mask' blacks out the screen around it, 'crop'
+   * enlarges its bounding box, 'warp' unrolls a convex fan into depth × angle. Absent: the frame
+   * as it is.
+   */
+  sector?: 'mask' | 'crop' | 'warp';
   mean: number[];
   std: number[];
   /** Layer whose output Grad-CAM / CAM uses. */
@@ -73,6 +80,8 @@ export interface ModelOptions {
   head?: HeadKind;
   /** 'grey' sets cfg.colour (RGB networks only); default 'rgb'. */
   colour?: 'rgb' | 'grey';
+  /** Sets cfg.sector; default 'off' (the frame as it is). */
+  sector?: 'off' | 'mask' | 'crop' | 'warp';
 }
 
 /**

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import type { ManifestRow } from '../data/types.js';
 import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
 import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/augment.js';
-import { readImageAsInput } from '../data/image.js';
-import { preprocessorFor } from '../models/preprocess.js';
+import { decodeImage, readImageAsInput } from '../data/image.js';
+import { applySector, type SectorGeometry } from '../data/sector.js';
+import { datasetSectors } from '../data/sectors_file.js';
+import { pixelsToInput, preprocessorFor } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { PocovidError } from '../errors.js';
@@ -31,6 +33,12 @@ export function countFolds(dataDir: string): number {
   return openDataset(dataDir).info.folds;
 }
 
+/** A frame as the network sees it with cfg.sector: decoded at the input size, the source's sector applied, preprocessed. */
+async function sectorInput(path: string, cfg: PretrainedCfg, sector: SectorGeometry): Promise<Float32Array> {
+  const image = await decodeImage(path, cfg.inputSize);
+  return pixelsToInput(applySector(image, sector, cfg.sector!).rgb, cfg);
+}
+
 /** Decoded inputs are kept in memory: a POCUS dataset is a few thousand frames (~0.6 MB each at 224²). */
 function frameInputs(
   dir: string,
@@ -39,6 +47,7 @@ function frameInputs(
   cfg: PretrainedCfg,
   augmenter: Augmenter,
   decoded: InputCache,
+  sectors: ReadonlyMap<string, SectorGeometry> | undefined,
 ): FrameInputs {
   const shape = [cfg.inputSize[0], cfg.inputSize[1], cfg.channels] as const;
   const preprocess = preprocessorFor(cfg);
@@ -50,7 +59,7 @@ function frameInputs(
       const row = rows[index]!;
       let value = decoded.get(row.path);
       if (!value) {
-        value = await readImageAsInput(join(dir, row.path), preprocess);
+        value = sectors ? await sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!) : await readImageAsInput(join(dir, row.path), preprocess);
         decoded.set(row.path, value);
       }
       return rng ? augmenter.apply(value, shape, rng) : value;
@@ -78,18 +87,20 @@ export function augmenterFor(config: Pick<TrainConfig, 'augmentation'>, cfg: Pre
 export async function loadTrainingData(config: TrainConfig, cfg: PretrainedCfg): Promise<FoldData> {
   const { rows, info } = openDataset(config.data);
   const classes = trainingClasses(config);
-  if (config.fold >= info.folds) {
+  if (!config.refit && config.fold >= info.folds) {
     throw new PocovidError(`${config.data}: fold ${config.fold} does not exist; the dataset has folds 0..${info.folds - 1}`);
   }
   const kept = rows.filter((r) => classes.includes(r.label));
-  const split = splitForFold(kept, config.fold, { validationFraction: config.validationFraction, seed: config.seed });
+  // A refit learns from every frame: nothing is held out.
+  const split = config.refit ? { train: kept, validation: [], test: [] } : splitForFold(kept, config.fold, { validationFraction: config.validationFraction, seed: config.seed });
   for (const [name, part] of Object.entries({ train: split.train, validation: split.validation, test: split.test })) {
-    if (part.length === 0) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
+    if (part.length === 0 && (name === 'train' || !config.refit)) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
   }
   // Augmentation is applied only where the caller passes an rng (training views).
   const augmenter = augmenterFor(config, cfg);
   const decoded = new InputCache(8 * 1024 ** 3);
-  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augmenter, decoded);
+  const sectors = cfg.sector ? await datasetSectors(config.data, kept) : undefined;
+  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augmenter, decoded, sectors);
   return {
     classes,
     train: make(split.train),

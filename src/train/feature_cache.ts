@@ -96,10 +96,25 @@ export function croppingRunner(runner: ForwardRunner, crops: readonly (FeatureCr
 export interface SharedFeatureStore {
   fingerprint: string | undefined;
   entries: Map<string, Float32Array[]>;
+  /**
+   * Files behind the memory, for folds trained in other processes or on other machines (queue
+   * workers on a shared disk, a resumed sweep): entries missing from memory are looked up there
+   * first, and what is computed is written there too. Absent: memory only (one local cv).
+   */
+  backing?: FeatureBacking;
 }
 
-export function createFeatureStore(): SharedFeatureStore {
-  return { fingerprint: undefined, entries: new Map() };
+/** Persistent storage of one fingerprint's entries at a time (see feature_disk.ts). */
+export interface FeatureBacking {
+  /** Entries are read and written under `fingerprint` from now on. */
+  claim(fingerprint: string): void;
+  /** The entry's outputs (one array of sizes[k] values per output), or undefined when absent or unusable. */
+  read(key: string, sizes: readonly number[]): Float32Array[] | undefined;
+  write(key: string, values: readonly Float32Array[]): void;
+}
+
+export function createFeatureStore(backing?: FeatureBacking): SharedFeatureStore {
+  return { fingerprint: undefined, entries: new Map(), ...(backing ? { backing } : {}) };
 }
 
 /** Makes `store` hold features for `fingerprint` only (emptied when it held another's). */
@@ -107,6 +122,7 @@ export function claimFeatureStore(store: SharedFeatureStore, fingerprint: string
   if (store.fingerprint === fingerprint) return;
   store.fingerprint = fingerprint;
   store.entries.clear();
+  store.backing?.claim(fingerprint);
 }
 
 export interface KeyedInput {
@@ -125,6 +141,14 @@ export async function computeFeaturesThrough(
   entries: KeyedInput[],
   options: FeatureCacheOptions = {},
 ): Promise<{ features: FeatureSet; reused: number }> {
+  if (store.backing) {
+    const sizes = backbone.outputShapes.map((shape) => sizeOf([...shape]));
+    for (const entry of entries) {
+      if (store.entries.has(entry.key)) continue;
+      const stored = store.backing.read(entry.key, sizes);
+      if (stored) store.entries.set(entry.key, stored);
+    }
+  }
   const missing = entries.filter((entry) => !store.entries.has(entry.key));
   const reused = entries.length - missing.length;
   // Progress counts every entry, the reused ones first.
@@ -134,10 +158,9 @@ export async function computeFeaturesThrough(
   });
   const sizes = computed.shapes.map(sizeOf);
   missing.forEach((entry, i) => {
-    store.entries.set(
-      entry.key,
-      computed.data.map((data, k) => data.slice(i * sizes[k]!, (i + 1) * sizes[k]!)),
-    );
+    const values = computed.data.map((data, k) => data.slice(i * sizes[k]!, (i + 1) * sizes[k]!));
+    store.entries.set(entry.key, values);
+    store.backing?.write(entry.key, values);
   });
   const data = sizes.map((size) => new Float32Array(size * entries.length));
   entries.forEach((entry, i) => {

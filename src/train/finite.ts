@@ -25,11 +25,13 @@ export class FiniteLossHandler implements TrainingHandler {
   constructor(
     private readonly fold: number,
     private readonly checkpointDir: string,
+    /** A refit has no validation split, so no validation loss to check. */
+    private readonly hasValidation = true,
   ) {}
 
   afterEpoch({ log }: EpochEnd): void {
     this.check(log.loss, 'the training loss', log.epoch);
-    this.check(log.valLoss, 'the validation loss', log.epoch);
+    if (this.hasValidation) this.check(log.valLoss, 'the validation loss', log.epoch);
   }
 
   private check(value: number, what: string, epoch: number): void {

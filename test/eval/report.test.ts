@@ -89,6 +89,6 @@ describe('pocovid evaluate', () => {
     writeFileSync(join(other, 'config.json'), JSON.stringify({ classes: ['regular', 'covid', 'pneumonia'] }));
     await expect(evaluateRun(other)).rejects.toThrow(/do not match the classes of config\.json/);
     await expect(evaluateRun(run, { classes: ['covid', 'viral'], plots: false })).rejects.toThrow(/unknown class "viral"/);
-    await expect(cli('--run', run, '--video-agg', 'median')).rejects.toThrow(/Allowed choices are mean, vote/);
+    await expect(cli('--run', run, '--video-agg', 'median')).rejects.toThrow(/Allowed choices are mean, vote, top3, contiguous/);
   });
 });

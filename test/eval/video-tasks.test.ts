@@ -29,6 +29,24 @@ describe('aggregateVideos', () => {
     expect(aggregateVideos(tied, AB, 'vote')[0]!.predicted).toBe('b');
   });
 
+  it('top3 follows the most confident frames, not the many hesitant ones', () => {
+    // Seven frames at 0.7 for a, three frames sure of b: the mean (0.505 for a) says a, the 3 most confident say b.
+    const video = [
+      ...Array.from({ length: 7 }, (_, i) => row('v', 0, 'b', 'a', [0.7, 0.3], `h${i}`)),
+      ...Array.from({ length: 3 }, (_, i) => row('v', 0, 'b', 'b', [0.05, 0.95], `s${i}`)),
+    ];
+    expect(aggregateVideos(video, AB, 'mean')[0]!.predicted).toBe('a');
+    expect(aggregateVideos(video, AB, 'top3')[0]!.predicted).toBe('b');
+  });
+
+  it('contiguous follows the longest run of consecutive frames, in time order', () => {
+    // Frames f0..f6 (listed out of order): b b a a a b b → the longest run is a's (3), though b has 4 frames.
+    const labels = ['b', 'b', 'a', 'a', 'a', 'b', 'b'];
+    const video = labels.map((p, i) => row('v', 0, 'a', p, p === 'a' ? [0.6, 0.4] : [0.4, 0.6], `f${i}`)).reverse();
+    expect(aggregateVideos(video, AB, 'vote')[0]!.predicted).toBe('b');
+    expect(aggregateVideos(video, AB, 'contiguous')[0]!.predicted).toBe('a');
+  });
+
   it('refuses a source whose frames disagree on the label', () => {
     expect(() => aggregateVideos([row('v', 0, 'a', 'a', [1, 0]), row('v', 0, 'b', 'a', [1, 0])], AB)).toThrow(/source "v" has frames with different labels/);
   });

@@ -9,6 +9,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import type { RepeatsSummary } from '../../src/eval/repeats.js';
 import { runRepeatedCrossValidation } from '../../src/train/cv.js';
+import { loadModel } from '../../src/model_dir/run.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
 let root: string;
@@ -28,7 +29,7 @@ describe('cv over fold seeds with a logistic head', () => {
   it('runs one cv per fold seed on shared features and summarises them', async () => {
     const out = join(root, 'run');
     const result = await runRepeatedCrossValidation(
-      { data, model: 'mobilenet_v1', inputSize: [32, 32], head: 'logistic', trainableLayers: 0, augment: false, seed: 3, out, foldSeeds: [0, 7], penalties: [0.01, 1] },
+      { data, model: 'mobilenet_v1', inputSize: [32, 32], head: 'logistic', trainableLayers: 0, augment: false, seed: 3, out, foldSeeds: [0, 7], penalties: [0.01, 1], classBias: 'fitted' },
       true,
     );
     expect(result.runs.map((r) => r.seed)).toEqual([0, 7]);
@@ -43,7 +44,10 @@ describe('cv over fold seeds with a logistic head', () => {
       expect(readPredictionsCsv(run.predictions).rows).toHaveLength(36);
       for (const fold of run.folds) {
         // The penalty was chosen by holding out the other folds, never the test fold.
-        const log = JSON.parse(readFileSync(join(run.out, `fold-${fold.fold}`, 'logistic.json'), 'utf8')) as { penalty: number; innerFolds: number[]; grid: { penalty: number }[] };
+        const log = JSON.parse(readFileSync(join(run.out, `fold-${fold.fold}`, 'logistic.json'), 'utf8')) as { penalty: number; innerFolds: number[]; grid: { penalty: number }[]; classBias: number[] };
+        expect(log.classBias).toHaveLength(3);
+        expect(log.classBias[2]).toBe(0);
+        expect(log.classBias.every(Number.isFinite)).toBe(true);
         expect(log.innerFolds).not.toContain(fold.fold);
         expect(log.innerFolds).toHaveLength(2);
         expect([0.01, 1]).toContain(log.penalty);
@@ -56,5 +60,19 @@ describe('cv over fold seeds with a logistic head', () => {
     expect(summary.mean.videoBalancedAccuracy).toBeCloseTo(mean, 12);
     expect(summary.std.videoBalancedAccuracy).toBeCloseTo(Math.abs(summary.repeats[0]!.videoBalancedAccuracy - mean), 12);
     expect(readFileSync(join(out, 'repeats.md'), 'utf8')).toContain('| mean ± std |');
+    // The refit: trained once more on every frame with the folds' median penalty, and the run's model.
+    const chosen = result.runs.flatMap((r) => r.folds.map((f) => (JSON.parse(readFileSync(join(r.out, `fold-${f.fold}`, 'logistic.json'), 'utf8')) as { penalty: number }).penalty)).sort((a, b) => a - b);
+    expect(result.refit!.penalty).toBe(chosen[Math.ceil((chosen.length - 1) / 2)]);
+    const refitLog = JSON.parse(readFileSync(join(out, 'refit', 'logistic.json'), 'utf8')) as { penalty: number; grid: unknown[] };
+    expect(refitLog.penalty).toBe(result.refit!.penalty);
+    expect(refitLog.grid).toHaveLength(1);
+    const model = await loadModel(out);
+    expect(model.path).toBe(join(out, 'refit', 'model'));
+    expect(model.meta.guard?.fittedOn).toBe(36);
+    model.members.forEach((m) => m.dispose());
+    // A fold is still there for the asking, and the folds' ensemble of a seed's run.
+    const fold = await loadModel(result.runs[0]!.out, 1);
+    expect(fold.meta.source).toMatchObject({ folds: [1] });
+    fold.members.forEach((m) => m.dispose());
   });
 });

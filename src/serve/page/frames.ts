@@ -73,6 +73,8 @@ export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: 
   const head = bytes.subarray(0, SNIFF_BYTES);
   const type = sniffType(head);
   if (!type) throw new BadInputError(file.name, describeUnknown(head));
+  // The DICOM decoder needs Node (dicom-parser, sharp for JPEG-compressed frames).
+  if (type.format === 'dicom') throw new BadInputError(file.name, 'DICOM files are not decoded in the browser; use pocovid predict or the server, which read DICOM cine loops and images');
   if (type.kind === 'image' && BROWSER_IMAGES.has(type.format)) {
     return { kind: 'image', type, frames: [toDecisionFrame(await browserImage(file.name, bytes, type), 0, 0, sizes)], decoderLoadSeconds: 0 };
   }
