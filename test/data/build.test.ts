@@ -10,6 +10,7 @@ import { writePhantom } from '../../src/data/phantom.js';
 import type { DatasetInfo } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
 import { preprocessorFor } from '../../src/models/preprocess.js';
+import { resizeRgb } from '../../src/media/resize.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { createRng } from '../../src/util/rng.js';
 import { tempDir } from './helpers.js';
@@ -123,7 +124,9 @@ describe('reading batches', () => {
     // Values follow cfg: (pixel/255 - 0.5)/0.25 of the frame resized to the input size.
     const x = await batch.x.data();
     for (const [i, row] of pick.entries()) {
-      const { data: pixels } = await sharp(join(dir, row.path)).resize(24, 24, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      // The frame decoded by sharp, resized by the project's one resize (media/resize.ts).
+      const { data: raw, info } = await sharp(join(dir, row.path)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const pixels = resizeRgb(new Uint8Array(raw), info.width, info.height, 24, 24);
       expect(pixels.length).toBe(24 * 24 * 3);
       let worst = 0;
       pixels.forEach((p, j) => (worst = Math.max(worst, Math.abs(x[i * pixels.length + j]! - (p / 255 - 0.5) / 0.25))));

@@ -173,7 +173,7 @@ describe('class folders: a file is what its bytes say', () => {
     await writePng(join(dir, 'covid', 'p1', 'scan.mp4'), 40, 40, 1);
     await writePng(join(dir, 'covid', 'p2', 'IM0001'), 40, 40, 2);
     await writePng(join(dir, 'regular', 'p3', 'a.png'), 40, 40, 3);
-    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'regular', 'p3', 'a.png'), join(dir, 'regular', 'p4', 'b.bmp')]);
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'regular', 'p3', 'a.png'), join(dir, 'regular', 'p4', 'b.bmp')]);
     writeFileSync(join(dir, 'regular', 'p4', 'notes.png'), 'not an image at all');
     const built = await buildDataset({ source: dir, out: join(root, 'ds-own-renamed'), folds: 2, size: 32, quiet: true });
     expect(built.info.skipped).toEqual([
