@@ -11,7 +11,7 @@ import { gradCam } from '../src/explain/gradcam.js';
 import { loadRunModel, runDataset, testItems } from '../src/explain/run_data.js';
 import { fitSector, sectorMask } from '../src/data/sector.js';
 import { clipInputs } from '../src/models/preprocess.js';
-import { runFoldDirs } from '../src/infer/model_dir.js';
+import { runFoldDirs } from '../src/model_dir/run.js';
 import { writeJsonAtomicSync } from '../src/util/atomic.js';
 
 const { values } = parseArgs({

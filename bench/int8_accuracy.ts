@@ -5,6 +5,7 @@
 // Reports per fold and pooled: frame and video accuracy (video = mean probability over its
 // frames), balanced accuracy, how often the two graphs agree on the label, the largest and mean
 // change of a probability, and ms per frame for each graph (batch 1).
+import { preprocessorFor } from '../src/models/preprocess.js';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,8 +13,8 @@ import { openDataset } from '../src/data/dataset.js';
 import { readImageAsInput } from '../src/data/image.js';
 import type { ManifestRow } from '../src/data/types.js';
 import { initEngine } from '../src/engine/index.js';
-import { argMax } from '../src/infer/combine.js';
-import { loadModelDir } from '../src/infer/model_dir.js';
+import { argMax } from '../src/decision/combine.js';
+import { loadModelDir } from '../src/model_dir/model_dir.js';
 import { quantizeModel } from '../src/onnx/calibrate.js';
 import { createOrtRunner, type ForwardRunner } from '../src/onnx/runtime.js';
 import { modelToOnnx } from '../src/onnx/export.js';
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     const model = loaded.members[0]!;
     classes = loaded.meta.classes;
     const cfg = loaded.meta.cfg;
-    const read = (rows: readonly ManifestRow[]) => Promise.all(rows.map((r) => readImageAsInput(join(dataset.dir, r.path), cfg)));
+    const read = (rows: readonly ManifestRow[]) => Promise.all(rows.map((r) => readImageAsInput(join(dataset.dir, r.path), preprocessorFor(cfg))));
     // Calibration frames come from the training folds only: the test fold stays unseen.
     const training = dataset.rows.filter((r) => r.fold !== fold);
     const calibrationRows = createRng(seed + fold).shuffle([...training]).slice(0, calibrationFrames);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readPredictionsCsv } from '../src/eval/csv.js';
 import { CALIBRATION_PREDICTIONS_FILE } from '../src/eval/conformal_io.js';
 import { calibrateFromRows, coverageByLevel } from '../src/eval/conformal_rows.js';
-import { runFoldDirs } from '../src/infer/model_dir.js';
+import { runFoldDirs } from '../src/model_dir/run.js';
 
 const [run, ...coverageArgs] = process.argv.slice(2);
 if (!run) {

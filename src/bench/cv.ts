@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { buildDataset } from '../data/build.js';
 import { writePhantom } from '../data/phantom.js';
 import { initEngine } from '../engine/index.js';
-import type { Runtime } from '../onnx/index.js';
+import type { Runtime } from '../onnx/runtime.js';
 import { runCrossValidation } from '../train/cv.js';
 import { runtimeLabel } from './measure.js';
 

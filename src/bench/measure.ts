@@ -8,7 +8,7 @@ import { initEngine, type EngineInfo } from '../engine/index.js';
 import { createModel } from '../models/registry.js';
 import { disposeBuiltModel } from '../models/cut.js';
 import '../models/index.js';
-import { createForwardRunner, createOrtRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/index.js';
+import { createForwardRunner, createOrtRunner, defaultOrtThreads, type ForwardRunner, type Runtime } from '../onnx/runtime.js';
 import { quantizeModel } from '../onnx/calibrate.js';
 import { croppingRunner } from '../train/feature_cache.js';
 import { trainStep } from '../train/head_trainer.js';

@@ -5,7 +5,7 @@
 import { measureRobustness } from '../robustness/measure.js';
 import { buildRobustnessReport, type RobustnessReport } from '../robustness/report.js';
 import { pct, ROBUSTNESS_TARGETS } from '../robustness/stats.js';
-import type { RuntimeChoice } from '../onnx/index.js';
+import type { RuntimeChoice } from '../onnx/runtime.js';
 
 export interface RobustnessBenchOptions {
   run: string;

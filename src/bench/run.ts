@@ -6,7 +6,7 @@ import { cpus } from 'node:os';
 import { initEngine } from '../engine/index.js';
 import { modelNames } from '../models/registry.js';
 import '../models/index.js';
-import { chooseRuntime, type Runtime } from '../onnx/index.js';
+import { chooseRuntime, type Runtime } from '../onnx/runtime.js';
 import { benchCrossValidation, CV_BENCH_SPECS, type CvBenchResult } from './cv.js';
 import type { ModelBenchResult } from './measure.js';
 

@@ -1,32 +1,14 @@
 // `pocovid bench`: throughput and memory per model and runtime on this machine.
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { measureModel } from '../bench/measure.js';
 import { benchRobustness, formatRobustnessBench } from '../bench/robustness.js';
 import { CHILD_FLAG, formatBenchTable, runBench } from '../bench/run.js';
-import { parseRuntimeChoice, type Runtime } from '../onnx/index.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { integer, pictureSize, someOf } from './options.js';
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
-  return n;
-}
-
-function size(value: string): [number, number] {
-  const parts = value.split(/[x,]/).map(Number);
-  const [h, w] = parts.length === 1 ? [parts[0], parts[0]] : parts;
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) throw new InvalidArgumentError(`"${value}": use N or HxW`);
-  return [h!, w!];
-}
-
-function runtimes(value: string): Runtime[] {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new InvalidArgumentError('no runtime given; use ort, tfjs or ort,tfjs');
-  return names.map((name) => {
-    const runtime = parseRuntimeChoice(name);
-    if (runtime === 'auto') throw new InvalidArgumentError('--runtimes takes ort and/or tfjs (auto is not a runtime to measure)');
-    return runtime;
-  });
-}
+const positiveInt = integer(1);
+/** ort and/or tfjs: 'auto' is not a runtime one can measure. */
+const runtimes = someOf<Runtime>(['ort', 'tfjs']);
 
 interface BenchCliOptions {
   json?: boolean;
@@ -49,7 +31,7 @@ export function register(program: Command): void {
     .option('--models <list>', 'comma-separated model names (default: all)')
     .option('--runtimes <list>', 'comma-separated: ort, tfjs (default: tfjs, and ort where it loads)', runtimes)
     .option('--repeats <n>', 'timed repetitions per measurement', positiveInt, 3)
-    .option('--input-size <N|HxW>', 'override every model\'s input size (quick runs)', size)
+    .option('--input-size <N|HxW>', 'override every model\'s input size (quick runs)', pictureSize)
     .option('--cv', 'also time `cv` (3 folds) on a fixed phantom dataset: grayscale_cnn at 64², mobilenet_v1 at 224²')
     .option('--cv-epochs <n>', 'epochs of each --cv run', positiveInt, 2)
     .option('--robustness <run>', 'instead: the decision-stability figures of a cv run against issue 15\'s targets (±1 grey level, JPEG 95, resize kernels; see `pocovid robustness`); --json prints its report')

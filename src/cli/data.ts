@@ -1,6 +1,6 @@
 // `pocovid data build | audit | refold | phantom | fetch`: parse options, call src/data, print a summary.
 import { refoldDataset } from '../data/refold.js';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { buildDataset, type GroupBy } from '../data/build.js';
 import { parseClassMap } from '../data/layouts.js';
 import { registerAudit } from './data_audit.js';
@@ -10,12 +10,7 @@ import { subsetDataset } from '../data/subset.js';
 import type { Probe } from '../data/sources.js';
 import type { ClassName } from '../data/types.js';
 
-const list = (value: string): string[] => value.split(',').map((s) => s.trim()).filter(Boolean);
-const int = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${value}`);
-  return n;
-};
+import { fps, integer, listOf, names, numberIn, seed } from './options.js';
 
 function registerBuild(data: Command): void {
   data
@@ -27,18 +22,18 @@ function registerBuild(data: Command): void {
     )
     .requiredOption('--source <dir>', 'the POCUS data/ folder, or a folder with one sub-folder per class (and optionally per patient)')
     .requiredOption('--out <dir>', 'dataset folder to write (re-runs reuse finished sources)')
-    .option('--fps <n>', 'frames per second kept from videos', Number, 3)
-    .option('--max-frames <n>', 'at most this many frames per video', int, 30)
-    .option('--size <n>', 'frame side in pixels', int, 224)
-    .option('--probes <list>', 'POCUS layout: convex, linear or both', list, ['convex'])
-    .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', list, ['covid', 'pneumonia', 'regular'])
+    .option('--fps <n>', 'frames per second kept from videos', fps, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', integer(1), 30)
+    .option('--size <n>', 'frame side in pixels', integer(8, 4096), 224)
+    .option('--probes <list>', 'POCUS layout: convex, linear or both', names, ['convex'])
+    .option('--classes <list>', 'classes to take (covid, pneumonia, regular, viral)', names, ['covid', 'pneumonia', 'regular'])
     .option('--class-map <map>', 'class-folder layouts: folder names of the classes, e.g. covid=COVID-19,regular=Healthy (default: the class names, any case)')
     .option('--patient-salt <file>', 'secret salt for DICOM Patient ID pseudonyms (created if missing; default <out>/patient-salt; reuse it to rebuild with the same groups)')
-    .option('--folds <k>', 'number of folds', int, 5)
-    .option('--seed <n>', 'seed of the fold assignment', int, 0)
+    .option('--folds <k>', 'number of folds', integer(2), 5)
+    .option('--seed <n>', 'seed of the fold assignment', seed, 0)
     .addOption(new Option('--group-by <what>', 'keep each patient (honest) or each video (original protocol) in one fold').choices(['patient', 'video']).default('patient'))
     .option('--crop <file>', 'crop.json (default: <source>/crop.json when present)')
-    .option('--concurrency <n>', 'sources decoded at once', int, 2)
+    .option('--concurrency <n>', 'sources decoded at once', integer(1, 64), 2)
     .option('--quiet', 'no progress output')
     .action(async (o: { source: string; out: string; fps: number; maxFrames: number; size: number; probes: string[]; classes: string[]; classMap?: string; patientSalt?: string; folds: number; seed: number; groupBy: string; crop?: string; concurrency: number; quiet?: boolean }) => {
       const classes = o.classes as ClassName[];
@@ -74,25 +69,19 @@ function registerBuild(data: Command): void {
     });
 }
 
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number > 0`);
-  return n;
-}
-
 function registerPhantom(data: Command): void {
   data
     .command('phantom')
     .description('write a SYNTHETIC lung-ultrasound set (convex sector, speckle; A-lines / B-lines / consolidation) in the POCUS folder layout')
     .requiredOption('--out <dir>', 'folder to write (pocus_videos/, pocus_images/, dataset_metadata.csv, crop.json)')
-    .option('--per-class <n>', 'videos per class', int, 6)
-    .option('--images-per-class <n>', 'still images per class', int, 2)
-    .option('--size <n>', 'frame side in pixels', int, 160)
-    .option('--frames <n>', 'frames per video', int, 10)
-    .option('--seed <n>', 'seed', int, 0)
-    .option('--gain <factor>', 'another site: multiply every scene\'s gain', positiveNumber)
-    .option('--sector <degrees>', 'another site: sector half-angle in degrees (default random 28–40)', positiveNumber)
-    .option('--apex <sides>', 'another site: virtual apex this many frame sides above the image (default random 0.15–0.35; larger looks more linear)', positiveNumber)
+    .option('--per-class <n>', 'videos per class', integer(1, 1000), 6)
+    .option('--images-per-class <n>', 'still images per class', integer(0, 1000), 2)
+    .option('--size <n>', 'frame side in pixels', integer(32, 1024), 160)
+    .option('--frames <n>', 'frames per video', integer(1, 1000), 10)
+    .option('--seed <n>', 'seed', seed, 0)
+    .option('--gain <factor>', 'another site: multiply every scene\'s gain', numberIn({ min: 0, exclusiveMin: true }))
+    .option('--sector <degrees>', 'another site: sector half-angle in degrees (default random 28–40)', numberIn({ min: 0, exclusiveMin: true, max: 89 }))
+    .option('--apex <sides>', 'another site: virtual apex this many frame sides above the image (default random 0.15–0.35; larger looks more linear)', numberIn({ min: 0, exclusiveMin: true }))
     .option('--quiet', 'no progress output')
     .action(async (o: { out: string; perClass: number; imagesPerClass: number; size: number; frames: number; seed: number; gain?: number; sector?: number; apex?: number; quiet?: boolean }) => {
       const site = o.gain === undefined && o.sector === undefined && o.apex === undefined ? undefined : { gain: o.gain, sectorDegrees: o.sector, apex: o.apex };
@@ -106,12 +95,12 @@ function registerSubset(data: Command): void {
     .command('subset')
     .description('some folds of a built dataset as a dataset of their own (frames hard-linked), optionally re-split into new folds by patient: a simulated new site')
     .requiredOption('--data <dataset>', 'dataset folder written by `pocovid data build`')
-    .requiredOption('--folds <list>', 'folds to keep, comma-separated')
+    .requiredOption('--folds <list>', 'folds to keep, comma-separated', listOf(integer(0), 'a comma-separated list of fold numbers'))
     .requiredOption('--out <dir>', 'new dataset folder')
-    .option('--refold <k>', 'split the kept rows into k new folds (grouped like the source, stratified by class); default: keep the folds, renumbered from 0', int)
-    .option('--seed <n>', 'seed of --refold', int, 0)
-    .action((o: { data: string; folds: string; out: string; refold?: number; seed: number }) => {
-      const folds = o.folds.split(',').map((f) => int(f.trim()));
+    .option('--refold <k>', 'split the kept rows into k new folds (grouped like the source, stratified by class); default: keep the folds, renumbered from 0', integer(2))
+    .option('--seed <n>', 'seed of --refold', seed, 0)
+    .action((o: { data: string; folds: number[]; out: string; refold?: number; seed: number }) => {
+      const folds = o.folds;
       const { info, rows } = subsetDataset({ data: o.data, folds, out: o.out, refold: o.refold, seed: o.seed });
       console.log(`wrote ${o.out}: ${rows.length} frames in ${info.folds} folds (${Object.entries(info.counts.perFold).map(([f, c]) => `fold ${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`).join(', ')})`);
     });
@@ -138,7 +127,7 @@ function registerRefold(data: Command): void {
     .description('the same frames in other folds (same grouping and fold count, another seed); frames are linked, not copied')
     .argument('<dataset>', 'dataset folder written by data build')
     .requiredOption('--out <dir>', 'folder to write (manifest.csv, dataset.json, frames → the original frames)')
-    .requiredOption('--seed <n>', 'fold seed', int)
+    .requiredOption('--seed <n>', 'fold seed', seed)
     .action((dataset: string, o: { out: string; seed: number }) => {
       const { info } = refoldDataset(dataset, o.out, o.seed);
       const perFold = Object.entries(info.counts.perFold).map(([f, c]) => `${f}: ${Object.values(c).reduce((a, b) => a + b, 0)}`);

@@ -1,18 +1,20 @@
 // `pocovid export`: gather a run's fold models into one model folder, with the in-browser page.
 import { Command, Option } from 'commander';
-import { PocovidError, UnknownChoiceError } from '../errors.js';
+import { PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../onnx/calibrate.js';
+import { MAX_OPSET, MIN_OPSET } from '../onnx/export.js';
 import { listFrameFiles } from '../onnx/calibration_frames.js';
 import { exportModelDirInt8, INT8_AGREEMENT_WARNING, INT8_REPORT_FILE } from '../onnx/int8_model_dir.js';
 import { exportModelDirOnnx } from '../onnx/model_dir.js';
+import { integer, names, seed } from './options.js';
 
 interface ExportOptions {
   run: string;
   out: string;
   fold?: number;
   page: boolean;
-  format: string;
+  format: 'tfjs' | 'onnx';
   opset: number;
   int8?: boolean;
   calibration?: string;
@@ -20,14 +22,11 @@ interface ExportOptions {
   checkFrames: number;
   calibrationMethod: CalibrationMethod;
   seed: number;
-  floatLayers?: string;
+  floatLayers?: string[];
 }
 
-const int = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${value}`);
-  return n;
-};
+const fold = integer(0);
+const count = integer(0);
 
 export function register(program: Command): void {
   program
@@ -35,19 +34,18 @@ export function register(program: Command): void {
     .description('write a run\'s model (all folds as an ensemble, or one fold) as a TF.js layers model folder with its preprocessing config, class names and the in-browser page')
     .requiredOption('--run <dir>', 'training run folder (holds fold-<k>/model/)')
     .requiredOption('--out <dir>', 'model folder to write')
-    .option('--fold <k>', 'export this fold only', int)
+    .option('--fold <k>', 'export this fold only', fold)
     .option('--no-page', 'do not copy the web page next to the model')
-    .option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx', 'tfjs')
-    .option('--opset <n>', 'ONNX opset for --format onnx (11-21; 13+ with --int8)', int, 13)
+    .addOption(new Option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx').choices(['tfjs', 'onnx']).default('tfjs'))
+    .option('--opset <n>', 'ONNX opset for --format onnx (13+ with --int8)', integer(MIN_OPSET, MAX_OPSET), 13)
     .option('--int8', 'with --format onnx: also write <member>/model.int8.onnx, calibrated on --calibration, for predict/serve --precision int8')
     .option('--calibration <dir>', 'with --int8: a dataset folder (pocovid data build), or a folder of images and videos, whose frames set the int8 ranges')
-    .option('--calibration-frames <n>', 'with --int8: frames that set the ranges (a video gives up to 30)', int, 200)
-    .option('--check-frames <n>', 'with --int8: other frames on which int8 is compared with float (0 = none)', int, 200)
+    .option('--calibration-frames <n>', 'with --int8: frames that set the ranges (a video gives up to 30)', integer(1), 200)
+    .option('--check-frames <n>', 'with --int8: other frames on which int8 is compared with float (0 = none)', count, 200)
     .addOption(new Option('--calibration-method <m>', 'with --int8: minmax, or mse (least squared error, clipping rare extremes)').choices([...CALIBRATION_METHODS]).default('mse'))
-    .option('--seed <n>', 'with --int8: which frames are drawn', int, 0)
-    .option('--float-layers <names>', 'with --int8: comma-separated conv layers to keep in float')
+    .option('--seed <n>', 'with --int8: which frames are drawn', seed, 0)
+    .option('--float-layers <names>', 'with --int8: comma-separated conv layers to keep in float', names)
     .action(async (o: ExportOptions) => {
-      if (o.format !== 'tfjs' && o.format !== 'onnx') throw new UnknownChoiceError('format', o.format, ['tfjs', 'onnx']);
       if (o.int8 && o.format !== 'onnx') throw new PocovidError('--int8 needs --format onnx');
       if (o.int8 && !o.calibration) throw new PocovidError('--int8 needs --calibration <dir>: frames of the kind the model will see set the int8 ranges');
       // Checked before anything is written, so that a bad dataset or opset does not leave a half-made folder.
@@ -62,7 +60,7 @@ export function register(program: Command): void {
           checkFrames: o.checkFrames,
           method: o.calibrationMethod,
           seed: o.seed,
-          floatLayers: o.floatLayers?.split(',').map((name) => name.trim()).filter(Boolean),
+          floatLayers: o.floatLayers,
           opset: o.opset,
         });
         for (const m of report.members) {

@@ -2,7 +2,7 @@
 // the top probability moves, each test frame classified by its own fold's model.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { VIDEO_AGGREGATIONS, type VideoAggregation } from '../eval/types.js';
-import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/index.js';
+import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/runtime.js';
 import { cleanCheckWarning, PERTURBATIONS, runRobustness } from '../robustness/index.js';
 
 interface RobustnessCliOptions {

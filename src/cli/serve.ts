@@ -1,14 +1,10 @@
 // `pocovid serve`: parse options, start the HTTP API and page, stop cleanly on Ctrl-C or SIGTERM.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
-import type { RuntimeChoice } from '../onnx/index.js';
+import type { RuntimeChoice } from '../onnx/runtime.js';
 import { createServer, DEFAULT_TIMEOUTS } from '../serve/server.js';
 
-const int = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`not a port number: ${value}`);
-  return n;
-};
+import { numberIn, port } from './options.js';
 
 const seconds = (value: string): number => {
   const n = Number(value);
@@ -21,10 +17,10 @@ export function register(program: Command): void {
     .command('serve')
     .description('HTTP API (POST /api/predict, GET /api/health, GET /api/model) and the in-browser page at / (research use only, not a diagnostic device)')
     .requiredOption('--model <dir>', 'exported model folder, or a training run')
-    .option('--port <n>', 'port', int, 8080)
+    .option('--port <n>', 'port (0: any free port)', port, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--keep-uploads', 'keep uploaded files (in the private temp folder printed at start)')
-    .option('--max-upload-mb <n>', 'largest upload accepted', Number, 200)
+    .option('--max-upload-mb <n>', 'largest upload accepted (MB)', numberIn({ min: 0, exclusiveMin: true, max: 100_000 }), 200)
     .option('--log', 'log every request')
     .option('--drain-timeout <s>', 'on SIGTERM/Ctrl-C, seconds to let requests in progress finish before their connections are cut', seconds, DEFAULT_TIMEOUTS.drainMs / 1000)
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM uses TF.js').choices([...RUNTIMES]).default('auto'))

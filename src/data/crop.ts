@@ -4,14 +4,9 @@
 // A malformed entry is reported through `onProblem` and ignored: one bad line must not stop a build.
 import { readFileSync } from 'node:fs';
 import { BadInputError } from '../errors.js';
+import type { CropSpec } from '../media/sampling.js';
 
-export interface CropSpec {
-  top: number;
-  left: number;
-  size: number;
-  /** Native frame range, inclusive; undefined = whole video. */
-  frames?: [number, number];
-}
+export type { CropSpec };
 
 export function parseCropJson(text: string, file = 'crop.json', onProblem: (problem: string) => void = () => undefined): Map<string, CropSpec> {
   let raw: unknown;

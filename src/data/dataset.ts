@@ -3,14 +3,13 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BadInputError, PocovidError } from '../errors.js';
-import type { PretrainedCfg } from '../models/types.js';
 import { createRng, type Rng } from '../util/rng.js';
 import type { Augmenter } from './augment.js';
 import { assignGroups } from './folds.js';
 import { readImageAsInput } from './image.js';
 import { readManifest } from './manifest.js';
 import { readJsonFile } from '../util/json_file.js';
-import type { ClassName, DatasetInfo, ManifestRow } from './types.js';
+import type { ClassName, DatasetInfo, InputPreprocessor, ManifestRow } from './types.js';
 
 export interface Dataset {
   dir: string;
@@ -148,23 +147,23 @@ export interface BatchOptions {
 }
 
 export interface Batch {
-  /** [n, height, width, channels] preprocessed by cfg. */
+  /** [n, height, width, channels] preprocessed by `preprocess`. */
   x: tf.Tensor4D;
   /** [n, classes] one-hot. */
   y: tf.Tensor2D;
   labels: ClassName[];
 }
 
-/** Decodes the rows' PNGs (sharp), preprocesses by cfg, optionally augments; two tensors, nothing else left allocated. */
-export async function loadBatch(dir: string, rows: readonly ManifestRow[], cfg: PretrainedCfg, options: BatchOptions = {}): Promise<Batch> {
+/** Decodes the rows' PNGs (sharp), preprocesses them, optionally augments; two tensors, nothing else left allocated. */
+export async function loadBatch(dir: string, rows: readonly ManifestRow[], preprocess: InputPreprocessor, options: BatchOptions = {}): Promise<Batch> {
   const classes = options.classes ?? ['covid', 'pneumonia', 'regular'];
   if (options.augment && !options.rng) throw new PocovidError('loadBatch: augmentation needs an rng (seeded)');
-  const [h, w] = cfg.inputSize;
-  const c = cfg.channels;
+  const [h, w] = preprocess.inputSize;
+  const c = preprocess.channels;
   const per = h * w * c;
   const x = new Float32Array(rows.length * per);
   const y = new Float32Array(rows.length * classes.length);
-  const cacheKey = (path: string) => `${cfg.id}|${h}x${w}x${c}|${cfg.channelOrder}|${cfg.colour ?? 'rgb'}|${cfg.mean.join(',')}|${cfg.std.join(',')}|${path}`;
+  const cacheKey = (path: string) => `${preprocess.key}|${path}`;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
     const k = classes.indexOf(row.label);
@@ -173,7 +172,7 @@ export async function loadBatch(dir: string, rows: readonly ManifestRow[], cfg: 
     const path = join(dir, row.path);
     let input = options.cache?.get(cacheKey(path));
     if (!input) {
-      input = await readImageAsInput(path, cfg);
+      input = await readImageAsInput(path, preprocess);
       options.cache?.set(cacheKey(path), input);
     }
     x.set(options.augment ? options.augment.apply(input, [h, w, c], options.rng!) : input, i * per);

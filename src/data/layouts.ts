@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { sniffFile, type SniffedType } from '../media/sniff.js';
+import type { SniffedType } from '../media/formats.js';
+import { sniffFile } from '../media/sniff.js';
 import { labelFromFileName, listSources, type Probe } from './sources.js';
 import { ALL_CLASSES, type ClassName } from './types.js';
 

@@ -6,8 +6,8 @@
 // for training augmentation too.
 import sharp from 'sharp';
 import type { Rng } from '../util/rng.js';
-import type { RgbImage } from './image.js';
-import { resizeImage, type ResizeKernel } from './resize.js';
+import type { RgbImage } from '../media/resize.js';
+import { resizeImage, type ResizeKernel } from '../media/resize.js';
 
 const clampByte = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : v);
 

@@ -5,9 +5,9 @@
 // about timing and burned-in text, for the build's warnings.
 import type { CropSpec } from './crop.js';
 import { decodeImage } from './image.js';
-import type { LimitOptions } from '../media/ffmpeg.js';
+import type { LimitOptions } from '../media/limits.js';
 import { decodeDicomFrames, type DicomInfo } from '../media/dicom_frames.js';
-import type { SniffedType } from '../media/sniff.js';
+import type { SniffedType } from '../media/formats.js';
 import { decodeVideoFrames } from '../media/video.js';
 
 export interface SourceFrame {

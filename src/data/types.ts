@@ -1,5 +1,20 @@
 // The dataset on disk, as written by `pocovid data build` and read by training and evaluation.
 
+/**
+ * How a model turns a frame's pixels into its input. data/ knows no model: the caller passes
+ * this in (src/models/preprocess.ts preprocessorFor(cfg) makes it from a pretrained config).
+ */
+export interface InputPreprocessor {
+  /** [height, width] the frame is resized to. */
+  inputSize: readonly [number, number];
+  /** Channels of the input (1 grey, 3 colour). */
+  channels: number;
+  /** Names the preprocessing (caches key on it: the same frame under another config is another input). */
+  key: string;
+  /** 8-bit RGB at inputSize (H×W×3) → input H×W×channels. */
+  toInput(rgb: Uint8Array): Float32Array;
+}
+
 export type ClassName = 'covid' | 'pneumonia' | 'regular' | 'viral';
 export const ALL_CLASSES: readonly ClassName[] = ['covid', 'pneumonia', 'regular', 'viral'];
 

@@ -21,7 +21,17 @@ export interface DemoOptions {
   extraSteps?: { name: string; run(runDir: string, datasetDir: string): Promise<string> }[];
 }
 
+/** The figures a demo ends with: accuracy on the held-out test fold, frames and videos. */
+export interface DemoHeadline {
+  frameAccuracy: number;
+  frameBalancedAccuracy: number;
+  frames: number;
+  videoAccuracy: number;
+  videos: number;
+}
+
 export interface DemoResult {
+  headline: DemoHeadline;
   phantom: string;
   dataset: string;
   run: string;
@@ -67,7 +77,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   }
 
   log('4/5 evaluating (frame, video and patient level, prediction sets, report.html)');
-  const { written } = await evaluateRun(run, {
+  const { written, report } = await evaluateRun(run, {
     title: 'POCOVID demo on SYNTHETIC phantom data (not patient data)',
     extra: { data: 'synthetic phantom', trainSeconds: result.trainSeconds, trainImgPerSec: result.trainImgPerSec },
   });
@@ -76,6 +86,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const exported = await exportRun(run, model);
   const seconds = (Date.now() - started) / 1000;
   const summary: DemoResult = {
+    headline: {
+      frameAccuracy: report.frame.accuracy,
+      frameBalancedAccuracy: report.frame.balancedAccuracy,
+      frames: report.frame.n,
+      videoAccuracy: report.video.accuracy,
+      videos: report.video.n,
+    },
     phantom,
     dataset,
     run,

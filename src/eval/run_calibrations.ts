@@ -2,7 +2,9 @@
 // evaluate scores each fold's test rows with.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MODEL_META_FILE, readModelMeta, runFoldDirs } from '../infer/model_dir.js';
+import { MODEL_META_FILE } from '../model_dir/meta.js';
+import { readModelMeta } from '../model_dir/model_dir.js';
+import { runFoldDirs } from '../model_dir/run.js';
 import type { ConformalCalibration } from './conformal.js';
 
 /** The fold of a single-fold `pocovid train` run (config.json), 0 when it says none. */

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 import { findLayer, layerOutput, modelTo } from './graph.js';
-import { createForwardRunner, type ForwardRunnerOptions } from '../onnx/index.js';
+import { createForwardRunner, type ForwardRunnerOptions } from '../onnx/runtime.js';
 
 export const EMBEDDING_METHODS = ['tsne', 'pca', 'umap'] as const;
 export type EmbeddingMethod = (typeof EMBEDDING_METHODS)[number];

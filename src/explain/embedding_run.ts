@@ -5,7 +5,7 @@ import { formatCsv } from '../data/csv.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { embed2d, extractFeaturesAndPredictions, type EmbeddingMethod } from './embedding.js';
-import type { RuntimeChoice } from '../onnx/index.js';
+import type { RuntimeChoice } from '../onnx/runtime.js';
 import { renderEmbeddingScatter, renderThumbnailMap, type EmbeddedFrame } from './embedding_plots.js';
 import { loadRunModel, runDataset, testItems, type RunModel } from './run_data.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../engine/index.js';
 import type { WorstError } from '../eval/worst_errors.js';
-import { decodeImageTo } from '../infer/media.js';
+import { decodeImageTo } from '../media/decode.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { pngOf } from './figure.js';

@@ -12,12 +12,13 @@ import { classActivationMap, supportsCam } from './cam.js';
 import { frameFigure, mapFigure } from './figure.js';
 import { galleryHtml, type GalleryItem } from './gallery.js';
 import { gradCam } from './gradcam.js';
-import { createForwardRunner, type ForwardRunner, type RuntimeChoice } from '../onnx/index.js';
+import { createForwardRunner, type ForwardRunner, type RuntimeChoice } from '../onnx/runtime.js';
 import { occlusionMap, runnerForward, type ForwardFn, type OcclusionOptions } from './occlusion.js';
 import { fileItems, loadRunModel, runDataset, testItems, type ExplainItem, type RunModel } from './run_data.js';
 import { saliencyMap } from './saliency.js';
 import { mcDropout, videoMcDropout } from './uncertainty.js';
-import { checkProbabilities } from '../infer/finite.js';
+import { checkProbabilities } from '../decision/finite.js';
+import { guardFrames, guardFrameSide, storedGuard } from '../decision/core.js';
 
 export const EXPLAIN_METHODS = ['gradcam', 'cam', 'saliency', 'occlusion'] as const;
 export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
@@ -42,6 +43,12 @@ export interface ExplainOptions {
   runtime?: RuntimeChoice;
   fps?: number;
   maxFrames?: number;
+  /**
+   * Apply the model's not-ultrasound guard to the files given (default true), as predict does: an
+   * input it refuses is listed with the reason and not explained. false explains it anyway and
+   * marks it "guard overridden". The dataset's test frames are explained either way.
+   */
+  guard?: boolean;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -77,10 +84,19 @@ export async function explain(options: ExplainOptions): Promise<ExplainResult> {
     const { model, cfg } = rm;
     const methods = resolveMethods(options.methods, rm);
     const files = options.files ?? [];
+    const guardSide = rm.guard ? guardFrameSide(cfg, 'stored') : undefined;
     const items: ExplainItem[] =
       files.length > 0
-        ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
+        ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames }, guardSide)
         : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
+    if (files.length > 0 && rm.guard) {
+      // The decision core's guard and rule, as predict, serve and the page apply them.
+      const guard = storedGuard(rm.guard);
+      for (const item of items) {
+        const outcome = await guardFrames(guard, item.frames.map((f) => ({ index: f.index, time: f.time, rgb: f.rgb, ...(f.also?.[0] ? { guardFrame: f.also[0] } : {}) })), cfg);
+        item.guard = { flagged: outcome.refused, reason: outcome.summary!.reason, ...(outcome.refused && options.guard === false ? { overridden: true } : {}) };
+      }
+    }
     const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
     try {
       return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
@@ -112,6 +128,12 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
   const frameMc = new Map<string, MeanStd[]>();
   for (const [n, item] of items.entries()) {
     log(`[${n + 1}/${items.length}] ${item.name} (${item.frames.length} frame${item.frames.length === 1 ? '' : 's'})`);
+    if (item.guard?.flagged && !item.guard.overridden) {
+      // No diagnosis, so nothing to explain: the frames are shown with the guard's reason.
+      log(`  no diagnosis: ${item.guard.reason} (--no-guard explains it anyway)`);
+      gallery.push(await refusedItem(options.out, item, w, h, displayWidth));
+      continue;
+    }
     const inputs = clipInputs(item.frames, cfg);
     const flat = new Float32Array(inputs.length * h * w * cfg.channels);
     inputs.forEach((x, i) => flat.set(x, i * x.length));
@@ -159,6 +181,7 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
       name: item.name,
       kind: item.kind,
       ...(item.label === undefined ? {} : { label: item.label }),
+      ...(item.guard ? { guard: item.guard } : {}),
       predicted: classes[argMax(probabilities)]!,
       probabilities,
       mcMean: video?.mean ?? null,
@@ -186,6 +209,17 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
   return { index: join(options.out, 'index.html'), items: gallery, methods };
 }
 
+/** A refused input in the gallery: its frames and the guard's reason, no prediction, no maps. */
+async function refusedItem(out: string, item: ExplainItem, w: number, h: number, displayWidth: number): Promise<GalleryItem> {
+  const frames: GalleryItem['frames'] = [];
+  for (const [i, frame] of item.frames.entries()) {
+    const image = join('maps', item.id, `f${String(i).padStart(3, '0')}_frame.png`);
+    await writeFileAtomic(join(out, image), await frameFigure(frame.rgb, w, h, { title: item.kind === 'video' ? `frame at t = ${frame.time.toFixed(1)} s` : 'frame', displayWidth }));
+    frames.push({ index: frame.index, time: frame.time, image, maps: {}, probabilities: null, predicted: null });
+  }
+  return { id: item.id, name: item.name, kind: item.kind, guard: item.guard!, predicted: null, probabilities: null, mcMean: null, mcStd: null, frames };
+}
+
 async function writeOutputs(
   options: ExplainOptions,
   rm: RunModel,
@@ -199,11 +233,12 @@ async function writeOutputs(
     ['item', 'name', 'frame', 'time', 'label', 'predicted', ...classes.map((c) => `p_${c}`), ...classes.map((c) => `mc_mean_${c}`), ...classes.map((c) => `mc_std_${c}`)],
   ];
   const mcCells = (m?: MeanStd | null): (string | number)[] => (m ? [...m.mean, ...m.std] : new Array<string>(2 * classes.length).fill(''));
+  const probabilityCells = (p: number[] | null): (string | number)[] => p ?? new Array<string>(classes.length).fill('');
   for (const item of gallery) {
     const whole = item.mcMean && item.mcStd ? { mean: item.mcMean, std: item.mcStd } : null;
-    rows.push([item.id, item.name, item.kind === 'video' ? 'all' : 0, '', item.label ?? '', item.predicted, ...item.probabilities, ...mcCells(whole)]);
+    rows.push([item.id, item.name, item.kind === 'video' ? 'all' : 0, '', item.label ?? '', item.predicted ?? '', ...probabilityCells(item.probabilities), ...mcCells(whole)]);
     if (item.kind === 'video') {
-      item.frames.forEach((f, i) => rows.push([item.id, item.name, f.index, f.time, item.label ?? '', f.predicted, ...f.probabilities, ...mcCells(frameMc.get(item.id)?.[i])]));
+      item.frames.forEach((f, i) => rows.push([item.id, item.name, f.index, f.time, item.label ?? '', f.predicted ?? '', ...probabilityCells(f.probabilities), ...mcCells(frameMc.get(item.id)?.[i])]));
     }
   }
   await writeFileAtomic(join(options.out, 'uncertainty.csv'), formatCsv(rows));

@@ -1,7 +1,10 @@
 // The per-run HTML gallery: one section per image or video with its label, prediction and
 // MC-dropout uncertainty, and its maps side by side (a video: one strip per method over its
-// sampled frames). Self-contained: relative links to the PNGs next to it, no scripts.
+// sampled frames); an input the not-ultrasound guard refused shows its frames and the reason, and
+// one explained despite it (--no-guard) says so plainly. Self-contained: relative links to the
+// PNGs next to it, no scripts.
 import { classColour, escapeXml } from './figure.js';
+import type { ItemGuard } from './run_data.js';
 
 export interface GalleryFrame {
   index: number;
@@ -9,8 +12,9 @@ export interface GalleryFrame {
   /** Relative path of the frame picture, then of each map picture by method. */
   image: string;
   maps: Record<string, string>;
-  probabilities: number[];
-  predicted: string;
+  /** null when the guard refused the input. */
+  probabilities: number[] | null;
+  predicted: string | null;
 }
 
 export interface GalleryItem {
@@ -18,8 +22,11 @@ export interface GalleryItem {
   name: string;
   kind: 'image' | 'video';
   label?: string;
-  predicted: string;
-  probabilities: number[];
+  /** The guard's verdict on a file given to explain. */
+  guard?: ItemGuard;
+  /** null when the guard refused the input: no diagnosis, nothing explained. */
+  predicted: string | null;
+  probabilities: number[] | null;
   mcMean: number[] | null;
   mcStd: number[] | null;
   frames: GalleryFrame[];
@@ -42,12 +49,18 @@ function probabilityTable(item: GalleryItem, classes: string[]): string {
 }
 
 function verdict(item: GalleryItem, classes: string[]): string {
+  if (item.predicted === null) {
+    return `<b class="bad">no diagnosis</b>: the not-ultrasound guard refused this input (${escapeXml(item.guard?.reason ?? '')}); nothing is explained (--no-guard explains it anyway)`;
+  }
+  const overridden = item.guard?.overridden
+    ? `<b class="bad">guard overridden (--no-guard)</b>: the not-ultrasound guard refused this input (${escapeXml(item.guard.reason)}); the prediction and maps below were made anyway. `
+    : '';
   const k = classes.indexOf(item.predicted);
   const std = item.mcStd?.[k];
   const label = item.label === undefined ? '' : `label <b style="color:${classColour(classes, item.label)}">${escapeXml(item.label)}</b> · `;
   const mark = item.label === undefined ? '' : item.label === item.predicted ? ' <span class="ok">✓</span>' : ' <span class="bad">✗</span>';
   const spread = std === undefined ? '' : ` ± ${pct(std)} (MC dropout)`;
-  return `${label}predicted <b style="color:${classColour(classes, item.predicted)}">${escapeXml(item.predicted)}</b> ${pct(item.probabilities[k] ?? 0)}${spread}${mark}`;
+  return `${overridden}${label}predicted <b style="color:${classColour(classes, item.predicted)}">${escapeXml(item.predicted)}</b> ${pct(item.probabilities?.[k] ?? 0)}${spread}${mark}`;
 }
 
 function imageRow(item: GalleryItem, info: GalleryInfo): string {
@@ -62,7 +75,8 @@ function videoStrips(item: GalleryItem, info: GalleryInfo): string {
     const cells = item.frames
       .map((f) => {
         const src = pick(f);
-        return src ? `<figure><img src="${escapeXml(src)}" alt="${title}"><figcaption>t = ${f.time.toFixed(1)} s · ${escapeXml(f.predicted)} ${pct(f.probabilities[info.classes.indexOf(f.predicted)] ?? 0)}</figcaption></figure>` : '';
+        const said = f.predicted === null ? 'no diagnosis' : `${escapeXml(f.predicted)} ${pct(f.probabilities?.[info.classes.indexOf(f.predicted)] ?? 0)}`;
+        return src ? `<figure><img src="${escapeXml(src)}" alt="${title}"><figcaption>t = ${f.time.toFixed(1)} s · ${said}</figcaption></figure>` : '';
       })
       .join('');
     return `<h4>${escapeXml(title)}</h4><div class="strip">${cells}</div>`;

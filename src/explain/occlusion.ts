@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
-import type { ForwardRunner } from '../onnx/index.js';
+import type { ForwardRunner } from '../onnx/runtime.js';
 
 /** `n` inputs (n×H×W×C float32, preprocessed) → n×classes probabilities. */
 export type ForwardFn = (batch: Float32Array, n: number) => Float32Array | Promise<Float32Array>;

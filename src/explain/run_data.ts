@@ -7,16 +7,21 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { readManifest } from '../data/manifest.js';
 import type { ManifestRow } from '../data/types.js';
 import { BadInputError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo, type Frame } from '../infer/media.js';
+import { decodeImageTo, decodeVideoTo, type Frame } from '../media/decode.js';
 import { sniffFile } from '../media/sniff.js';
-import { loadModel, loadModelDir, MODEL_META_FILE, runFoldDirs } from '../infer/model_dir.js';
+import { loadModel, runFoldDirs } from '../model_dir/run.js';
+import { loadModelDir } from '../model_dir/model_dir.js';
+import { MODEL_META_FILE } from '../model_dir/meta.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { readJsonFile } from '../util/json_file.js';
+import type { GuardStats } from '../guard/guard.js';
 
 export interface RunModel {
   model: tfl.LayersModel;
   cfg: PretrainedCfg;
   classes: string[];
+  /** The not-ultrasound guard stored with this model, if any. */
+  guard?: GuardStats;
   /** The fold whose model this is (undefined for a plain model folder). */
   fold: number | undefined;
 }
@@ -41,11 +46,11 @@ export async function loadRunModel(run: string, fold?: number): Promise<RunModel
       throw new BadInputError(run, `holds the model of fold ${dirFold} only, not fold ${fold}`);
     }
     const loaded = await loadModelDir(dir);
-    return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: dirFold ?? fold };
+    return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: dirFold ?? fold, ...(loaded.meta.guard ? { guard: loaded.meta.guard } : {}) };
   }
   const chosen = fold ?? runFoldDirs(run)[0]?.fold;
   const loaded = await loadModel(run, chosen ?? 0);
-  return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: chosen ?? 0 };
+  return { model: loaded.members[0]!, cfg: loaded.meta.cfg, classes: loaded.meta.classes, fold: chosen ?? 0, ...(loaded.meta.guard ? { guard: loaded.meta.guard } : {}) };
 }
 
 /** The dataset folder named by the run's config.json (`data`), checked to hold a manifest. */
@@ -73,6 +78,14 @@ export interface ExplainItem {
   frames: Frame[];
   /** Dataset-relative path of each frame (dataset items). */
   paths?: string[];
+  /** The guard's verdict on a file (explain sets it): flagged = no diagnosis; overridden = --no-guard. */
+  guard?: ItemGuard;
+}
+
+export interface ItemGuard {
+  flagged: boolean;
+  reason: string;
+  overridden?: boolean;
 }
 
 const itemId = (k: number): string => `item-${String(k).padStart(4, '0')}`;
@@ -98,13 +111,17 @@ export async function testItems(dataset: string, fold: number, cfg: PretrainedCf
   return items;
 }
 
-/** The user's files: images as one frame, videos sampled (default 3 fps, at most 30 frames). */
-export async function fileItems(files: string[], cfg: PretrainedCfg, sampling: { fps?: number; maxFrames?: number } = {}): Promise<ExplainItem[]> {
+/**
+ * The user's files: images as one frame, videos sampled (default 3 fps, at most 30 frames); each
+ * frame also at `guardSide`² (from the same decoded pixels) when the guard needs its own.
+ */
+export async function fileItems(files: string[], cfg: PretrainedCfg, sampling: { fps?: number; maxFrames?: number } = {}, guardSide?: number): Promise<ExplainItem[]> {
   const [h, w] = cfg.inputSize;
   const items: ExplainItem[] = [];
+  const options = guardSide ? { alsoSizes: [[guardSide, guardSide]] as [number, number][] } : {};
   for (const [k, file] of files.entries()) {
     const type = await sniffFile(file);
-    const frames = type.kind === 'video' ? await decodeVideoTo(file, w, h, sampling, type) : [await decodeImageTo(file, w, h, type)];
+    const frames = type.kind === 'video' ? await decodeVideoTo(file, w, h, sampling, { type, ...options }) : [await decodeImageTo(file, w, h, { type, ...options })];
     if (frames.length === 0) throw new BadInputError(file, 'no frames could be decoded');
     items.push({ id: itemId(k), name: file, kind: type.kind, frames });
   }

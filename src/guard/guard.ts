@@ -122,7 +122,14 @@ export function checkFeatures(features: number[], stats: GuardStats): GuardResul
     }
   });
   const name = FEATURE_NAMES[worst] as FeatureName;
-  return { flagged: true, score, threshold: stats.threshold, reason: `not a lung-ultrasound image: ${FEATURE_REASONS[name]}` };
+  // What the guard measures is likeness to this model's training frames, not "ultrasound or
+  // not": real ultrasound from another machine or probe can be refused too, and must be told so.
+  return {
+    flagged: true,
+    score,
+    threshold: stats.threshold,
+    reason: `unlike the ultrasound frames this model was trained on (distance ${score.toFixed(1)} > ${stats.threshold.toFixed(1)}; furthest: ${FEATURE_REASONS[name]})`,
+  };
 }
 
 export function checkFrame(rgb: ArrayLike<number>, width: number, height: number, stats: GuardStats): GuardResult {

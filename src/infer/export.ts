@@ -3,7 +3,9 @@
 import { copyFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findPageDir, PAGE_FILES } from '../serve/page_dir.js';
-import { collectRun, writeModelDirFiles, type ModelDirMeta } from './model_dir.js';
+import { collectRun } from '../model_dir/run.js';
+import { writeModelDirFiles } from '../model_dir/model_dir.js';
+import { type ModelDirMeta } from '../model_dir/meta.js';
 
 export interface ExportOptions {
   fold?: number;

@@ -1,47 +1,13 @@
 // `pocovid predict` as a library: collect files (folders recursed), classify each, keep going past
 // bad files, write optional heatmap PNGs, and format the results as a table, JSON or CSV.
-import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
 import { sniffFileSync } from '../media/sniff.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import type { VideoAggregation } from './combine.js';
-import type { Pipeline, PredictionResult } from './pipeline.js';
+import type { VideoAggregation } from '../decision/combine.js';
+import type { PredictionResult } from '../decision/core.js';
+import type { Pipeline } from './pipeline.js';
 import { dataUrlToBytes } from './png.js';
-
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
-export const VIDEO_EXTENSIONS = ['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv', '.ts'];
-
-/**
- * Files named directly are always taken (their type is sniffed); folders contribute files with a
- * known extension, and DICOM files whatever they are called (PACS exports often have no extension).
- */
-export function collectInputs(paths: string[]): string[] {
-  const known = new Set([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      // A DICOMDIR indexes the export it sits in; the images are the other files.
-      if (name.startsWith('.') || name.toUpperCase() === 'DICOMDIR') continue;
-      const path = join(dir, name);
-      const stat = statSync(path);
-      if (stat.isDirectory()) walk(path);
-      else if (known.has(extname(name).toLowerCase()) || sniffFileSync(path)?.format === 'dicom') out.push(path);
-    }
-  };
-  for (const path of paths) {
-    let stat;
-    try {
-      stat = statSync(path);
-    } catch {
-      out.push(path); // reported as unreadable when predicted
-      continue;
-    }
-    if (stat.isDirectory()) walk(path);
-    else out.push(path);
-  }
-  return out;
-}
 
 export type FileOutcome = ({ file: string; heatmapFile?: string } & Omit<PredictionResult, 'heatmap'>) | { file: string; error: string };
 
@@ -96,12 +62,14 @@ function csvCell(value: string): string {
 }
 
 export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
-  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'frames', 'flagged', 'heatmap', 'error'];
+  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'frames', 'flagged', 'reason', 'warning', 'heatmap', 'error'];
   const rows = outcomes.map((o) => {
-    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', o.error];
+    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', '', '', o.error];
     return [
       o.file, o.kind, o.label ?? '', fixed(o.confidence), fixed(o.uncertainty?.entropy), fixed(o.uncertainty?.ensembleStd), fixed(o.uncertainty?.mcDropoutStd),
-      ...classes.map((c) => fixed(o.probabilities?.[c])), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '', o.heatmapFile ?? '', '',
+      ...classes.map((c) => fixed(o.probabilities?.[c])), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '',
+      // The guard's reason: why there is no diagnosis, or which frames of a video it left out.
+      o.guard?.reason ?? '', o.warning ?? '', o.heatmapFile ?? '', '',
     ];
   });
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
@@ -114,7 +82,20 @@ export function toLine(outcome: FileOutcome, cwd = process.cwd()): string {
   if (outcome.label === null) return `${name}  no diagnosis  ${outcome.guard?.reason ?? ''}`;
   const probs = Object.entries(outcome.probabilities ?? {}).map(([c, p]) => `${c}=${p.toFixed(3)}`).join(' ');
   const frames = outcome.frames ? `  ${outcome.frames.length} frames (${outcome.aggregation})` : '';
-  return `${name}  ${outcome.label}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}`;
+  const warning = outcome.warning ? `  [${outcome.warning}]` : '';
+  return `${name}  ${outcome.label}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}${warning}`;
+}
+
+/** What happened to the files, in words: diagnosed, refused by the guard, unreadable, skipped. */
+export function summaryLine(outcomes: FileOutcome[], skipped: number): string {
+  const failed = outcomes.filter((o) => 'error' in o).length;
+  const refused = outcomes.filter((o) => !('error' in o) && o.label === null).length;
+  const diagnosed = outcomes.length - failed - refused;
+  const parts = [`${diagnosed} of ${outcomes.length} file${outcomes.length === 1 ? '' : 's'} diagnosed`];
+  if (refused > 0) parts.push(`${refused} refused by the not-ultrasound guard (no diagnosis)`);
+  if (failed > 0) parts.push(`${failed} failed (unreadable, or the model gave no usable output: see the errors above)`);
+  if (skipped > 0) parts.push(`${skipped} skipped (not an image or video)`);
+  return `${parts.join(', ')} (research use only, not a diagnostic device)`;
 }
 
 export function noFilesError(paths: string[]): BadInputError {

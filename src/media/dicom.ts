@@ -15,7 +15,7 @@ import type * as DicomParserModule from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
-import { DEFAULT_LIMITS } from './ffmpeg.js';
+import { DEFAULT_LIMITS } from './limits.js';
 import { samplesPerFrame, SUPPORTED_PHOTOMETRIC, toRgb8, type FrameSamples, type Palette, type PixelFormat } from './dicom_pixels.js';
 import { decodeRleFrame } from './rle.js';
 

@@ -5,9 +5,10 @@
 // video of the same rate would be. The native rate comes from the DICOM timing tags (dicom.ts).
 import { stat, readFile } from 'node:fs/promises';
 import { BadInputError, PocovidError } from '../errors.js';
-import { resizeRgb } from '../data/image.js';
 import { openDicom, type DicomClip, type DicomLimits, type FrameRateSource } from './dicom.js';
-import { samplingStep, type DecodedFrame, type DecodeOptions } from './video.js';
+import { resizeRgb } from './resize.js';
+import { samplingStep } from './sampling.js';
+import type { DecodedFrame, DecodeOptions } from './video.js';
 
 /** Largest DICOM file read into memory. */
 const MAX_FILE_BYTES = 2 * 1024 ** 3;
@@ -94,8 +95,10 @@ export async function decodeDicomFrames(
   for (const [index, sourceFrame] of indices.entries()) {
     const full = await clip.frame(sourceFrame);
     const cropped = options.crop ? cropRgb(full, clip.width, box.x, box.y, box.w, box.h) : full;
-    const rgb = options.size === undefined ? cropped : await resizeRgb(cropped, box.w, box.h, options.size);
-    frames.push({ index, sourceFrame, time: clip.frameTimes[sourceFrame]!, width: outW, height: outH, rgb });
+    // The project's one resize (media/resize.ts), as for video frames and images.
+    const rgb = options.size === undefined ? cropped : resizeRgb(cropped, box.w, box.h, outW, outH);
+    const also = options.alsoSizes?.map(([h, w]) => ({ width: w, height: h, rgb: resizeRgb(cropped, box.w, box.h, w, h) }));
+    frames.push({ index, sourceFrame, time: clip.frameTimes[sourceFrame]!, width: outW, height: outH, rgb, ...(also ? { also } : {}) });
   }
   const patient = options.pseudonymize ? clip.pseudonym(options.pseudonymize) : undefined;
   return {

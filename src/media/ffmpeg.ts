@@ -1,8 +1,7 @@
 // ffmpeg as a library: locate the binary and run it under limits. Every file we decode may come
-// from an upload or from the internet, so a run on an input file always gets: only the `file`
-// protocol (a playlist or concat list cannot open other files or the network), a demuxer forced
-// from the sniffed bytes and also whitelisted, caps on one allocation and on picture size, an
-// address-space limit (ulimit -v), a wall-clock limit and a cap on the bytes read back.
+// from an upload or from the internet, so a run on an input file always gets the hardened input
+// options of src/media/limits.ts, an address-space limit (ulimit -v), a wall-clock limit and a
+// cap on the bytes read back.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
@@ -10,7 +9,7 @@ import { createRequire } from 'node:module';
 import { basename, delimiter, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BadInputError, PocovidError } from '../errors.js';
-import { ALLOWED_DEMUXERS } from './sniff.js';
+import { lastLine } from './video_info.js';
 
 export interface FfmpegTools {
   ffmpeg: string;
@@ -62,62 +61,6 @@ export function findFfmpeg(): FfmpegTools {
 /** For tests: forget the located binaries (e.g. after changing PATH). */
 export function resetFfmpegCache(): void {
   cached = undefined;
-}
-
-export interface DecodeLimits {
-  /** Wall-clock limit for one ffmpeg/ffprobe run (ms). */
-  timeoutMs: number;
-  /** Cap on the raw RGB bytes read back from one run. */
-  maxBytes: number;
-  /** Seconds of input read at most. */
-  maxSeconds: number;
-  /** Address-space limit of the ffmpeg process (bytes; ulimit -v where there is a POSIX shell). */
-  maxMemoryBytes: number;
-  /** Largest single allocation ffmpeg may make (bytes). */
-  maxAllocBytes: number;
-  /** Largest decoded picture (pixels). */
-  maxPixels: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<DecodeLimits> = {
-  timeoutMs: 60_000,
-  maxBytes: 1024 ** 3,
-  maxSeconds: 600,
-  maxMemoryBytes: 2 * 1024 ** 3,
-  maxAllocBytes: 256 * 1024 ** 2,
-  maxPixels: 4096 * 4096,
-};
-
-/** Limits as options take them: each one optional. */
-export type LimitOptions = Partial<DecodeLimits>;
-
-/** Defaults filled in; undefined entries of `partial` mean "default", anything else must be positive. */
-export function resolveLimits(partial: Partial<DecodeLimits> = {}): DecodeLimits {
-  const limits = { ...DEFAULT_LIMITS };
-  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof DecodeLimits)[]) {
-    const value = partial[key];
-    if (value === undefined) continue;
-    if (!(Number.isFinite(value) && value > 0)) throw new PocovidError(`decoder limit ${key} must be a positive number, got ${value}`);
-    limits[key] = value;
-  }
-  return limits;
-}
-
-/**
- * The options that go before `-i` for any untrusted input (ffmpeg and ffprobe take the same):
- * the forced demuxer must be one sniffType can choose, and the whitelist holds only those.
- */
-export function hardenedInputArgs(demuxer: string, limits: DecodeLimits): string[] {
-  if (!(ALLOWED_DEMUXERS as readonly string[]).includes(demuxer)) {
-    throw new PocovidError(`demuxer "${demuxer}" is not allowed (allowed: ${ALLOWED_DEMUXERS.join(', ')})`);
-  }
-  return [
-    '-max_alloc', String(Math.floor(limits.maxAllocBytes)),
-    '-protocol_whitelist', 'file',
-    '-format_whitelist', ALLOWED_DEMUXERS.join(','),
-    '-f', demuxer,
-    '-max_pixels', String(Math.floor(limits.maxPixels)),
-  ];
 }
 
 /** Flow control for a run whose stdout is consumed as it arrives. */
@@ -199,18 +142,15 @@ export function runTool(request: RunRequest): Promise<RunResult> {
   });
 }
 
-/** The last non-empty line of ffmpeg's stderr: usually the reason it failed. */
-export function lastLine(text: string): string {
-  return text.trim().split('\n').pop()?.trim() ?? '';
-}
-
 /** Encodes RGB frames into a video file (the phantom and tests; trusted input); codec chosen by the extension. */
 export async function encodeVideo(file: string, frames: Uint8Array[], width: number, height: number, fps: number): Promise<void> {
   const ext = file.slice(file.lastIndexOf('.') + 1).toLowerCase();
   const codec: Record<string, string[]> = {
     mp4: ['-c:v', 'mpeg4', '-q:v', '2', '-pix_fmt', 'yuv420p', '-f', 'mp4'],
     avi: ['-c:v', 'mjpeg', '-q:v', '2', '-pix_fmt', 'yuvj420p', '-f', 'avi'],
-    gif: ['-f', 'gif'],
+    // A palette made from the clip itself: ffmpeg's default 3-3-2-bit colours tint grey frames
+    // (channel differences up to ~100), which the not-ultrasound guard rightly calls colourful.
+    gif: ['-vf', 'split[a][b];[a]palettegen=max_colors=256:stats_mode=full[p];[b][p]paletteuse=dither=none', '-f', 'gif'],
   };
   const outArgs = codec[ext];
   if (!outArgs) throw new PocovidError(`cannot encode video with extension .${ext} (mp4, avi or gif)`);

@@ -5,7 +5,8 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { PocovidError } from '../errors.js';
-import { findFfmpeg, lastLine, runTool } from './ffmpeg.js';
+import { findFfmpeg, runTool } from './ffmpeg.js';
+import { lastLine } from './video_info.js';
 import { decodeVideoFrames } from './video.js';
 
 export interface H264Options {

@@ -44,6 +44,25 @@ export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: Pretrain
   return out;
 }
 
+/**
+ * A config's preprocessing as data/ takes it (InputPreprocessor in src/data/types.ts, matched by
+ * shape: models/ and data/ do not import each other).
+ */
+export function preprocessorFor(cfg: PretrainedCfg): {
+  inputSize: readonly [number, number];
+  channels: number;
+  key: string;
+  toInput(rgb: Uint8Array): Float32Array;
+} {
+  const [h, w] = cfg.inputSize;
+  return {
+    inputSize: cfg.inputSize,
+    channels: cfg.channels,
+    key: `${cfg.id}|${h}x${w}x${cfg.channels}|${cfg.channelOrder}|${cfg.colour ?? 'rgb'}|${cfg.mean.join(',')}|${cfg.std.join(',')}`,
+    toInput: (rgb) => pixelsToInput(rgb, cfg),
+  };
+}
+
 /** Inverse of pixelsToInput for display (maps, class visualisation): network input → 8-bit RGB. */
 export function inputToPixels(input: Float32Array, cfg: PretrainedCfg): Uint8ClampedArray {
   const [height, width] = cfg.inputSize;

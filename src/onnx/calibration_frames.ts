@@ -6,10 +6,10 @@ import { join, relative } from 'node:path';
 import { openDataset } from '../data/dataset.js';
 import { readImageAsInput } from '../data/image.js';
 import { BadInputError } from '../errors.js';
-import { decodeImageTo, decodeVideoTo } from '../infer/media.js';
-import { collectInputs } from '../infer/predict_files.js';
+import { decodeImageTo, decodeVideoTo } from '../media/decode.js';
+import { collectInputs } from '../media/inputs.js';
 import { sniffFile } from '../media/sniff.js';
-import { clipInputs } from '../models/preprocess.js';
+import { clipInputs, preprocessorFor } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 
 export interface FrameSource {
@@ -29,7 +29,7 @@ export interface FrameSource {
 export function listFrameFiles(dir: string): { kind: FrameSource['kind']; items: string[] } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadInputError(dir, 'not a folder: give a dataset folder (pocovid data build) or a folder of images and videos');
   if (existsSync(join(dir, 'dataset.json'))) return { kind: 'dataset', items: openDataset(dir).rows.map((row) => row.path) };
-  const items = collectInputs([dir]).map((file) => relative(dir, file));
+  const items = collectInputs([dir]).files.map((file) => relative(dir, file));
   if (items.length === 0) throw new BadInputError(dir, 'has no images or videos (and no dataset.json)');
   return { kind: 'folder', items };
 }
@@ -38,7 +38,7 @@ export function listFrameFiles(dir: string): { kind: FrameSource['kind']; items:
 export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
   const { kind, items } = listFrameFiles(dir);
   // A dataset's frames were written at the model's input size by `data build`.
-  if (kind === 'dataset') return { kind, dir, items, read: async (item) => [await readImageAsInput(join(dir, item), cfg)] };
+  if (kind === 'dataset') return { kind, dir, items, read: async (item) => [await readImageAsInput(join(dir, item), preprocessorFor(cfg))] };
   const [height, width] = cfg.inputSize;
   return {
     kind,
@@ -48,9 +48,9 @@ export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
       const file = join(dir, item);
       // Typed from the bytes, as predict types them.
       const type = await sniffFile(file);
-      if (type.kind === 'image') return [...clipInputs([await decodeImageTo(file, width, height, type)], cfg)];
+      if (type.kind === 'image') return clipInputs([await decodeImageTo(file, width, height, { type })], cfg);
       // decodeVideoTo's default sampling is predict's (3 frames per second, at most 30).
-      const frames = await decodeVideoTo(file, width, height, {}, type);
+      const frames = await decodeVideoTo(file, width, height, {}, { type });
       return clipInputs(frames, cfg);
     },
   };

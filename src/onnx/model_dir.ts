@@ -2,7 +2,7 @@
 // ONNX tools (and onnxruntime-web) can use the ensemble without TF.js.
 import { join } from 'node:path';
 import { initEngine } from '../engine/index.js';
-import { loadModelDir, recordModelDirFiles } from '../infer/model_dir.js';
+import { loadModelDir, recordModelDirFiles } from '../model_dir/model_dir.js';
 import { exportOnnx, type OnnxExportOptions } from './export.js';
 
 /** Name of the ONNX file in each member folder (beside model.json). */

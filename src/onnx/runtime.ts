@@ -39,13 +39,20 @@ let ortLoad: Promise<OrtModule> | undefined;
 
 /**
  * Loads onnxruntime-node once; rejects with the reason when its native binding does not load.
- * Its telemetry is switched off first: on Linux it otherwise leaves an empty
- * /tmp/mat-debug-<pid>.log behind for every process that creates a session (it does not follow
- * TMPDIR), and a screening tool has no business reporting usage anywhere.
+ *
+ * ONNX Runtime's telemetry (its Linux build carries Microsoft's 1DS client) is switched off
+ * first, always, whatever the environment says:
+ * - when the first session is made it reads /proc/self/cmdline and runs a recursive std::regex
+ *   over it: a command line of ~32 kB (`pocovid predict` with ~400 file paths) exhausts the main
+ *   thread's 8 MB stack and the process dies with SIGSEGV (exit 139);
+ * - it would collect that command line, whose file names may identify patients, and a screening
+ *   tool has no business reporting usage anywhere;
+ * - it leaves an empty /tmp/mat-debug-<pid>.log behind for every process that creates a session
+ *   (it does not follow TMPDIR).
  */
 export function loadOrt(): Promise<OrtModule> {
   // Read by the native library when it starts its environment, after this assignment.
-  process.env['ORT_DISABLE_TELEMETRY'] ??= '1';
+  process.env['ORT_DISABLE_TELEMETRY'] = '1';
   ortLoad ??= import('onnxruntime-node').then((module) => {
     // Node's ESM import of this CommonJS package puts module.exports on `default`.
     const ort = (module.default ?? module) as OrtModule;

@@ -6,7 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDataset, type Dataset } from '../data/dataset.js';
-import { decodeImage, resizeRgb, type RgbImage } from '../data/image.js';
+import { decodeImage } from '../data/image.js';
+import { type RgbImage } from '../media/resize.js';
+import { resizeRgb } from '../media/resize.js';
 import { meanAbsoluteDifference } from '../data/perturb.js';
 import { createProgress } from '../data/progress.js';
 import type { ManifestRow } from '../data/types.js';
@@ -15,11 +17,13 @@ import type { PredictionRow, VideoAggregation } from '../eval/types.js';
 import { initEngine } from '../engine/index.js';
 import { BadInputError, PocovidError } from '../errors.js';
 import { runDataset } from '../explain/run_data.js';
-import { argMax } from '../infer/combine.js';
-import { loadModelDir, MODEL_META_FILE, runFoldDirs } from '../infer/model_dir.js';
+import { argMax } from '../decision/combine.js';
+import { loadModelDir } from '../model_dir/model_dir.js';
+import { MODEL_META_FILE } from '../model_dir/meta.js';
+import { runFoldDirs } from '../model_dir/run.js';
 import { pixelsToInput } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
-import { createForwardRunner, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/index.js';
+import { createForwardRunner, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/runtime.js';
 import { decodeNativeFrames, locateNativeSources, type NativeSources } from './native.js';
 import { selectPerturbations, type Perturbation, type SourceFrames } from './perturbations.js';
 import type { FrameRecord } from './stats.js';
@@ -110,10 +114,10 @@ function resolveDataset(run: string, data: string | undefined): string {
   return runDataset(run, undefined);
 }
 
-/** Stored frame → network input, the trainer's way: resized to the model's input by sharp when the sizes differ, then preprocessed by cfg. */
+/** Stored frame → network input, the trainer's way: resized to the model's input by the one resize when the sizes differ, then preprocessed by cfg. */
 export async function frameToInput(image: RgbImage, cfg: PretrainedCfg): Promise<Float32Array> {
   const [h, w] = cfg.inputSize;
-  const rgb = image.width === w && image.height === h ? image.rgb : await resizeRgb(image.rgb, image.width, image.height, [h, w]);
+  const rgb = image.width === w && image.height === h ? image.rgb : resizeRgb(image.rgb, image.width, image.height, w, h);
   return pixelsToInput(rgb, cfg);
 }
 

@@ -7,7 +7,9 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { loadCropFile, type CropSpec } from '../data/crop.js';
 import type { Dataset } from '../data/dataset.js';
-import { decodeImage, resizeRgb, type RgbImage } from '../data/image.js';
+import { decodeImage } from '../data/image.js';
+import { type RgbImage } from '../media/resize.js';
+import { resizeRgb } from '../media/resize.js';
 import { meanAbsoluteDifference } from '../data/perturb.js';
 import { BadInputError } from '../errors.js';
 import { decodeVideoFrames } from '../media/video.js';
@@ -113,14 +115,13 @@ export async function decodeNativeFrames(
     return { reason: (err as Error).message };
   }
   if (images.length !== stored.length) return { reason: `${source}: ${images.length} native frames for ${stored.length} stored ones` };
-  // data build's own step from the file to the stored frame, redone: for a video, sharp's resize of
-  // each decoded frame; for an image, sharp's decode-and-resize of the file in one pipeline (which
-  // may shrink a JPEG while decoding it, so it is not the resize of the full-size decode).
+  // data build's own step from the file to the stored frame, redone: the one resize
+  // (src/media/resize.ts) of each decoded frame, or of the decoded image.
   let worstMismatch = 0;
   for (const [i, image] of images.entries()) {
     const target = stored[i]!;
     const size: [number, number] = [target.height, target.width];
-    const rebuilt = kind === 'image' ? await decodeImage(file, size, crop) : { width: target.width, height: target.height, rgb: await resizeRgb(image.rgb, image.width, image.height, size) };
+    const rebuilt = kind === 'image' ? await decodeImage(file, size, crop) : { width: target.width, height: target.height, rgb: resizeRgb(image.rgb, image.width, image.height, target.width, target.height) };
     worstMismatch = Math.max(worstMismatch, meanAbsoluteDifference(rebuilt, target));
   }
   if (worstMismatch > NATIVE_MATCH_TOLERANCE) {

@@ -2,9 +2,9 @@
 // source (a video's frames in order, or an image) into perturbed frames of the same size, which
 // then take the clean frames' path to the network (resize to the model's input, preprocessing from
 // its config). The pixel functions live in src/data/perturb.ts; this file names and seeds them.
-import type { RgbImage } from '../data/image.js';
-import { addGreyNoise, applyGain, jpegRoundTrip, resizeRoundTrip, shiftImage } from '../data/perturb.js';
-import { resizeImage, type ResizeKernel } from '../data/resize.js';
+import sharp from 'sharp';
+import { addGreyNoise, applyGain, jpegRoundTrip, shiftImage } from '../data/perturb.js';
+import { resizeImage, type ResizeKernel, type RgbImage } from '../media/resize.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 import { H264_DEFAULTS, h264RoundTrip } from '../media/h264.js';
 import { createKeyedRng } from '../util/rng.js';
@@ -65,16 +65,36 @@ function jpeg(quality: number): Perturbation {
   };
 }
 
-function resize(name: string, kernel: ResizeKernel, label: string): Perturbation {
+/** Resizes a frame to width×height. */
+type Resizer = (image: RgbImage, width: number, height: number) => Promise<RgbImage>;
+
+const withKernel = (kernel: ResizeKernel): Resizer => async (image, width, height) => resizeImage(image, width, height, kernel);
+
+/**
+ * libvips' Lanczos-3 through sharp: the resize `data build` used before the project's own
+ * (src/media/resize.ts, the same kernel computed in TypeScript), hence the resize of datasets
+ * built then, and of any pipeline built on sharp.
+ */
+const libvips: Resizer = async (image, width, height) => {
+  const data = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).resize(width, height, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+  return { width, height, rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+};
+
+function resize(name: string, resizer: Resizer, label: string): Perturbation {
   return {
     name,
     description: `${label} resize from the native frame (down ×${DOWN_UP_FACTOR} and up from the stored frame where the native one is missing)`,
     async apply(frames) {
       const native = await frames.native();
       if (native) {
-        return { images: native.map((image, i) => resizeImage(image, frames.stored[i]!.width, frames.stored[i]!.height, kernel)), origin: 'native' };
+        return { images: await Promise.all(native.map((image, i) => resizer(image, frames.stored[i]!.width, frames.stored[i]!.height))), origin: 'native' };
       }
-      return each(frames, (image) => resizeRoundTrip(image, kernel, DOWN_UP_FACTOR));
+      const images: RgbImage[] = [];
+      for (const image of frames.stored) {
+        const down = await resizer(image, Math.max(1, Math.round(image.width * DOWN_UP_FACTOR)), Math.max(1, Math.round(image.height * DOWN_UP_FACTOR)));
+        images.push(await resizer(down, image.width, image.height));
+      }
+      return { images, origin: 'stored' };
     },
   };
 }
@@ -103,9 +123,9 @@ export const PERTURBATIONS: readonly Perturbation[] = [
   noise(2),
   jpeg(95),
   jpeg(75),
-  resize('resize-bilinear', 'bilinear', 'bilinear (OpenCV INTER_LINEAR)'),
-  resize('resize-area', 'area', 'area-average (OpenCV INTER_AREA)'),
-  resize('resize-lanczos', 'lanczos3', 'Lanczos-3 (PIL-style, not libvips)'),
+  resize('resize-bilinear', withKernel('bilinear'), 'bilinear (OpenCV INTER_LINEAR)'),
+  resize('resize-area', withKernel('area'), 'area-average (OpenCV INTER_AREA)'),
+  resize('resize-libvips', libvips, "libvips' Lanczos-3 (sharp; data build's resize before the project's own)"),
   {
     name: 'shift-1',
     description: 'content moved one pixel right (first column repeated)',

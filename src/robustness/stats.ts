@@ -3,7 +3,7 @@
 // evaluation decides them (src/eval/video.ts). Pure: no I/O, no models.
 import { aggregateVideos } from '../eval/video.js';
 import type { PredictionRow, VideoAggregation } from '../eval/types.js';
-import { argMax } from '../infer/combine.js';
+import { argMax } from '../decision/combine.js';
 import type { PixelOrigin } from './perturbations.js';
 
 /** One test frame: its truth, its clean probabilities and, per perturbation, what became of it. */
@@ -156,7 +156,7 @@ export function summarisePerturbation(
  * average. One place, read by the report, the plot and `bench --robustness`.
  */
 export const ROBUSTNESS_TARGETS = {
-  perturbations: ['noise-1', 'jpeg-95', 'resize-bilinear', 'resize-area', 'resize-lanczos'] as readonly string[],
+  perturbations: ['noise-1', 'jpeg-95', 'resize-bilinear', 'resize-area', 'resize-libvips'] as readonly string[],
   maxFrameFlipRate: 0.01,
   maxVideoFlipRate: 0,
   maxMeanTopProbChange: 0.01,

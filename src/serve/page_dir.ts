@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PAGE_FILES = ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in.
+export const PAGE_FILES = ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'ffmpeg-worker.js', 'ffmpeg-core.js', 'ffmpeg-core.wasm'];
 
 export function findPageDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));

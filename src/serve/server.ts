@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
@@ -18,9 +18,11 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { BadInputError, ModelOutputError, PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
-import { MODEL_META_FILE, readModelMeta, type ModelDirMeta } from '../infer/model_dir.js';
-import { createPipeline, type Guard, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
-import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/sniff.js';
+import { MODEL_META_FILE, type ModelDirMeta } from '../model_dir/meta.js';
+import { readModelMeta } from '../model_dir/model_dir.js';
+import type { Guard } from '../decision/core.js';
+import { createPipeline, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
+import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/formats.js';
 import { VERSION } from '../version.js';
 import { findPageDir, PAGE_FILES } from './page_dir.js';
 import { createQueue } from './queue.js';
@@ -125,7 +127,8 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
 
 async function startServer(options: ServerOptions, timeouts: ServerTimeouts, workDir: string, swept: string[]): Promise<PocovidServer> {
   const maxBytes = Math.round((options.maxUploadMb ?? 200) * 1024 * 1024);
-  let modelDir = options.model;
+  // Absolute from here on: the static file server refuses relative roots.
+  let modelDir = resolve(options.model);
   if (!existsSync(join(modelDir, MODEL_META_FILE))) {
     modelDir = join(workDir, 'model');
     await exportRun(options.model, modelDir, { page: false });
@@ -253,10 +256,9 @@ async function serveWith(
       const head = await readHead(target);
       const type = sniffType(head);
       if (!type) throw httpError(head.length === 0 ? 400 : 415, `${shownName}: ${describeUnknown(head)}`);
+      // predictFile, as the CLI: the answer has predict --json's shape (format included).
       result = await queue.run(() =>
-        type.kind === 'image'
-          ? pipeline.predictImage(target, { heatmap: wantHeatmap })
-          : pipeline.predictVideo(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
+        pipeline.predictFile(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
       ).catch((err: unknown) => {
         if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
         throw err;

@@ -7,7 +7,7 @@ import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/a
 import { decodeImage, readImageAsInput } from '../data/image.js';
 import { applySector, type SectorGeometry } from '../data/sector.js';
 import { datasetSectors } from '../data/sectors_file.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { pixelsToInput, preprocessorFor } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { PocovidError } from '../errors.js';
@@ -50,6 +50,7 @@ function frameInputs(
   sectors: ReadonlyMap<string, SectorGeometry> | undefined,
 ): FrameInputs {
   const shape = [cfg.inputSize[0], cfg.inputSize[1], cfg.channels] as const;
+  const preprocess = preprocessorFor(cfg);
   return {
     rows,
     count: rows.length,
@@ -58,7 +59,7 @@ function frameInputs(
       const row = rows[index]!;
       let value = decoded.get(row.path);
       if (!value) {
-        value = sectors ? await sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!) : await readImageAsInput(join(dir, row.path), cfg);
+        value = sectors ? await sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!) : await readImageAsInput(join(dir, row.path), preprocess);
         decoded.set(row.path, value);
       }
       return rng ? augmenter.apply(value, shape, rng) : value;

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { BuiltModel } from '../models/types.js';
 import { loadPretrained } from '../models/weights/load.js';
 import { cachePathFor } from '../models/weights/fetch.js';
-import { loadModel } from '../infer/model_dir.js';
+import { loadModel } from '../model_dir/run.js';
 import { PocovidError } from '../errors.js';
 import type { TrainConfig } from './config.js';
 import type { ProgressReporter } from './progress.js';

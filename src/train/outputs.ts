@@ -5,7 +5,7 @@ import type { BuiltModel } from '../models/types.js';
 import type { ManifestRow } from '../data/types.js';
 import { writePredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow } from '../eval/types.js';
-import { saveModelDir } from '../infer/model_dir.js';
+import { saveModelDir } from '../model_dir/model_dir.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { calibrateFromRows } from '../eval/conformal_rows.js';
 import { CALIBRATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';

@@ -18,9 +18,11 @@ import { writePredictionsCsv } from '../eval/csv.js';
 import { computeMetrics } from '../eval/evaluate.js';
 import { aggregateVideos } from '../eval/video.js';
 import type { PredictionRow } from '../eval/types.js';
-import { layersModelFromFiles, type LayersFiles } from '../infer/layers_io.js';
-import { loadModelDir, readMemberFiles, readModelMeta, runFoldDirs } from '../infer/model_dir.js';
+import { layersModelFromFiles, type LayersFiles } from '../model_dir/layers_io.js';
+import { loadModelDir, readMemberFiles, readModelMeta } from '../model_dir/model_dir.js';
+import { runFoldDirs } from '../model_dir/run.js';
 import { cutModel, freezeAllButLast } from '../models/cut.js';
+import { preprocessorFor } from '../models/preprocess.js';
 import type { BuiltModel, PretrainedCfg } from '../models/types.js';
 import { createForwardRunner } from '../onnx/runtime.js';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic.js';
@@ -173,10 +175,11 @@ export async function predictDatasetRows(modelDir: string, dataset: string, rows
   try {
     const batch = 16;
     const size = cfg.inputSize[0] * cfg.inputSize[1] * cfg.channels;
+    const preprocess = preprocessorFor(cfg);
     for (let start = 0; start < rows.length; start += batch) {
       const chunk = rows.slice(start, start + batch);
       const flat = new Float32Array(chunk.length * size);
-      for (const [i, row] of chunk.entries()) flat.set(await readImageAsInput(join(dataset, row.path), cfg), i * size);
+      for (const [i, row] of chunk.entries()) flat.set(await readImageAsInput(join(dataset, row.path), preprocess), i * size);
       const [probs] = await runner.run(flat, chunk.length);
       chunk.forEach((row, i) => {
         const p = Array.from(probs!.subarray(i * classes.length, (i + 1) * classes.length));

@@ -4,21 +4,11 @@
 // not load as a model that diagnoses from garbage.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { z } from 'zod';
 import { BadInputError } from '../errors.js';
 import { digestProblem, type FileDigest } from './digest_rule.js';
 
-export type { FileDigest } from './digest_rule.js';
-
-/** File (relative to the artifact's folder, '/'-separated) → its digest. */
-export type FileDigests = Record<string, FileDigest>;
-
-export const fileDigestSchema = z.object({
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 of 64 lower-case hex digits'),
-  bytes: z.number().int().min(0),
-});
-
-export const fileDigestsSchema = z.record(z.string(), fileDigestSchema);
+export { fileDigestSchema, fileDigestsSchema } from './digest_rule.js';
+export type { FileDigest, FileDigests } from './digest_rule.js';
 
 export function digestOf(data: Uint8Array): FileDigest {
   return { sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };

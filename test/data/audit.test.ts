@@ -197,7 +197,7 @@ describe('auditDataset', () => {
     expect(strict.leaks.nearDuplicates).toBe(0);
   });
 
-  it('data audit: writes the report, prints it, exits 1 on leakage and 0 otherwise', async () => {
+  it('data audit: writes the report, prints it, exits 1 on leakage, 0 otherwise and 2 on a bad option', async () => {
     const leaky = await cli(['data', 'audit', join(root, 'leaky'), '--quiet']);
     expect(leaky.code).toBe(1);
     expect(leaky.out).toMatch(/^audit of .*: 43 frames, 14 sources, 13 patients, 2 folds/);
@@ -206,7 +206,10 @@ describe('auditDataset', () => {
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.out).leaking).toBe(false);
     expect(JSON.parse(readFileSync(join(root, 'clean-audit.json'), 'utf8')).options).toMatchObject({ maxDistance: 32, hashBits: 255 });
-    expect((await cli(['data', 'audit', clean, '--max-distance', '300'])).code).toBe(1);
+    const bad = await cli(['data', 'audit', clean, '--max-distance', '300']);
+    // A usage error, as for every command (src/cli/options.ts): exit 2, the option named.
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--max-distance/);
   });
 });
 

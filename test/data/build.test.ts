@@ -9,6 +9,8 @@ import { InputCache, loadBatch, openDataset, splitForFold } from '../../src/data
 import { writePhantom } from '../../src/data/phantom.js';
 import type { DatasetInfo } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
+import { preprocessorFor } from '../../src/models/preprocess.js';
+import { resizeRgb } from '../../src/media/resize.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { createRng } from '../../src/util/rng.js';
 import { tempDir } from './helpers.js';
@@ -113,7 +115,7 @@ describe('reading batches', () => {
     const pick = split.train.slice(0, 5);
     const cache = new InputCache();
     const before = tf.memory().numTensors;
-    const batch = await loadBatch(dir, pick, cfg, { cache });
+    const batch = await loadBatch(dir, pick, preprocessorFor(cfg), { cache });
     expect(batch.x.shape).toEqual([5, 24, 24, 3]);
     expect(batch.y.shape).toEqual([5, 3]);
     expect(batch.labels).toEqual(pick.map((r) => r.label));
@@ -122,22 +124,24 @@ describe('reading batches', () => {
     // Values follow cfg: (pixel/255 - 0.5)/0.25 of the frame resized to the input size.
     const x = await batch.x.data();
     for (const [i, row] of pick.entries()) {
-      const { data: pixels } = await sharp(join(dir, row.path)).resize(24, 24, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      // The frame decoded by sharp, resized by the project's one resize (media/resize.ts).
+      const { data: raw, info } = await sharp(join(dir, row.path)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const pixels = resizeRgb(new Uint8Array(raw), info.width, info.height, 24, 24);
       expect(pixels.length).toBe(24 * 24 * 3);
       let worst = 0;
       pixels.forEach((p, j) => (worst = Math.max(worst, Math.abs(x[i * pixels.length + j]! - (p / 255 - 0.5) / 0.25))));
       expect(worst).toBeLessThan(1e-6);
     }
     expect(cache.size).toBe(5);
-    const again = await loadBatch(dir, pick, cfg, { cache });
+    const again = await loadBatch(dir, pick, preprocessorFor(cfg), { cache });
     expect(Array.from(await again.x.data())).toEqual(Array.from(x));
-    const aug1 = await loadBatch(dir, pick, cfg, { cache, augment: pocovidAugmenter(), rng: createRng(9) });
-    const aug2 = await loadBatch(dir, pick, cfg, { cache, augment: pocovidAugmenter(), rng: createRng(9) });
+    const aug1 = await loadBatch(dir, pick, preprocessorFor(cfg), { cache, augment: pocovidAugmenter(), rng: createRng(9) });
+    const aug2 = await loadBatch(dir, pick, preprocessorFor(cfg), { cache, augment: pocovidAugmenter(), rng: createRng(9) });
     expect(Array.from(await aug1.x.data())).toEqual(Array.from(await aug2.x.data()));
     expect(Array.from(await aug1.x.data())).not.toEqual(Array.from(x));
     tf.dispose([batch.x, batch.y, again.x, again.y, aug1.x, aug1.y, aug2.x, aug2.y]);
     expect(tf.memory().numTensors).toBe(before);
-    await expect(loadBatch(dir, pick, cfg, { augment: pocovidAugmenter() })).rejects.toThrow(/needs an rng/);
+    await expect(loadBatch(dir, pick, preprocessorFor(cfg), { augment: pocovidAugmenter() })).rejects.toThrow(/needs an rng/);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -155,7 +159,7 @@ describe('reading batches', () => {
     const std = [0.229, 0.224, 0.225];
     const colourCfg = (over: Partial<PretrainedCfg>): PretrainedCfg => ({ ...cfg, inputSize: [size, size], mean, std, ...over });
     const valuesOf = async (c: PretrainedCfg): Promise<Float32Array> => {
-      const batch = await loadBatch(dir, [row], c);
+      const batch = await loadBatch(dir, [row], preprocessorFor(c));
       const values = (await batch.x.data()) as Float32Array;
       expect(batch.x.shape).toEqual([1, size, size, c.channels]);
       tf.dispose([batch.x, batch.y]);

@@ -10,10 +10,10 @@ import { main } from '../../src/cli/main.js';
 import { openDataset } from '../../src/data/dataset.js';
 import type { DatasetInfo, ManifestRow } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
 import { IDENTIFYING, timing, writeDicom, type DicomSpec } from '../helpers/dicom_writer.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 import { tempDir } from './helpers.js';
 
 const SIZE = 32;

@@ -10,7 +10,7 @@ import { buildDataset } from '../../src/data/build.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { ACCEPTED_LAYOUTS, listBuildSources, parseClassMap } from '../../src/data/layouts.js';
 import { encodeVideo } from '../../src/media/ffmpeg.js';
-import { pattern } from '../infer/fixtures.js';
+import { pattern } from '../helpers/media_fixtures.js';
 import { tempDir } from './helpers.js';
 
 let root: string;

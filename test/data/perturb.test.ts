@@ -3,9 +3,9 @@
 // one pixel, a gain of exactly the asked ratio; the resize kernels match hand-computed values.
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import type { RgbImage } from '../../src/data/image.js';
+import type { RgbImage } from '../../src/media/resize.js';
 import { addGreyNoise, applyGain, encodeJpeg, jpegRoundTrip, meanAbsoluteDifference, resizeRoundTrip, shiftImage } from '../../src/data/perturb.js';
-import { RESIZE_KERNELS, resizeImage } from '../../src/data/resize.js';
+import { RESIZE_KERNELS, resizeImage } from '../../src/media/resize.js';
 import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../src/data/phantom.js';
 import { createRng } from '../../src/util/rng.js';
 

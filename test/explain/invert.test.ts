@@ -11,7 +11,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { invertFeatures, resolveInversionLayer, stretchForDisplay } from '../../src/explain/invert.js';
 import { renderInversions } from '../../src/explain/invert_run.js';
 import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../src/data/phantom.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
 import { createRng } from '../../src/util/rng.js';
 import { writeFileAtomicSync } from '../../src/util/atomic.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { formatManifest } from '../../src/data/manifest.js';
 import type { ManifestRow } from '../../src/data/types.js';
@@ -13,8 +13,13 @@ import { initEngine } from '../../src/engine/index.js';
 import { renderClassPictures } from '../../src/explain/class_run.js';
 import { renderEmbedding } from '../../src/explain/embedding_run.js';
 import { explain } from '../../src/explain/explain_run.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { writeFileAtomicSync } from '../../src/util/atomic.js';
+import { PHANTOM_CLASSES } from '../../src/data/phantom.js';
+import { frameFeatures } from '../../src/guard/features.js';
+import { fitGuard } from '../../src/guard/guard.js';
+import { createRng } from '../../src/util/rng.js';
+import { phantomFrames, writePhantomPng } from '../helpers/phantom_media.js';
 import { regionCfg, regionModel, SIZE } from './region_model.js';
 
 let root: string;
@@ -122,6 +127,42 @@ describe('pocovid explain on a run', () => {
     await expect(explain({ run: bnRun, files: [image], methods: ['cam'], out: join(root, 'bn') })).rejects.toThrow(/CAM needs .*use --method gradcam/);
     await expect(explain({ run: bnRun, methods: ['gradcam'], out: join(root, 'bn') })).rejects.toThrow(/bn-run: has no config\.json naming its dataset/);
     await expect(explain({ run: bnRun, fold: 1, files: [image], methods: ['gradcam'], out: join(root, 'bn') })).rejects.toThrow(/has no fold 1; folds present: 2/);
+  });
+
+  it('applies the model\'s guard to files as predict does, or marks plainly that --no-guard overrode it', async () => {
+    const features = PHANTOM_CLASSES.flatMap((label, k) => phantomFrames(label, 96, 8, 60 + k).map((f) => frameFeatures(f, 96, 96)));
+    const guarded = join(root, 'guarded-run');
+    await saveModelDir(join(guarded, 'fold-0', 'model'), { name: 'region', classes: ['covid', 'regular'], cfg: regionCfg(), members: [regionModel()], guard: fitGuard(features) });
+    const scan = await writePhantomPng(join(root, 'scan.png'), 'covid', 96, 61);
+    const noise = join(root, 'noise.png');
+    const rng = createRng(3);
+    await sharp(Buffer.from(Uint8Array.from({ length: 96 * 96 * 3 }, () => rng.int(256))), { raw: { width: 96, height: 96, channels: 3 } }).png().toFile(noise);
+
+    const printed: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void printed.push(a.join(' ')));
+    try {
+      await main(['node', 'pocovid', 'explain', '--run', guarded, '--method', 'gradcam', '--mc-passes', '0', '--out', join(root, 'guarded'), scan, noise]);
+      await main(['node', 'pocovid', 'explain', '--run', guarded, '--method', 'gradcam', '--mc-passes', '0', '--out', join(root, 'forced'), '--no-guard', scan, noise]);
+    } finally {
+      log.mockRestore();
+    }
+    expect(printed[0]).toMatch(/^explained 1 item\(s\), 1 frame\(s\) with gradcam in [\d.]+ s → .*; 1 refused by the not-ultrasound guard \(not explained; --no-guard explains them\)$/);
+    expect(printed[1]).toMatch(/^explained 2 item\(s\), 2 frame\(s\) .*; 1 explained although the guard refused them \(--no-guard\)$/);
+
+    const kept = JSON.parse(readFileSync(join(root, 'guarded', 'explanations.json'), 'utf8'));
+    expect(kept.items[0]).toMatchObject({ name: scan, guard: { flagged: false } });
+    expect(kept.items[0].predicted).not.toBeNull();
+    expect(kept.items[1]).toMatchObject({ name: noise, predicted: null, probabilities: null, guard: { flagged: true } });
+    expect(kept.items[1].guard.reason).toMatch(/^unlike the ultrasound frames this model was trained on/);
+    expect(kept.items[1].frames[0].maps).toEqual({});
+    expect(existsSync(join(root, 'guarded', kept.items[1].frames[0].image))).toBe(true);
+    expect(readFileSync(join(root, 'guarded', 'index.html'), 'utf8')).toContain('no diagnosis</b>: the not-ultrasound guard refused this input');
+
+    const forced = JSON.parse(readFileSync(join(root, 'forced', 'explanations.json'), 'utf8'));
+    expect(forced.items[1]).toMatchObject({ name: noise, guard: { flagged: true, overridden: true } });
+    expect(forced.items[1].predicted).not.toBeNull();
+    expect(Object.keys(forced.items[1].frames[0].maps)).toEqual(['gradcam']);
+    expect(readFileSync(join(root, 'forced', 'index.html'), 'utf8')).toContain('guard overridden (--no-guard)</b>');
   });
 
   it('classes: one picture per class and a panel; tsne/pca: scatter, thumbnail map and coordinates', async () => {

@@ -12,12 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/data/build.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { initEngine } from '../../src/engine/index.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
-import { decodeImageTo } from '../../src/infer/media.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
+import { decodeImageTo } from '../../src/media/decode.js';
+import { findFfmpeg } from '../../src/media/ffmpeg.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
+import { writePng } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 import { timing, writeDicom } from '../helpers/dicom_writer.js';
-import { writePng } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
 
 let root: string;
 
@@ -148,7 +149,7 @@ describe('one acceptance rule for predict and data build', () => {
     const misnamed = join(source, 'pocus_images', 'convex', 'Reg_b.mp4');
     await writePng(misnamed, 40, 40, 9);
     const bmp = join(source, 'pocus_images', 'convex', 'Cov_c.bmp');
-    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(source, 'pocus_images', 'convex', 'Cov_a.png'), bmp]);
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-i', join(source, 'pocus_images', 'convex', 'Cov_a.png'), bmp]);
     const built = await buildDataset({ source, out: join(root, 'ds-renamed'), folds: 2, size: 32, quiet: true });
     expect(built.info.skipped).toEqual([]);
     const rowOf = (name: string) => built.rows.find((r) => r.source.endsWith(name))!;
@@ -172,7 +173,7 @@ describe('class folders: a file is what its bytes say', () => {
     await writePng(join(dir, 'covid', 'p1', 'scan.mp4'), 40, 40, 1);
     await writePng(join(dir, 'covid', 'p2', 'IM0001'), 40, 40, 2);
     await writePng(join(dir, 'regular', 'p3', 'a.png'), 40, 40, 3);
-    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'regular', 'p3', 'a.png'), join(dir, 'regular', 'p4', 'b.bmp')]);
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'regular', 'p3', 'a.png'), join(dir, 'regular', 'p4', 'b.bmp')]);
     writeFileSync(join(dir, 'regular', 'p4', 'notes.png'), 'not an image at all');
     const built = await buildDataset({ source: dir, out: join(root, 'ds-own-renamed'), folds: 2, size: 32, quiet: true });
     expect(built.info.skipped).toEqual([
@@ -193,7 +194,7 @@ describe('ONNX Runtime', () => {
     const script = `
       const { createOrtSession } = await import(${JSON.stringify(new URL('../../src/onnx/runtime.ts', import.meta.url).pathname)});
       const { modelToOnnx } = await import(${JSON.stringify(new URL('../../src/onnx/export.ts', import.meta.url).pathname)});
-      const { tinyModel } = await import(${JSON.stringify(new URL('../infer/tiny_model.ts', import.meta.url).pathname)});
+      const { tinyModel } = await import(${JSON.stringify(new URL('../helpers/tiny_model.ts', import.meta.url).pathname)});
       const { initEngine } = await import(${JSON.stringify(new URL('../../src/engine/index.ts', import.meta.url).pathname)});
       await initEngine();
       await createOrtSession(modelToOnnx(tinyModel(1)).bytes);

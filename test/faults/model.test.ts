@@ -10,12 +10,13 @@ import { main } from '../../src/cli/main.js';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { ModelOutputError } from '../../src/errors.js';
 import { exportRun } from '../../src/infer/export.js';
-import { probabilityProblem } from '../../src/infer/finite.js';
-import { loadModel, loadModelDir, saveModelDir } from '../../src/infer/model_dir.js';
+import { probabilityProblem } from '../../src/decision/finite.js';
+import { loadModel } from '../../src/model_dir/run.js';
+import { loadModelDir, saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { createServer } from '../../src/serve/server.js';
-import { writePng } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let run: string;
@@ -164,7 +165,7 @@ describe('weights that give NaN', () => {
     const text = await cli(['predict', '--model', dir, image]);
     expect(text.code).toBe(1);
     expect(text.err).toBe(`pocovid: ${image}: model member-0 gave no usable probabilities for frame 0 (output 0 is NaN): its weights are damaged or diverged; no diagnosis was made`);
-    expect(text.out).toContain('0 of 1 files classified');
+    expect(text.out).toContain('0 of 1 file diagnosed, 1 failed (unreadable, or the model gave no usable output: see the errors above)');
     expect(text.out).not.toMatch(/confidence/);
     const json = await cli(['predict', '--model', dir, image, '--json', '--runtime', 'tfjs']);
     expect(json.code).toBe(1);

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, tf } from '../../src/engine/index.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
 import { OWNER_FILE, WORK_DIR_PREFIX } from '../../src/serve/work_dir.js';
 import { startCli } from '../helpers/cli_process.js';
-import { writePng } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let model: string;

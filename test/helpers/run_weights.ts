@@ -1,7 +1,7 @@
 // The weights of a saved run's model by layer/weight name, for comparing two training runs, and
 // the names of the weights training may change (so that a share of differing weights is counted
 // over those, not diluted by frozen weights that are equal in any two runs of the same seed).
-import { loadModel } from '../../src/infer/model_dir.js';
+import { loadModel } from '../../src/model_dir/run.js';
 import { createModel, disposeBuiltModel, type ModelOptions } from '../../src/models/index.js';
 import { modelWeightsByName, readModelWeights } from '../../src/models/weights/load.js';
 

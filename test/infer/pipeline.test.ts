@@ -7,13 +7,14 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { gradCam } from '../../src/explain/gradcam.js';
-import { decide, normalisedEntropy } from '../../src/infer/combine.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { decide, normalisedEntropy } from '../../src/decision/combine.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { dataUrlToBytes } from '../../src/infer/png.js';
+import { resizeRgb } from '../../src/media/resize.js';
 import { pixelsToInput } from '../../src/models/preprocess.js';
-import { writePng, writeVideo } from './fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from './tiny_model.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let dir: string;
 let ensembleDir: string;
@@ -28,10 +29,11 @@ beforeAll(async () => {
   await saveModelDir(ensembleDir, { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(1), tinyModel(5)] });
 });
 
-/** The reference: sharp resize + pixelsToInput + model.predict, written out by hand. */
+/** The reference: sharp decode + the one resize + pixelsToInput + model.predict, written out by hand. */
 async function reference(model: tfl.LayersModel, file: string): Promise<number[]> {
-  const { data } = await sharp(file).removeAlpha().resize(32, 32, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer({ resolveWithObject: true });
-  const x = tf.tensor4d(pixelsToInput(new Uint8Array(data), tinyCfg()), [1, 32, 32, 3]);
+  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const rgb = resizeRgb(new Uint8Array(data), info.width, info.height, 32, 32);
+  const x = tf.tensor4d(pixelsToInput(rgb, tinyCfg()), [1, 32, 32, 3]);
   const p = (model.predict(x) as tf.Tensor).arraySync() as number[][];
   x.dispose();
   return p[0]!;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDicom } from '../../src/media/dicom.js';
 import { decodeDicomFrames } from '../../src/media/dicom_frames.js';
 import { encodeVideo } from '../../src/media/ffmpeg.js';
-import { sniffType } from '../../src/media/sniff.js';
+import { sniffType } from '../../src/media/formats.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
 import { tempDir } from '../data/helpers.js';
 import { IDENTIFYING, timing, writeDicom, type DicomSpec } from '../helpers/dicom_writer.js';

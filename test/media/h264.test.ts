@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RgbImage } from '../../src/data/image.js';
+import type { RgbImage } from '../../src/media/resize.js';
 import { meanAbsoluteDifference } from '../../src/data/perturb.js';
 import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../src/data/phantom.js';
 import { encodeH264Clip, h264RoundTrip } from '../../src/media/h264.js';

@@ -2,6 +2,7 @@
 // the same frames of a video — same native frames, same times, same pixels — so that predict's
 // video-level result reproduces the evaluation. Native rates 25 and 10 fps at 3 fps exercise the
 // every-k-th rule (k = 8 and 3), where ffmpeg's `fps` filter would have picked other frames.
+import { preprocessorFor } from '../../src/models/preprocess.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,12 +12,12 @@ import { buildDataset } from '../../src/data/build.js';
 import { readImageAsInput } from '../../src/data/image.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
-import { decodeVideoTo } from '../../src/infer/media.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { decodeVideoTo } from '../../src/media/decode.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
 import { encodeVideo } from '../../src/media/ffmpeg.js';
 import { tempDir } from '../data/helpers.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 const W = 40;
 const H = 30;
@@ -78,7 +79,7 @@ describe('data build and predict sample a video the same way', () => {
           expect(Buffer.from(decoded[i]!.rgb).equals(png)).toBe(true);
         }
         // Evaluation reads the PNG frames through the pretrained config (as loadBatch does).
-        const inputs = await Promise.all(built.map((r) => readImageAsInput(join(root, 'ds', r.path), tinyCfg(32))));
+        const inputs = await Promise.all(built.map((r) => readImageAsInput(join(root, 'ds', r.path), preprocessorFor(tinyCfg(32)))));
         const x = tf.tensor4d(Float32Array.from(inputs.flatMap((a) => [...a])), [inputs.length, 32, 32, 3]);
         const evaluated = (model.predict(x) as tf.Tensor).arraySync() as number[][];
         tf.dispose(x);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeUnknown, sniffType } from '../../src/media/sniff.js';
+import { describeUnknown, sniffType } from '../../src/media/formats.js';
 
 const bytes = (...parts: (string | number[])[]): Uint8Array =>
   Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? [...p].map((c) => c.charCodeAt(0)) : p)));

@@ -3,9 +3,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, encodePng, readImageAsInput } from '../../src/data/image.js';
-import { encodeVideo, findFfmpeg, hardenedInputArgs, resetFfmpegCache, resolveLimits } from '../../src/media/ffmpeg.js';
-import { parseFfmpegBanner, probeVideo } from '../../src/media/probe.js';
-import { decodeVideoFrames, samplingStep } from '../../src/media/video.js';
+import { encodeVideo, findFfmpeg, resetFfmpegCache } from '../../src/media/ffmpeg.js';
+import { hardenedInputArgs, resolveLimits } from '../../src/media/limits.js';
+import { parseFfmpegBanner } from '../../src/media/video_info.js';
+import { probeVideo } from '../../src/media/probe.js';
+import { decodeVideoFrames } from '../../src/media/video.js';
+import { samplingStep } from '../../src/media/sampling.js';
+import { preprocessorFor } from '../../src/models/preprocess.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { tempDir } from '../data/helpers.js';
 
@@ -148,7 +152,7 @@ describe('hardening', () => {
 
   it('enforces picture size, time and memory limits', async () => {
     const file = join(dir, 'clip.avi');
-    await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, maxPixels: 500 })).rejects.toThrow(/clip\.avi: .*(over the limit|max pixel)/);
+    await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, maxPixels: 500 })).rejects.toThrow(/clip\.avi: frame size 32x24 is over the limit \(8192 a side, 500 pixels\)/);
     await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, timeoutMs: 1 })).rejects.toThrow(/clip\.avi: decoding took longer than 1 ms \(limit\)/);
     // 4 MiB of address space is not enough to even start ffmpeg: proof that ulimit -v applies.
     await expect(decodeVideoFrames(file, { fps: 3, maxFrames: 3, maxMemoryBytes: 4 * 1024 ** 2 })).rejects.toThrow(/clip\.avi: not a readable video/);
@@ -176,10 +180,10 @@ describe('images', () => {
     try {
       writeFileSync(join(d, 'a.png'), await encodePng(frame(5), W, H));
       const cfg: PretrainedCfg = { id: 't', inputSize: [6, 8], channels: 3, channelOrder: 'rgb', mean: [0, 0, 0], std: [1, 1, 1], camLayer: '', classifier: '', featureLayer: '', sources: [] };
-      const x = await readImageAsInput(join(d, 'a.png'), cfg);
+      const x = await readImageAsInput(join(d, 'a.png'), preprocessorFor(cfg));
       expect(x.length).toBe(6 * 8 * 3);
       expect(x[(5 * 8 + 0) * 3]).toBeCloseTo(100 / 255, 2);
-      const grey = await readImageAsInput(join(d, 'a.png'), { ...cfg, channels: 1, mean: [0.5], std: [0.5] });
+      const grey = await readImageAsInput(join(d, 'a.png'), preprocessorFor({ ...cfg, channels: 1, mean: [0.5], std: [0.5] }));
       expect(grey.length).toBe(6 * 8);
     } finally {
       done();

@@ -7,11 +7,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { main } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/index.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { exportModelDirInt8, INT8_MEMBER_FILE, INT8_REPORT_FILE, type Int8Report } from '../../src/onnx/int8_model_dir.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
-import { writeJpeg, writePng, writeVideo } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writeJpeg, writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let dataset: string;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { BadInputError } from '../../src/errors.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
 import { exportModelDirOnnx, ONNX_MEMBER_FILE } from '../../src/onnx/model_dir.js';
 import { createOrtRunnerFromSession, createOrtSession, createTfjsRunner } from '../../src/onnx/runtime.js';

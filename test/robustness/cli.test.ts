@@ -88,7 +88,7 @@ describe('pocovid robustness', () => {
     }
     const by = Object.fromEntries(report.perturbations.map((p: { name: string }) => [p.name, p]));
     // The resize perturbations started from the native frames of the phantom folder, which give back the stored frames.
-    for (const name of ['resize-bilinear', 'resize-area', 'resize-lanczos']) expect(by[name].pixelsFrom).toEqual({ native: tested.length, stored: 0 });
+    for (const name of ['resize-bilinear', 'resize-area', 'resize-libvips']) expect(by[name].pixelsFrom).toEqual({ native: tested.length, stored: 0 });
     expect(report.native.dir).toBe(source);
     expect(report.native.worstMismatch).toBeLessThan(0.01);
     // H.264 only for videos: the phantom's images are left out of its counts.

@@ -106,7 +106,7 @@ describe('selectPerturbations', () => {
   it('keeps report order, takes comma lists, and names the valid ones for an unknown name', () => {
     expect(selectPerturbations(['jpeg-95,noise-1', 'h264']).map((p) => p.name)).toEqual(['noise-1', 'jpeg-95', 'h264']);
     expect(selectPerturbations().map((p) => p.name)).toEqual(PERTURBATION_NAMES);
-    expect(PERTURBATION_NAMES).toEqual(['noise-1', 'noise-2', 'jpeg-95', 'jpeg-75', 'resize-bilinear', 'resize-area', 'resize-lanczos', 'shift-1', 'gain+5', 'gain-5', 'h264']);
+    expect(PERTURBATION_NAMES).toEqual(['noise-1', 'noise-2', 'jpeg-95', 'jpeg-75', 'resize-bilinear', 'resize-area', 'resize-libvips', 'shift-1', 'gain+5', 'gain-5', 'h264']);
     expect(() => selectPerturbations(['noise-1,blur'])).toThrow(`unknown perturbation "blur"; valid: ${PERTURBATION_NAMES.join(', ')}`);
     expect(() => selectPerturbations([' , '])).toThrow(/no perturbation given; valid: noise-1/);
   });

@@ -3,6 +3,7 @@
 // deliberately sensitive to a one-grey-level change (it reads the black corner outside the sector
 // with a threshold at 0.1 grey level); the other reads the middle of the sector with a clear margin.
 // The first must flip under ±1 grey level of noise and miss the targets; the second must not.
+import { preprocessorFor } from '../../src/models/preprocess.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,8 @@ import { decodeImage, readImageAsInput } from '../../src/data/image.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { readPredictionsCsv, writePredictionsCsv } from '../../src/eval/csv.js';
-import { argMax } from '../../src/infer/combine.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { argMax } from '../../src/decision/combine.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { runRobustness } from '../../src/robustness/index.js';
 import { frameToInput, measureRobustness } from '../../src/robustness/measure.js';
@@ -78,7 +79,7 @@ async function writeRun(run: string, make: () => tfl.LayersModel): Promise<void>
   for (const fold of [0, 1, 2]) {
     const model = make();
     const test = rows.filter((r) => r.fold === fold);
-    const inputs = await Promise.all(test.map((r) => readImageAsInput(join(data, r.path), cfg())));
+    const inputs = await Promise.all(test.map((r) => readImageAsInput(join(data, r.path), preprocessorFor(cfg()))));
     const probs = tf.tidy(() => (model.predict(tf.tensor4d(inputs.flatMap((x) => Array.from(x)), [test.length, SIZE, SIZE, 3])) as tf.Tensor).arraySync() as number[][]);
     writePredictionsCsv(
       join(run, `fold-${fold}`, 'predictions.csv'),
@@ -175,8 +176,8 @@ describe('robustness tracks brittleness', () => {
   it('feeds the network exactly what training fed it: resize and preprocessing as readImageAsInput', async () => {
     const path = join(data, rows[0]!.path);
     const small = { ...cfg(24), channels: 1 as const, mean: [0.5], std: [0.25] };
-    expect(await frameToInput(await decodeImage(path), small)).toEqual(await readImageAsInput(path, small));
-    expect(await frameToInput(await decodeImage(path), cfg())).toEqual(await readImageAsInput(path, cfg()));
+    expect(await frameToInput(await decodeImage(path), small)).toEqual(await readImageAsInput(path, preprocessorFor(small)));
+    expect(await frameToInput(await decodeImage(path), cfg())).toEqual(await readImageAsInput(path, preprocessorFor(cfg())));
   });
 
   it('refuses a dataset that lacks a test frame, an unknown fold and an unknown perturbation, naming them', async () => {

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { extractFeatures, extractFeaturesAndPredictions } from '../../src/explain/embedding.js';
 import { layersForward, occlusionMap, runnerForward } from '../../src/explain/occlusion.js';
-import { createForwardRunner } from '../../src/onnx/index.js';
+import { createForwardRunner } from '../../src/onnx/runtime.js';
 import { createRng } from '../../src/util/rng.js';
-import { tinyModel } from '../infer/tiny_model.js';
+import { tinyModel } from '../helpers/tiny_model.js';
 
 const SIZE = 24;
 const shape: [number, number, number] = [SIZE, SIZE, 3];

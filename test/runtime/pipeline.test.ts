@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createPipeline, type PipelineOptions } from '../../src/infer/pipeline.js';
-import { writePng, writeVideo } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let ensembleDir: string;

@@ -9,7 +9,7 @@ import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { disposeBuiltModel } from '../../src/models/cut.js';
 import { createModel } from '../../src/models/registry.js';
 import '../../src/models/index.js';
-import { createForwardRunner } from '../../src/onnx/index.js';
+import { createForwardRunner } from '../../src/onnx/runtime.js';
 import { computeFeatures } from '../../src/train/feature_cache.js';
 import { trainFold } from '../../src/train/train_fold.js';
 import { createRng } from '../../src/util/rng.js';

@@ -6,12 +6,12 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { probeWithDemuxer } from '../../src/media/probe.js';
-import { resolveLimits } from '../../src/media/ffmpeg.js';
+import { resolveLimits } from '../../src/media/limits.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
-import { saveModelDir } from '../../src/infer/model_dir.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
-import { writePng, writeVideo } from '../infer/fixtures.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 let work: string;
 let server: PocovidServer;
@@ -51,6 +51,8 @@ describe('HTTP API', () => {
   it('classifies a good image, with a heatmap when asked, and deletes the upload', async () => {
     const { status, body } = await upload(png, 'scan.png', '?heatmap=1');
     expect(status).toBe(200);
+    // The shape of one element of predict --json.
+    expect(body).toMatchObject({ file: 'scan.png', kind: 'image', format: 'png' });
     expect(TINY_CLASSES).toContain(body.label);
     expect(Object.values(body.probabilities as Record<string, number>).reduce((a, b) => a + b)).toBeCloseTo(1, 5);
     expect(body.uncertainty.ensembleStd).toBeGreaterThan(0);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
-import { createForwardRunner } from '../../src/onnx/index.js';
+import { createForwardRunner } from '../../src/onnx/runtime.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { runCrossValidation } from '../../src/train/cv.js';
 import { computeFeatures, computeFeaturesThrough, createFeatureStore, claimFeatureStore } from '../../src/train/feature_cache.js';

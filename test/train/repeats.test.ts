@@ -9,7 +9,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import type { RepeatsSummary } from '../../src/eval/repeats.js';
 import { runRepeatedCrossValidation } from '../../src/train/cv.js';
-import { loadModel } from '../../src/infer/model_dir.js';
+import { loadModel } from '../../src/model_dir/run.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
 let root: string;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
-import { loadModel } from '../../src/infer/model_dir.js';
+import { loadModel } from '../../src/model_dir/run.js';
 import { trainFold } from '../../src/train/train_fold.js';
 import type { TrainingHandler } from '../../src/train/handlers.js';
 import type { ManifestRow } from '../../src/data/types.js';

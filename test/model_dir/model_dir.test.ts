@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { collectRun, loadModel, loadModelDir, saveModelDir, writeModelDirFiles } from '../../src/infer/model_dir.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from './tiny_model.js';
+import { collectRun, loadModel } from '../../src/model_dir/run.js';
+import { loadModelDir, saveModelDir, writeModelDirFiles } from '../../src/model_dir/model_dir.js';
+import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 beforeAll(async () => {
   await initEngine();

@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { mcDropout } from '../../src/explain/uncertainty.js';
-import { classifyInputs, classifyInputsWith, type MemberForward } from '../../src/infer/classify.js';
+import { classifyInputs, classifyInputsWith, type MemberForward } from '../../src/decision/classify.js';
 import { createRng } from '../../src/util/rng.js';
-import { tinyModel } from './tiny_model.js';
+import { tinyModel } from '../helpers/tiny_model.js';
 
 const SHAPE: [number, number, number] = [16, 16, 3];
 

@@ -1,9 +1,18 @@
-// Resizing 8-bit RGB frames with a named kernel, in pure TypeScript (no sharp, no canvas), so that
-// "this frame as OpenCV's bilinear would make it" is the same bytes on every machine and in the
-// browser. The dataset itself is resized by sharp (libvips Lanczos-3, src/data/image.ts); these
-// kernels are the other choices a pipeline might make, used to measure how much that choice moves
-// a decision (src/robustness) and available to augmentation.
-import type { RgbImage } from './image.js';
+// The one resize of every frame: `data build`, predict, the server and the in-browser page all
+// resize decoded RGB with resizeRgb (Lanczos-3), so a frame gives the same pixels wherever it is
+// read. Pure TypeScript on typed arrays (no sharp, no canvas): a canvas's drawImage and libvips
+// each resample their own way, and the page must not disagree with the CLI because of it; the same
+// JavaScript arithmetic gives the same bits in Node and in the browser. Fit 'fill' (no aspect
+// kept, as cv2.resize in the original). The other kernels are choices another pipeline might
+// make: src/robustness measures how much they move a decision, and augmentation may use them.
+
+/** Interleaved 8-bit RGB pixels with their size. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** width×height×3. */
+  rgb: Uint8Array;
+}
 
 /**
  * bilinear: OpenCV's INTER_LINEAR (cv2.resize's default, which POCOVID-Net used; also what a
@@ -73,49 +82,78 @@ const TAPS: Record<ResizeKernel, (inSize: number, outSize: number) => Taps[]> = 
   lanczos3: lanczosTaps,
 };
 
-/** `image` resized to width×height (stretched, like every resize in the project) with `kernel`. */
-export function resizeImage(image: RgbImage, width: number, height: number, kernel: ResizeKernel): RgbImage {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width >= 1 && height >= 1)) {
-    throw new Error(`resize target must be positive integers, got ${width}x${height}`);
+const tapCache = new Map<string, Taps[]>();
+
+function tapsFor(kernel: ResizeKernel, inSize: number, outSize: number): Taps[] {
+  const make = TAPS[kernel];
+  if (!make) throw new Error(`unknown resize kernel "${kernel}"; valid: ${RESIZE_KERNELS.join(', ')}`);
+  const key = `${kernel}|${inSize}|${outSize}`;
+  let taps = tapCache.get(key);
+  if (!taps) {
+    if (tapCache.size > 64) tapCache.clear();
+    taps = make(inSize, outSize);
+    tapCache.set(key, taps);
   }
-  const makeTaps = TAPS[kernel];
-  if (!makeTaps) throw new Error(`unknown resize kernel "${kernel}"; valid: ${RESIZE_KERNELS.join(', ')}`);
-  const { width: inW, height: inH, rgb } = image;
-  if (rgb.length !== inW * inH * 3) throw new Error(`image has ${rgb.length} values, expected ${inW}x${inH}x3`);
-  const across = makeTaps(inW, width);
-  const down = makeTaps(inH, height);
+  return taps;
+}
+
+/**
+ * Resizes interleaved RGB from width×height to outWidth×outHeight with `kernel` (default the
+ * project's, Lanczos-3); a copy when the size is the same.
+ */
+export function resizeRgb(
+  rgb: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  kernel: ResizeKernel = 'lanczos3',
+): Uint8Array {
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || rgb.length !== width * height * 3) {
+    throw new Error(`image has ${rgb.length} values, expected ${width}x${height}x3`);
+  }
+  if (!(Number.isInteger(outWidth) && Number.isInteger(outHeight) && outWidth >= 1 && outHeight >= 1)) {
+    throw new Error(`resize target must be positive integers, got ${outWidth}x${outHeight}`);
+  }
+  const across = tapsFor(kernel, width, outWidth);
+  const down = tapsFor(kernel, height, outHeight);
+  if (outWidth === width && outHeight === height) return Uint8Array.from(rgb);
   // Rows first, kept in float so that the only rounding is the final one.
-  const rows = new Float64Array(inH * width * 3);
-  for (let y = 0; y < inH; y++) {
-    for (let x = 0; x < width; x++) {
+  const rows = new Float64Array(height * outWidth * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < outWidth; x++) {
       const { start, weights } = across[x]!;
       let r = 0;
       let g = 0;
       let b = 0;
       for (let k = 0; k < weights.length; k++) {
-        const i = (y * inW + start + k) * 3;
+        const i = (y * width + start + k) * 3;
         const w = weights[k]!;
         r += w * rgb[i]!;
         g += w * rgb[i + 1]!;
         b += w * rgb[i + 2]!;
       }
-      const o = (y * width + x) * 3;
+      const o = (y * outWidth + x) * 3;
       rows[o] = r;
       rows[o + 1] = g;
       rows[o + 2] = b;
     }
   }
-  const out = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  const stride = outWidth * 3;
+  for (let y = 0; y < outHeight; y++) {
     const { start, weights } = down[y]!;
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        let v = 0;
-        for (let k = 0; k < weights.length; k++) v += weights[k]! * rows[((start + k) * width + x) * 3 + c]!;
-        // Lanczos overshoots at edges: clamp to the 8-bit range.
-        out[(y * width + x) * 3 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-      }
+    for (let x = 0; x < stride; x++) {
+      let v = 0;
+      for (let k = 0; k < weights.length; k++) v += weights[k]! * rows[(start + k) * stride + x]!;
+      // Lanczos overshoots at edges: clamp to the 8-bit range.
+      out[y * stride + x] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
     }
   }
-  return { width, height, rgb: out };
+  return out;
+}
+
+/** `image` resized to width×height (stretched, like every resize in the project) with `kernel`. */
+export function resizeImage(image: RgbImage, width: number, height: number, kernel: ResizeKernel = 'lanczos3'): RgbImage {
+  return { width, height, rgb: resizeRgb(image.rgb, image.width, image.height, width, height, kernel) };
 }

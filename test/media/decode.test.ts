@@ -4,14 +4,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImageTo, decodeVideoTo } from '../../src/infer/media.js';
-import { writePng, writeVideo } from './fixtures.js';
+import { decodeImageTo, decodeVideoTo } from '../../src/media/decode.js';
+import { findFfmpeg } from '../../src/media/ffmpeg.js';
+import { writePng, writeVideo } from '../helpers/media_fixtures.js';
 
 let work: string;
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'pocovid-media-'));
   await writePng(join(work, 'a.png'), 40, 30, 4);
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(work, 'a.png'), join(work, 'a.bmp')]);
+  execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-i', join(work, 'a.png'), join(work, 'a.bmp')]);
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

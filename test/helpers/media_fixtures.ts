@@ -1,8 +1,9 @@
 // Small images and videos made on the fly (tests never need /work/shared).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { findFfmpeg } from '../../src/media/ffmpeg.js';
 
 /** A deterministic RGB test pattern (gradient + a bright blob whose place depends on `variant`). */
 export function pattern(width: number, height: number, variant = 0): Uint8Array {
@@ -39,6 +40,10 @@ export function writeVideo(dir: string, name: string, seconds: number, size = 48
   const rawFile = join(dir, `${name}.rgb`);
   writeFileSync(rawFile, raw);
   const out = join(dir, name);
-  execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
+  try {
+    execFileSync(findFfmpeg().ffmpeg, ['-nostdin', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', rawFile, ...args, out]);
+  } finally {
+    rmSync(rawFile, { force: true });
+  }
   return out;
 }
