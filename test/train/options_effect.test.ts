@@ -57,9 +57,9 @@ function kernels(out: string): Map<string, Float32Array> {
   const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { files: { best: { name: string } } };
   const file = join(dir, state.files.best.name);
   const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(file)), file);
-  const out_ = new Map<string, Float32Array>();
-  for (const [name, tensor] of tensors) if (name.endsWith('/kernel')) out_.set(name, Float32Array.from(tensor.data));
-  return out_;
+  const found = new Map<string, Float32Array>();
+  for (const [name, tensor] of tensors) if (name.endsWith('/kernel')) found.set(name, Float32Array.from(tensor.data));
+  return found;
 }
 
 function largestDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
