@@ -14,11 +14,11 @@ import { evaluateRun } from '../../src/eval/report.js';
 import { worstErrors } from '../../src/eval/worst_errors.js';
 import { explain } from '../../src/explain/explain_run.js';
 import { trainFold } from '../../src/train/train_fold.js';
+import { describeNeeding } from '../helpers/prerequisites.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the report.html browser test: ${CHROMIUM} is not installed`);
 
 describe('markdownToHtml', () => {
   it('turns the report subset into HTML: headings with ids, aligned tables, lists, images, emphasis', () => {
@@ -56,7 +56,7 @@ describe('worstErrors', () => {
   });
 });
 
-describe.skipIf(!haveChromium)('report.html of a trained run', () => {
+describeNeeding({ what: `Chromium at ${CHROMIUM}`, available: haveChromium }, 'report.html of a trained run', () => {
   let root: string;
   let run: string;
   let browser: Browser;

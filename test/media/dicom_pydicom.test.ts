@@ -4,9 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { decodeDicomFrames } from '../../src/media/dicom_frames.js';
 import { tempDir } from '../data/helpers.js';
+import { describeNeeding } from '../helpers/prerequisites.js';
 
 const PYTHON = '/usr/bin/python3';
 const script = fileURLToPath(new URL('./pydicom_crosscheck.py', import.meta.url));
@@ -14,7 +15,7 @@ const available = spawnSync(PYTHON, ['-c', 'import pydicom, numpy'], { encoding:
 
 interface Case { name: string; file: string; expected: string; frames: number; rows: number; columns: number; fps: number | null; tolerance: number }
 
-describe.skipIf(!available)('DICOM files written by pydicom', () => {
+describeNeeding({ what: "Debian's python3-pydicom and python3-numpy", available }, 'DICOM files written by pydicom', () => {
   let root: string;
   let cleanup: () => void;
   let cases: Case[] = [];

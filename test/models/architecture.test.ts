@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initEngine, tf } from '../../src/engine/index.js';
 import { countParams, createModel, disposeBuiltModel, type BuiltModel } from '../../src/models/index.js';
+import { itOnRealData } from '../helpers/prerequisites.js';
 
 await initEngine();
 
@@ -147,7 +148,7 @@ describe('mobilenet_v1', () => {
     });
   });
 
-  it.skipIf(!existsSync(MOBILENET_FILE))('matches every tensor name and shape of the shipped weight file', () => {
+  itOnRealData(existsSync(MOBILENET_FILE), MOBILENET_FILE, 'matches every tensor name and shape of the shipped weight file', () => {
     const fileTensors = readSafetensorsHeader(MOBILENET_FILE);
     withModel(createModel('mobilenet_v1', { numClasses: 3 }), (built) => {
       const ours = Object.fromEntries(convBaseWeights(built.model));
@@ -155,7 +156,6 @@ describe('mobilenet_v1', () => {
       expect(ours).toEqual(theirs);
     });
   });
-  if (!existsSync(MOBILENET_FILE)) console.warn(`skipped: ${MOBILENET_FILE} is absent`);
 });
 
 describe('grayscale_cnn', () => {

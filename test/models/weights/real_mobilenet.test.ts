@@ -4,20 +4,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initEngine, tf } from '../../../src/engine/index.js';
 import { createModel, disposeBuiltModel, layerOutput } from '../../../src/models/index.js';
 import { pixelsToInput } from '../../../src/models/preprocess.js';
 import type { BuiltModel } from '../../../src/models/types.js';
 import { loadPretrained } from '../../../src/models/weights/load.js';
+import { describeOnRealData } from '../../helpers/prerequisites.js';
 
 const WEIGHTS = '/work/shared/weights/mobilenet_v1_1.0_224_imagenet_to_pw12.safetensors';
 const IMAGES = '/work/shared/data/pocus/pocus_images/convex';
 const FRAMES = ['Cov_Oliviera_2020_Fig4A.jpg', 'Reg_Avi_normal-A-lines.JPG'].map((f) => join(IMAGES, f));
 const available = existsSync(WEIGHTS) && FRAMES.every(existsSync);
-if (!available) console.warn(`skipping the real MobileNet weight test: ${WEIGHTS} or the POCUS frames are absent`);
 
-describe.skipIf(!available)('real MobileNet v1 weights (/work/shared)', () => {
+describeOnRealData(available, `${WEIGHTS} or the POCUS frames`, 'real MobileNet v1 weights (/work/shared)', () => {
   let built: BuiltModel;
   let features: tfl.LayersModel;
   beforeAll(async () => {
