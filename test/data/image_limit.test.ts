@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage } from '../../src/data/image.js';
-import { decodeImageTo } from '../../src/infer/media.js';
+import { decodeImageTo } from '../../src/media/decode.js';
 import { MAX_IMAGE_PIXELS } from '../../src/media/accept.js';
 import { tempDir } from './helpers.js';
 
