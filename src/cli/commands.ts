@@ -15,6 +15,7 @@ import * as guardCommand from './guard.js';
 import * as explainCommand from './explain.js';
 import * as robustnessCommand from './robustness.js';
 import * as workerCommands from './worker.js';
+import * as sweepCommand from './sweep.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -36,4 +37,5 @@ export const commandModules: CommandModule[] = [
   explainCommand,
   robustnessCommand,
   workerCommands,
+  sweepCommand,
 ];

@@ -7,7 +7,7 @@ import { runRepeatedCrossValidation } from '../train/cv.js';
 import { createProgress } from '../train/progress.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
-function seedList(value: string): number[] {
+export function seedList(value: string): number[] {
   const seeds = value.split(',').map((s) => Number(s.trim()));
   if (!seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new InvalidArgumentError(`"${value}": use whole numbers ≥ 0 separated by commas`);
   return seeds;
