@@ -96,6 +96,17 @@ describe('GET /metrics', () => {
     expect(sample(text, 'pocovid_frames_classified_total', { kind: 'image' })).toBe(1);
     expect(sample(text, 'pocovid_frames_classified_total', { kind: 'video' })).toBe(clip.body.frames.length);
     expect(sample(text, 'pocovid_queue_length')).toBe(0);
+    // While uploads are being classified, the queue length says so.
+    let done = false;
+    const inFlight = Promise.all([0, 1, 2].map(() => upload(url, video, 'clip.mp4'))).finally(() => (done = true));
+    let most = 0;
+    while (!done) {
+      most = Math.max(most, sample(await (await fetch(`${url}/metrics`)).text(), 'pocovid_queue_length')!);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect((await inFlight).map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(most).toBeGreaterThanOrEqual(1);
+    expect(sample(await (await fetch(`${url}/metrics`)).text(), 'pocovid_queue_length')).toBe(0);
     expect(sample(text, 'pocovid_model_load_seconds')).toBeGreaterThan(0);
     expect(sample(text, 'pocovid_process_resident_memory_bytes')).toBeGreaterThan(0);
   });
