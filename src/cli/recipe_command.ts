@@ -16,9 +16,10 @@ const FLAG_OF: Record<string, string> = { earlyStoppingPatience: 'patience' };
 /**
  * The `pocovid <command>` line that trains with `options`: the options that differ from the
  * schema's defaults, spelled as addTrainOptions spells them. Options the command line cannot set
- * (config-only ones such as plateauPatience) are returned apart, as `name=value`.
+ * (config-only ones such as plateauPatience) are returned apart, as `name=value`. `extra` words
+ * (the command's own options) are appended, quoted like the rest.
  */
-export function trainCommandLine(command: string, options: Omit<TrainConfigInput, 'fold'>): { line: string; notExpressible: string[] } {
+export function trainCommandLine(command: string, options: Omit<TrainConfigInput, 'fold'>, extra: string[] = []): { line: string; notExpressible: string[] } {
   const flags = new Map(addTrainOptions(new Command(command)).options.map((o) => [o.attributeName(), o.long!]));
   const defaults = trainConfigSchema.parse({ data: '-', model: '-', out: '-', fold: 0 }) as Record<string, unknown>;
   const resolved = trainConfigSchema.parse({ ...options, fold: 0 }) as Record<string, unknown>;
@@ -38,5 +39,5 @@ export function trainCommandLine(command: string, options: Omit<TrainConfigInput
     else text = String(value);
     words.push(flag, text);
   }
-  return { line: words.map(shellWord).join(' '), notExpressible };
+  return { line: [...words, ...extra].map(shellWord).join(' '), notExpressible };
 }

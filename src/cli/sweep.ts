@@ -36,7 +36,7 @@ export function register(program: Command): void {
           },
           grid: opts.grid,
           queue: opts.queue ? shownQueueUrl(opts.queue) : undefined,
-          commandLine: (options) => trainCommandLine('cv', options),
+          commandLine: (options, extra) => trainCommandLine('cv', options, extra),
         },
         opts.quiet,
         { executor },

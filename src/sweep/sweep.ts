@@ -29,7 +29,7 @@ export interface SweepOptions {
   /** For the record in config.json (the queue's address, password hidden). */
   queue?: string;
   /** Spells a recipe as the cv command that trains it (the CLI's option names). */
-  commandLine?: (options: Omit<TrainConfigInput, 'fold'>) => { line: string; notExpressible: string[] };
+  commandLine?: (options: Omit<TrainConfigInput, 'fold'>, extra: string[]) => { line: string; notExpressible: string[] };
 }
 
 export interface SweepResult {
@@ -134,13 +134,16 @@ export async function runSweep(options: SweepOptions, quiet = false, shared: { e
   let best: SweepSummary['best'];
   if (winner && winnerOptions && options.commandLine) {
     const { folds: _f, foldSeeds: _s, ensembleAggregation: _a, refit: _r, featureDir: _d, ...train } = winnerOptions;
-    const spelled = options.commandLine(train);
+    // The cv's own options, and the sweep's feature folder so that the refit reuses its features.
     const extra = [
       ...(winnerOptions.folds ? ['--folds', winnerOptions.folds.join(',')] : []),
       ...(winnerOptions.foldSeeds ? ['--fold-seeds', winnerOptions.foldSeeds.join(',')] : []),
       ...(winnerOptions.ensembleAggregation && winnerOptions.ensembleAggregation !== 'mean' ? ['--ensemble', winnerOptions.ensembleAggregation] : []),
+      '--feature-dir',
+      featureDir,
     ];
-    best = { name: winner.name, command: [spelled.line, ...extra].join(' '), notExpressible: spelled.notExpressible };
+    const spelled = options.commandLine(train, extra);
+    best = { name: winner.name, command: spelled.line, notExpressible: spelled.notExpressible };
   }
   const summary: SweepSummary = {
     data: resolve(options.base.data),

@@ -103,5 +103,8 @@ describe('trainCommandLine', () => {
     const spelled = trainCommandLine('cv', { ...base, out: '/runs/my run', colour: 'grey', augment: false, inputSize: [32, 40], penalties: [0.1, 1], earlyStoppingPatience: 5, plateauPatience: 3, epochs: 40, classes: ['covid', 'regular'] });
     expect(spelled.line).toBe("pocovid cv --data /d --model grayscale_cnn --out '/runs/my run' --augment off --penalties 0.1,1 --colour grey --patience 5 --classes covid,regular --input-size 32x40");
     expect(spelled.notExpressible).toEqual(['plateauPatience=3']);
+    expect(trainCommandLine('cv', base, ['--fold-seeds', '0,1', '--feature-dir', "/shared/it's here"]).line).toBe(
+      "pocovid cv --data /d --model grayscale_cnn --out /s --fold-seeds 0,1 --feature-dir '/shared/it'\\''s here'",
+    );
   });
 });

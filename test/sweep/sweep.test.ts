@@ -89,7 +89,7 @@ describe('pocovid sweep', () => {
     expect(markdown).toMatch(/## Not ranked\n\n- \*\*broken\*\*: .*a logistic head needs the frozen-feature cache/);
     const best = ranked[0]!;
     expect(summary.best?.name).toBe(best.name);
-    expect(summary.best!.command).toMatch(new RegExp(`^pocovid cv --data ${data} --model grayscale_cnn --out ${local()}/recipes/${best.name} .*--input-size 32x32`));
+    expect(summary.best!.command).toMatch(new RegExp(`^pocovid cv --data ${data} --model grayscale_cnn --out ${local()}/recipes/${best.name} .*--input-size 32x32 .*--feature-dir ${local()}/features$`));
     expect(markdown).toContain(summary.best!.command);
     expect(cli.output()).toContain(`1. ${best.name}: validation bal. acc. ${best.score!.toFixed(3)} ± ${best.std!.toFixed(3)}`);
     expect(cli.output()).toMatch(/- broken: not ranked: .*a logistic head needs/);
