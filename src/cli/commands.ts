@@ -14,6 +14,7 @@ import * as demoCommand from './demo.js';
 import * as guardCommand from './guard.js';
 import * as explainCommand from './explain.js';
 import * as robustnessCommand from './robustness.js';
+import * as updateCommand from './update.js';
 import * as workerCommands from './worker.js';
 import * as sweepCommand from './sweep.js';
 
@@ -36,6 +37,7 @@ export const commandModules: CommandModule[] = [
   guardCommand,
   explainCommand,
   robustnessCommand,
+  updateCommand,
   workerCommands,
   sweepCommand,
 ];

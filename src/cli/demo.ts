@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .action(async (o: { out: string; seed: number; epochs: number; quiet?: boolean }) => {
       const result = await runDemo({ out: o.out, seed: o.seed, epochs: o.epochs, quiet: o.quiet, extraSteps: [demoExplainStep] });
       console.log(`demo finished in ${result.seconds.toFixed(0)} s (SYNTHETIC phantom data)`);
-      console.log(`report:       ${result.report}`);
+      console.log(`report:       ${result.report} (and ${result.reportHtml})`);
       for (const [name, path] of Object.entries(result.extras)) console.log(`${name.padEnd(13)} ${path}`);
       console.log(`model:        ${result.model}`);
       console.log(`page:         ${result.page || '(not built: run npm run build)'}`);

@@ -1,5 +1,5 @@
 // `pocovid evaluate`: metrics, report.json/report.md and plots from a run's predictions.csv.
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { evaluateRun } from '../eval/report.js';
 import { BINARY_TASKS, VIDEO_AGGREGATIONS, type VideoAggregation } from '../eval/types.js';
 
@@ -11,6 +11,13 @@ interface EvaluateCliOptions {
   out?: string;
   plots: boolean;
   json?: boolean;
+  coverage?: number;
+}
+
+function coverageValue(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`"${value}": a coverage is a number between 0 and 1, e.g. 0.9`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -22,6 +29,7 @@ export function register(program: Command): void {
     .addOption(new Option('--binary <task>', 'binary reduction').choices([...BINARY_TASKS]))
     .addOption(new Option('--video-agg <mode>', 'video decision: mean probability or majority vote').choices([...VIDEO_AGGREGATIONS]).default('mean'))
     .option('--out <dir>', 'output folder (default: the run folder; <run>/tasks/<task> with --classes or --binary)')
+    .option('--coverage <p>', "coverage of the prediction sets (default: each fold model's own)", coverageValue)
     .option('--no-plots', 'write report.json and report.md only')
     .option('--json', 'print report.json to stdout instead of a summary')
     .action(async (opts: EvaluateCliOptions) => {
@@ -32,6 +40,7 @@ export function register(program: Command): void {
         videoAggregation: opts.videoAgg,
         outDir: opts.out,
         plots: opts.plots,
+        coverage: opts.coverage,
       });
       if (opts.json) {
         const { curves: _curves, ...json } = report;
@@ -43,6 +52,16 @@ export function register(program: Command): void {
       console.log(`${report.task.description}: ${report.task.frames} frames, ${report.task.videos} videos, folds ${report.task.folds.join(',')}`);
       console.log(`frame: accuracy ${f.accuracy.toFixed(3)}, balanced ${f.balancedAccuracy.toFixed(3)}, MCC ${f.mcc.toFixed(3)}, AUC macro ${f.auc.macro?.toFixed(3) ?? 'n/a'}`);
       console.log(`video (${report.task.videoAggregation}): accuracy ${v.accuracy.toFixed(3)}, balanced ${v.balancedAccuracy.toFixed(3)}, MCC ${v.mcc.toFixed(3)}, AUC macro ${v.auc.macro?.toFixed(3) ?? 'n/a'}`);
+      if (report.patient) {
+        const p = report.patient.metrics;
+        console.log(`patient (${p.n} exams): accuracy ${p.accuracy.toFixed(3)}, balanced ${p.balancedAccuracy.toFixed(3)}, MCC ${p.mcc.toFixed(3)}`);
+      }
+      for (const [level, entry] of Object.entries(report.conformal?.levels ?? {})) {
+        const s = entry.pooled;
+        console.log(
+          `sets, ${level === 'patient' ? 'exam' : level} (target ${report.conformal!.coverage}): coverage ${s.coverage.toFixed(3)}, mean size ${s.meanSetSize.toFixed(2)}, decided ${s.singletonRate.toFixed(3)}, accuracy when decided ${Number.isFinite(s.singletonAccuracy) ? s.singletonAccuracy.toFixed(3) : 'n/a'}`,
+        );
+      }
       console.log(`wrote ${written.reportJson}, ${written.reportMd} and ${Object.keys(written.plots).length} plots under ${outDir}/plots`);
     });
 }

@@ -6,6 +6,7 @@ import { PocovidError } from '../errors.js';
 import { renderClassPictures } from '../explain/class_run.js';
 import { EMBEDDING_METHODS, type EmbeddingMethod } from '../explain/embedding.js';
 import { renderEmbedding } from '../explain/embedding_run.js';
+import { renderInversions } from '../explain/invert_run.js';
 import { EXPLAIN_METHODS, explain, type ExplainMethod } from '../explain/explain_run.js';
 import type { OcclusionFill } from '../explain/occlusion.js';
 import { RUNTIME_CHOICES, type RuntimeChoice } from '../onnx/index.js';
@@ -16,6 +17,18 @@ const runtimeOption = (what: string): Option =>
 const int = (what: string) => (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new PocovidError(`${what} must be a whole number >= 0, got "${value}"`);
+  return n;
+};
+
+const positive = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new PocovidError(`${what} must be a number > 0, got "${value}"`);
+  return n;
+};
+
+const nonNegative = (what: string) => (value: string): number => {
+  const n = Number(value);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new PocovidError(`${what} must be a number >= 0, got "${value}"`);
   return n;
 };
 
@@ -42,7 +55,7 @@ export function register(program: Command): void {
   // after a sub-command, and classes/tsne have their own --run, --out and --method.
   const cmd = program
     .command('explain')
-    .description('explanations: maps + uncertainty gallery (default), class pictures (classes), feature embedding (tsne)');
+    .description('explanations: maps + uncertainty gallery (default), class pictures (classes), feature inversion (invert), feature embedding (tsne)');
 
   cmd
     .command('maps', { isDefault: true })
@@ -100,6 +113,48 @@ export function register(program: Command): void {
       await initEngine();
       const { panel } = await renderClassPictures({ run: o.run, fold: o.fold, out: o.out, color: o.color ?? false, steps: o.steps, seed: o.seed, log });
       console.log(`wrote ${panel}`);
+    });
+
+  cmd
+    .command('invert')
+    .description('feature inversion: from grey noise, gradient descent on a picture until its features at a layer match a frame\'s; one panel per frame with every model of the run')
+    .argument('[files...]', 'images or videos (a video\'s middle sampled frame); default: test frames of the first fold')
+    .requiredOption('--run <dir>', 'training run (every fold\'s model) or a model folder (every member)')
+    .option('--fold <list>', 'only these folds\' models, comma-separated')
+    .option('--layer <list>', 'base (end of the pretrained base), penultimate (the feature layer) or layer names, comma-separated', 'base,penultimate')
+    .requiredOption('--out <dir>', 'output folder: index.html, one panel per frame, inversions.json')
+    .option('--steps <n>', 'gradient-descent steps', int('--steps'), 200)
+    .option('--step-size <x>', 'mean absolute pixel change per step at the start ([0,1] units; decays to a tenth)', positive('--step-size'), 0.01)
+    .option('--tv <w>', 'weight of the total-variation smoothing', nonNegative('--tv'), 20)
+    .option('--blur-every <n>', 'blur the picture (3×3) every n steps; 0 = never', int('--blur-every'), 4)
+    .option('--color', 'unconstrained colour updates (default: grey)')
+    .option('--seed <n>', 'seed of the start noise', int('--seed'), 0)
+    .option('--limit <n>', 'test videos/images to invert when no files are given', int('--limit'), 4)
+    .option('--fps <n>', 'frames per second sampled from videos', Number, 3)
+    .option('--max-frames <n>', 'at most this many frames per video', int('--max-frames'), 30)
+    .action(async (files: string[], o: {
+      run: string; fold?: string; layer: string; out: string; steps: number; stepSize: number; tv: number; blurEvery: number; color?: boolean; seed: number; limit: number; fps: number; maxFrames: number;
+    }) => {
+      await initEngine();
+      const started = Date.now();
+      const result = await renderInversions({
+        run: o.run,
+        folds: o.fold?.split(',').map((f) => int('--fold')(f.trim())),
+        files,
+        layers: o.layer.split(',').map((l) => l.trim()).filter(Boolean),
+        out: o.out,
+        steps: o.steps,
+        stepSize: o.stepSize,
+        tv: o.tv,
+        blurEvery: o.blurEvery,
+        color: o.color ?? false,
+        seed: o.seed,
+        limit: o.limit,
+        fps: o.fps,
+        maxFrames: o.maxFrames,
+        log,
+      });
+      console.log(`inverted ${result.panels.length} frame(s), ${result.inversions.length} inversion(s) in ${((Date.now() - started) / 1000).toFixed(1)} s → ${result.index}`);
     });
 
   cmd

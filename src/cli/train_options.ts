@@ -1,6 +1,7 @@
 // Options shared by `pocovid train` and `pocovid cv`, parsed into the trainer's config input.
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { TrainConfigInput } from '../train/config.js';
+import { CONFORMAL_METHODS, DEFAULT_COVERAGE, type ConformalMethod } from '../eval/conformal.js';
 
 function int(value: string): number {
   const n = Number(value);
@@ -18,6 +19,12 @@ function floats(value: string): number[] {
   const list = value.split(',').map((v) => Number(v.trim()));
   if (!list.length || list.some((v) => !Number.isFinite(v) || v <= 0)) throw new InvalidArgumentError(`"${value}": use positive numbers separated by commas`);
   return list;
+}
+
+function coverage(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`"${value}": a coverage is a number between 0 and 1, e.g. 0.9`);
+  return n;
 }
 
 function onOff(value: string): boolean {
@@ -51,6 +58,7 @@ export function addTrainOptions(command: Command): Command {
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
     .addOption(new Option('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels").choices(['original', 'ultrasound']).default('original'))
     .addOption(new Option('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)").choices(['pocovid', 'linear', 'logistic']))
+    .addOption(new Option('--class-bias <kind>', "logistic head: per-class logit offsets fitted on the training folds' out-of-fold predictions (patients not seen), or none").choices(['fitted', 'none']).default('none'))
     .option('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', floats)
     .addOption(new Option('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle').choices(['off', 'mask', 'crop', 'warp']).default('off'))
     .addOption(new Option('--colour <kind>', 'grey: feed the luma to all channels of an RGB network').choices(['rgb', 'grey']).default('rgb'))
@@ -63,6 +71,8 @@ export function addTrainOptions(command: Command): Command {
     .option('--classes <list>', 'classes to train on, comma-separated (default: the dataset classes without viral)')
     .option('--input-size <N|HxW>', 'override the model input size', size)
     .option('--dropout <rate>', 'dropout rate of the head', float)
+    .addOption(new Option('--conformal <score>', 'prediction-set score calibrated on the validation split: adaptive prediction sets (aps) or regularised (raps)').choices([...CONFORMAL_METHODS]).default('aps'))
+    .option('--coverage <p>', 'target coverage of the prediction sets (the true class in the set at least this often)', coverage, DEFAULT_COVERAGE)
     .addOption(new Option('--runtime <engine>', 'frozen-backbone forward passes (feature cache) on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices(['auto', 'ort', 'tfjs']).default('auto'))
     .option('--quiet', 'no progress output');
 }
@@ -86,6 +96,7 @@ export interface ParsedTrainOptions {
   augmentation: 'original' | 'ultrasound';
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
+  classBias: 'fitted' | 'none';
   colour: 'rgb' | 'grey';
   sector: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
@@ -97,6 +108,8 @@ export interface ParsedTrainOptions {
   inputSize?: [number, number];
   dropout?: number;
   runtime: 'auto' | 'ort' | 'tfjs';
+  conformal: ConformalMethod;
+  coverage: number;
   quiet?: boolean;
 }
 
@@ -120,6 +133,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     augmentation: o.augmentation,
     head: o.head,
     penalties: o.penalties,
+    classBias: o.classBias,
     colour: o.colour,
     sector: o.sector,
     weightDecay: o.weightDecay,
@@ -131,5 +145,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     inputSize: o.inputSize,
     dropout: o.dropout,
     runtime: o.runtime,
+    conformal: o.conformal,
+    coverage: o.coverage,
   };
 }

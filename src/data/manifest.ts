@@ -57,7 +57,8 @@ export function parseManifest(text: string, file = 'manifest.csv'): ManifestRow[
     if (!ALL_CLASSES.includes(label)) bad(`unknown label "${get('label')}" (valid: ${ALL_CLASSES.join(', ')})`);
     for (const c of ['source', 'patient'] as const) if (get(c).trim() === '') bad(`${c} is empty`);
     const probe = get('probe');
-    if (probe !== 'convex' && probe !== 'linear') bad(`unknown probe "${probe}" (valid: convex, linear)`);
+    // 'unknown': sources from class folders (layouts.ts), which name no probe.
+    if (probe !== 'convex' && probe !== 'linear' && probe !== 'unknown') bad(`unknown probe "${probe}" (valid: convex, linear, unknown)`);
     const kind = get('kind');
     if (kind !== 'video' && kind !== 'image') bad(`unknown kind "${kind}" (valid: video, image)`);
     for (const c of ['frame', 'fold'] as const) if (!UNSIGNED_INTEGER.test(get(c))) bad(`${c} "${get(c)}" is not a whole number ≥ 0`);

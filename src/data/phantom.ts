@@ -86,8 +86,37 @@ function smoothSpeckle(size: number, rng: Rng): Float32Array {
   return out;
 }
 
-/** Draws a random scene of the class. */
-export function samplePhantomScene(label: PhantomClass, size: number, rng: Rng): PhantomScene {
+/**
+ * Another scanner or site: the same lungs seen through another probe geometry and gain (to test
+ * how a model trained on one site does on another, and `pocovid update`). Applied after the
+ * scene is drawn, so a scene keeps every random choice it has at the default site.
+ */
+export interface PhantomSite {
+  /** Multiplies the scene's gain (default 1). */
+  gain?: number;
+  /** Half-angle of the sector in degrees (default: random 28–40°). */
+  sectorDegrees?: number;
+  /** Distance of the virtual apex above the frame, in frame sides (default: random 0.15–0.35; larger = flatter, more linear-looking). */
+  apex?: number;
+}
+
+export function applySite(scene: PhantomScene, site: PhantomSite | undefined): PhantomScene {
+  if (!site) return scene;
+  const out = { ...scene };
+  if (site.gain !== undefined) out.gain = scene.gain * site.gain;
+  if (site.sectorDegrees !== undefined) out.halfAngle = (site.sectorDegrees * Math.PI) / 180;
+  if (site.apex !== undefined) {
+    // The radii were drawn from the apex: move them with it so the depth covered stays the same.
+    const apexY = -scene.size * site.apex;
+    out.innerRadius = scene.innerRadius + (scene.apexY - apexY);
+    out.outerRadius = scene.outerRadius + (scene.apexY - apexY);
+    out.apexY = apexY;
+  }
+  return out;
+}
+
+/** Draws a random scene of the class (seen at `site`, default the usual convex probe). */
+export function samplePhantomScene(label: PhantomClass, size: number, rng: Rng, site?: PhantomSite): PhantomScene {
   const u = (lo: number, hi: number) => rng.uniform(lo, hi);
   const pleuraDepth = u(0.16, 0.3);
   const scene: PhantomScene = {
@@ -154,7 +183,7 @@ export function samplePhantomScene(label: PhantomClass, size: number, rng: Rng):
     scene.aLineIntensity = u(0.15, 0.35);
     if (rng.next() < 0.4) scene.bLines.push(bLine(u(0.3, 0.6)));
   }
-  return scene;
+  return applySite(scene, site);
 }
 
 const gauss = (x: number) => Math.exp(-x * x);
@@ -234,6 +263,8 @@ export interface PhantomOptions {
   /** Frames per video (default 10) and their rate (default 5 fps: 2 s). */
   frames?: number;
   fps?: number;
+  /** Another probe geometry and gain (a simulated second site). */
+  site?: PhantomSite;
   quiet?: boolean;
 }
 
@@ -270,7 +301,7 @@ export async function writePhantom(options: PhantomOptions): Promise<PhantomResu
       // Every third video starts a patient with two videos, so grouping by patient matters.
       if (i > 0 && i % 3 !== 1) patient = newPatient();
       const sceneRng = rng.fork();
-      const scene = samplePhantomScene(label, size, sceneRng);
+      const scene = samplePhantomScene(label, size, sceneRng, options.site);
       const frames = Array.from({ length: frameCount }, (_, t) => renderPhantomFrame(scene, t, sceneRng));
       const ext = VIDEO_EXTENSIONS[i % VIDEO_EXTENSIONS.length]!;
       const stem = `${PREFIX[label]}_phantom_${String(i + 1).padStart(3, '0')}`;
@@ -282,7 +313,7 @@ export async function writePhantom(options: PhantomOptions): Promise<PhantomResu
     }
     for (let i = 0; i < imagesPerClass; i++) {
       const imageRng = rng.fork();
-      const scene = samplePhantomScene(label, size, imageRng);
+      const scene = samplePhantomScene(label, size, imageRng, options.site);
       const stem = `${PREFIX[label]}_phantom_img_${String(i + 1).padStart(3, '0')}`;
       const rel = `pocus_images/convex/${stem}.png`;
       await writeFileAtomic(join(options.out, rel), await encodePng(renderPhantomFrame(scene, 0, imageRng), size, size));
@@ -303,6 +334,7 @@ export async function writePhantom(options: PhantomOptions): Promise<PhantomResu
     size,
     frames: frameCount,
     fps,
+    ...(options.site ? { site: options.site } : {}),
   });
   return result;
 }

@@ -12,7 +12,8 @@ export interface ManifestRow {
   source: string;
   /** Patient id from dataset_metadata.csv, else the source itself. */
   patient: string;
-  probe: 'convex' | 'linear';
+  /** Probe folder of the POCUS layout; 'unknown' for sources from class folders. */
+  probe: 'convex' | 'linear' | 'unknown';
   kind: 'video' | 'image';
   /** Frame index within the source (0 for images). */
   frame: number;
@@ -43,4 +44,8 @@ export interface DatasetInfo {
   warnings?: string[];
   /** Wall time of the build run that wrote this file. */
   elapsedSeconds?: number;
+  /** Which source layout was read (layouts.ts). */
+  layout?: 'pocus' | 'class-folders';
+  /** How DICOM Patient IDs became the `patient` column (patient_key.ts): never the IDs or the salt. */
+  patientPseudonyms?: { method: string; saltFile: string; saltFingerprint: string; sources: number };
 }

@@ -1,6 +1,6 @@
 // `pocovid demo`: the whole path on an embedded default, in a few minutes on a 2-core machine:
 // SYNTHETIC phantom videos → dataset → a small grey CNN trained on one fold (validation split by
-// patient) → evaluation report → explanations → exported model with the in-browser page.
+// patient) → explanations → evaluation report (linking them) → exported model with the in-browser page.
 // Nothing here is real patient data; every output says so.
 import { join, resolve } from 'node:path';
 import { writePhantom } from '../data/phantom.js';
@@ -26,6 +26,8 @@ export interface DemoResult {
   dataset: string;
   run: string;
   report: string;
+  /** The same report as a page (opens offline). */
+  reportHtml: string;
   model: string;
   page: string;
   extras: Record<string, string>;
@@ -57,17 +59,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     { quiet: options.quiet },
   );
 
-  log('4/5 evaluating (frame and video level)');
-  const { written } = await evaluateRun(run, {
-    title: 'POCOVID demo on SYNTHETIC phantom data (not patient data)',
-    extra: { data: 'synthetic phantom', trainSeconds: result.trainSeconds, trainImgPerSec: result.trainImgPerSec },
-  });
-
+  // The explanation steps run first, so that the report (report.html) links their gallery.
   const extras: Record<string, string> = {};
   for (const step of options.extraSteps ?? []) {
     log(`   ${step.name}`);
     extras[step.name] = await step.run(run, dataset);
   }
+
+  log('4/5 evaluating (frame, video and patient level, prediction sets, report.html)');
+  const { written } = await evaluateRun(run, {
+    title: 'POCOVID demo on SYNTHETIC phantom data (not patient data)',
+    extra: { data: 'synthetic phantom', trainSeconds: result.trainSeconds, trainImgPerSec: result.trainImgPerSec },
+  });
 
   log(`5/5 exporting the model with the in-browser page to ${model}`);
   const exported = await exportRun(run, model);
@@ -77,6 +80,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     dataset,
     run,
     report: written.reportMd,
+    reportHtml: written.reportHtml,
     model,
     page: exported.pageFiles.includes('index.html') ? join(model, 'index.html') : '',
     extras,

@@ -4,7 +4,10 @@ import { computeCurves } from './curves.js';
 import { summarizeFolds } from './folds.js';
 import { confusionMatrix, metricsFromConfusion } from './metrics.js';
 import { aggregateVideos } from './video.js';
-import type { ClassMetrics, Curves, EvaluateOptions, Metrics, PredictionRow, Report, VideoAggregation } from './types.js';
+import { aggregatePatients } from './exam.js';
+import { evaluateConformal } from './conformal_report.js';
+import type { ConformalCalibration } from './conformal.js';
+import type { ClassMetrics, Curves, EvaluateOptions, Metrics, PatientLevel, PredictionRow, Report, VideoAggregation } from './types.js';
 import { VIDEO_AGGREGATIONS } from './types.js';
 
 const finiteOrNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
@@ -69,11 +72,30 @@ export interface EvaluationCurves {
 
 export type Evaluation = Report & { curves: EvaluationCurves };
 
+/** Exams by the exam rule, metrics pooled and per fold; undefined when no patient can be scored. */
+export function evaluatePatients(rows: readonly PredictionRow[], classes: readonly string[]): PatientLevel | undefined {
+  const exams = aggregatePatients(rows, classes);
+  if (exams.rows.length === 0) return undefined;
+  const folds = [...byFold(exams.rows).values()].map((r) => computeMetrics(r, classes).metrics);
+  return {
+    metrics: computeMetrics(exams.rows, classes).metrics,
+    folds,
+    foldSummary: summarizeFolds(folds),
+    excluded: { mixedLabels: exams.mixedLabels.length, splitAcrossFolds: exams.splitAcrossFolds.length },
+  };
+}
+
+export interface EvaluatePredictionsOptions extends EvaluateOptions {
+  description?: string;
+  /** Each fold's conformal calibration (its model's), and a coverage overriding theirs. */
+  conformal?: { calibrations: ReadonlyMap<number, ConformalCalibration>; coverage?: number };
+}
+
 /**
  * The whole evaluation of out-of-fold (or test) predictions. `classes` is the column order of
  * `probs`. Folds are evaluated separately and summarised as mean ± sample std.
  */
-export function evaluatePredictions(rows: readonly PredictionRow[], classes: readonly string[], options: EvaluateOptions & { description?: string } = {}): Evaluation {
+export function evaluatePredictions(rows: readonly PredictionRow[], classes: readonly string[], options: EvaluatePredictionsOptions = {}): Evaluation {
   if (rows.length === 0) throw new PocovidError('no predictions to evaluate');
   const aggregation: VideoAggregation = options.videoAggregation ?? 'mean';
   const frame = computeMetrics(rows, classes);
@@ -84,6 +106,8 @@ export function evaluatePredictions(rows: readonly PredictionRow[], classes: rea
   const videoFolds = byFold(videoRows[aggregation]);
   const folds = [...frameFolds.values()].map((r) => computeMetrics(r, classes).metrics);
   const videoFoldMetrics = [...videoFolds.values()].map((r) => computeMetrics(r, classes).metrics);
+  const patient = evaluatePatients(rows, classes);
+  const conformal = options.conformal ? evaluateConformal(rows, classes, options.conformal.calibrations, options.conformal.coverage) : undefined;
   return {
     classes: [...classes],
     task: {
@@ -100,6 +124,8 @@ export function evaluatePredictions(rows: readonly PredictionRow[], classes: rea
     foldSummary: summarizeFolds(folds),
     videoFoldSummary: summarizeFolds(videoFoldMetrics),
     videoByAggregation: Object.fromEntries(VIDEO_AGGREGATIONS.map((a) => [a, videoByAggregation[a].metrics])) as Record<VideoAggregation, Metrics>,
+    ...(patient ? { patient } : {}),
+    ...(conformal ? { conformal } : {}),
     curves: { frame: frame.curves, video: video.curves },
   };
 }

@@ -1,6 +1,7 @@
 // report.md: the tables of the POCOVID-Net paper (per class recall, precision, F1, specificity as
 // mean ± std over folds; overall accuracy, balanced accuracy, MCC, AUC), at frame and video level.
-import type { FoldSummary, MeanStd, Metrics, Report, VideoAggregation } from './types.js';
+import type { WorstError } from './worst_errors.js';
+import type { ConformalReport, FoldSummary, MeanStd, Metrics, PatientLevel, Report, SetSummary, VideoAggregation } from './types.js';
 import { VIDEO_AGGREGATIONS } from './types.js';
 
 const num = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
@@ -67,6 +68,54 @@ function confusionTable(m: Metrics): string {
   );
 }
 
+const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : 'n/a');
+
+function patientSection(p: PatientLevel, folds: number[]): string[] {
+  const out = [
+    '## Patient level (exams)',
+    '',
+    `${p.metrics.n} exams. Rule: every zone (video or image) of a patient weighs the same; the exam's probabilities are the mean of its zones' mean probabilities, its class their arg-max (src/eval/exam.ts).` +
+      (p.excluded.mixedLabels > 0 ? ` ${p.excluded.mixedLabels} patient(s) left out: their zones carry different labels.` : '') +
+      (p.excluded.splitAcrossFolds > 0 ? ` ${p.excluded.splitAcrossFolds} patient(s) lie in more than one fold (folds grouped by video): one exam per fold.` : ''),
+    '',
+    summaryTable(p.metrics, p.foldSummary),
+    '',
+  ];
+  if (p.foldSummary !== null && p.foldSummary.accuracy.n > 1) out.push('### Per class, mean ± std over folds', '', perClassFoldTable(p.metrics, p.foldSummary), '');
+  out.push('### Per class, all exams pooled', '', perClassPooledTable(p.metrics), '', '### Confusion matrix (rows: true class)', '', confusionTable(p.metrics), '');
+  if (p.folds.length > 1) {
+    out.push(table(['Fold', 'Exams', 'Accuracy', 'Balanced acc.', 'MCC'], p.folds.map((f, i) => [String(folds[i] ?? i), String(f.n), num(f.accuracy), num(f.balancedAccuracy), num(f.mcc)])), '');
+  }
+  return out;
+}
+
+function setCells(s: SetSummary): string[] {
+  return [String(s.n), pct(s.coverage), num(s.meanSetSize, 2), pct(s.singletonRate), pct(s.singletonAccuracy), s.setSizes.slice(1).join(' / ')];
+}
+
+function conformalSection(c: ConformalReport): string[] {
+  const out = [
+    '## Prediction sets (split conformal)',
+    '',
+    `Target coverage ${pct(c.coverage)} (the true class in the set at least that often), ${c.method.toUpperCase()} scores calibrated on ${c.calibratedOn === 'validation' ? "each fold's validation split" : c.calibratedOn}. ` +
+      "A set of one class is a decision; a larger set is an abstention (\"cannot decide between …\"). Each fold's test rows get the sets of that fold's own calibration; pooled figures add the folds up." +
+      (c.foldsWithoutCalibration.length > 0 ? ` Folds without a calibration, not counted: ${c.foldsWithoutCalibration.join(', ')}.` : ''),
+    '',
+  ];
+  const header = ['Level', 'Fold', 'Calibration n', 'Threshold', 'n', 'Coverage', 'Mean set size', 'Decided (one class)', 'Accuracy when decided', 'Sets of size 1 / 2 / …'];
+  const rows: string[][] = [];
+  for (const level of ['frame', 'video', 'patient'] as const) {
+    const entry = c.levels[level];
+    if (!entry) continue;
+    const name = level === 'patient' ? 'exam' : level;
+    for (const f of entry.folds) rows.push([name, String(f.fold), String(f.calibrationSize), f.threshold === null ? '∞ (too few)' : num(f.threshold), ...setCells(f)]);
+    rows.push([`**${name}**`, '**pooled**', '', '', ...setCells(entry.pooled)]);
+  }
+  out.push(table(header, rows), '');
+  out.push('- A threshold of ∞ means the fold had too few calibration examples at that level for the coverage asked: every set holds every class.', '');
+  return out;
+}
+
 export interface MarkdownOptions {
   title?: string;
   /** Plot paths relative to report.md, by name (e.g. "frame-roc" -> "plots/frame-roc.png"). */
@@ -75,6 +124,42 @@ export interface MarkdownOptions {
   extra?: Record<string, unknown>;
   /** Markdown appended at the end. */
   notes?: string;
+  /** The most confidently wrong frames, with their pictures when they could be made. */
+  errors?: { entries: WorstError[]; note?: string };
+  /** Explanation galleries of this run (relative links). */
+  galleries?: { label: string; href: string }[];
+}
+
+/** A path for a Markdown link or cell: a pipe would end the cell, a parenthesis the link. */
+const cellText = (text: string): string => text.replace(/\|/g, '\\|');
+const linkTarget = (href: string): string => href.split('/').map(encodeURIComponent).join('/');
+
+function errorsSection(errors: NonNullable<MarkdownOptions['errors']>): string[] {
+  const out = ['## Worst errors', ''];
+  if (errors.entries.length === 0) return [...out, 'No frame was misclassified.', ''];
+  out.push(
+    `The ${errors.entries.length} most confidently wrong frames, one per video or image, each from the test fold of the model that predicted it; Grad-CAM shows where that model looked for the class it chose.` +
+      (errors.note ? ` ${errors.note}` : ''),
+    '',
+  );
+  out.push(
+    table(
+      ['#', 'Frame', 'Grad-CAM (predicted class)', 'Source', 'Fold', 'Label', 'Predicted', 'p(predicted)', 'p(label)'],
+      errors.entries.map((e, k) => [
+        String(k + 1),
+        e.frameImage ? `![frame ${k + 1}](${linkTarget(e.frameImage)})` : '–',
+        e.gradcamImage ? `![Grad-CAM ${k + 1}](${linkTarget(e.gradcamImage)})` : '–',
+        cellText(e.source),
+        String(e.fold),
+        e.label,
+        e.predicted,
+        num(e.confidence),
+        num(e.trueProbability),
+      ]),
+    ),
+    '',
+  );
+  return out;
 }
 
 function plotLines(plots: Record<string, string>, names: [string, string][]): string[] {
@@ -141,8 +226,16 @@ export function formatReportMarkdown(report: Report, options: MarkdownOptions = 
     out.push(...plotLines(plots, [['folds-balanced-accuracy', 'balanced accuracy per fold']]), '');
   }
 
+  if (report.patient) out.push(...patientSection(report.patient, t.folds));
+  if (report.conformal) out.push(...conformalSection(report.conformal));
+
   const histories = Object.keys(plots).filter((k) => k.startsWith('history'));
   if (histories.length > 0) out.push('## Training history', '', ...histories.map((k) => `![${k}](${plots[k]})`), '');
+
+  if (options.errors) out.push(...errorsSection(options.errors));
+  if (options.galleries && options.galleries.length > 0) {
+    out.push('## Explanation galleries', '', ...options.galleries.map((g) => `- [${g.label}](${linkTarget(g.href)})`), '');
+  }
 
   out.push(
     '## Definitions',

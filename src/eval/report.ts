@@ -1,6 +1,6 @@
 // Writes an evaluation to a folder: report.json, report.md and plots/*.svg|png, all atomically.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { BadInputError, UnknownChoiceError } from '../errors.js';
 import { renderConfusionMatrix, renderFoldBars, renderHistory, renderPr, renderRoc } from '../plots/charts.js';
 import { readHistoryJsonl } from '../plots/history.js';
@@ -11,9 +11,13 @@ import { readManifest } from '../data/manifest.js';
 import { readPredictionsCsv, type PredictionsTable } from './csv.js';
 import { checkPredictionsCover, runCoverage } from './pool_check.js';
 import { evaluatePredictions, type Evaluation } from './evaluate.js';
-import { formatReportMarkdown } from './markdown.js';
+import { formatReportMarkdown, type MarkdownOptions } from './markdown.js';
+import { reportHtmlPage } from './markdown_html.js';
+import { worstErrors } from './worst_errors.js';
+import { renderErrorFigures } from '../explain/error_figures.js';
 import { applyBinaryTask, restrictClasses, type TaskTable } from './tasks.js';
 import { VIDEO_AGGREGATIONS, type Report, type VideoAggregation } from './types.js';
+import { foldCalibrations } from './run_calibrations.js';
 
 export interface WriteReportOptions {
   title?: string;
@@ -23,13 +27,19 @@ export interface WriteReportOptions {
   notes?: string;
   /** Training histories to plot, e.g. one per fold. */
   histories?: { label: string; entries: HistoryEntry[] }[];
-  /** Skip the charts (report.json and report.md only). */
+  /** Skip the charts (report.json, report.md and report.html only). */
   plots?: boolean;
+  /** The worst errors, with their pictures (relative to the folder) when made. */
+  errors?: MarkdownOptions['errors'];
+  /** Explanation galleries to link (relative to the folder). */
+  galleries?: MarkdownOptions['galleries'];
 }
 
 export interface WrittenReport {
   reportJson: string;
   reportMd: string;
+  /** The same report as a page that opens offline from the file system. */
+  reportHtml: string;
   /** Plot base names (no extension) to paths relative to the folder, PNG. */
   plots: Record<string, string>;
 }
@@ -79,10 +89,13 @@ export async function writeReport(dir: string, report: Evaluation | Report, opti
   const json = { ...reportForJson(report), ...(options.extra ? { extra: options.extra } : {}) };
   const reportJson = join(dir, 'report.json');
   const reportMd = join(dir, 'report.md');
+  const reportHtml = join(dir, 'report.html');
   // JSON.stringify turns the NaN of an undefined mean into null.
   writeFileAtomicSync(reportJson, JSON.stringify(json, null, 2) + '\n');
-  writeFileAtomicSync(reportMd, formatReportMarkdown(report, { title: options.title, plots, extra: options.extra, notes: options.notes }));
-  return { reportJson, reportMd, plots };
+  const markdown = formatReportMarkdown(report, { title: options.title, plots, extra: options.extra, notes: options.notes, errors: options.errors, galleries: options.galleries });
+  writeFileAtomicSync(reportMd, markdown);
+  writeFileAtomicSync(reportHtml, reportHtmlPage(markdown, options.title ?? 'Evaluation report'));
+  return { reportJson, reportMd, reportHtml, plots };
 }
 
 /** history.jsonl in the run folder and in its immediate sub-folders (one per fold in a cv run). */
@@ -110,6 +123,31 @@ export interface EvaluateRunOptions {
   extra?: Record<string, unknown>;
   notes?: string;
   plots?: boolean;
+  /** Coverage of the prediction sets (default: each fold calibration's own). */
+  coverage?: number;
+  /** How many worst errors the report lists (default 8; 0 = none). */
+  worstErrors?: number;
+}
+
+/**
+ * Explanation galleries (`pocovid explain` output: index.html beside explanations.json) in the
+ * folder and the folders below it, two levels deep, as links relative to `from`.
+ */
+export function findGalleries(runDir: string, from: string): { label: string; href: string }[] {
+  const found: { label: string; href: string }[] = [];
+  const visit = (dir: string, depth: number): void => {
+    if (existsSync(join(dir, 'index.html')) && existsSync(join(dir, 'explanations.json'))) {
+      const href = relative(from, join(dir, 'index.html')).split(sep).join('/');
+      found.push({ label: relative(runDir, dir).split(sep).join('/') || basename(dir), href });
+    }
+    if (depth === 0) return;
+    for (const name of readdirSync(dir).sort()) {
+      const sub = join(dir, name);
+      if (!name.startsWith('.') && statSync(sub).isDirectory()) visit(sub, depth - 1);
+    }
+  };
+  if (existsSync(runDir)) visit(runDir, 2);
+  return found;
 }
 
 function readRunConfig(runDir: string): Record<string, unknown> | undefined {
@@ -161,16 +199,27 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
     task = applyBinaryTask(options.binary, task.rows, task.classes);
     taskName = taskName ? `${taskName}_${options.binary}` : options.binary;
   }
-  const report = evaluatePredictions(task.rows, task.classes, { videoAggregation: options.videoAggregation, description: task.description });
+  // Prediction sets are calibrated on the model's own classes: a reduced task has none.
+  const calibrations = taskName ? new Map() : foldCalibrations(runDir);
+  const report = evaluatePredictions(task.rows, task.classes, {
+    videoAggregation: options.videoAggregation,
+    description: task.description,
+    ...(calibrations.size > 0 ? { conformal: { calibrations, coverage: options.coverage } } : {}),
+  });
   const outDir = options.outDir ?? (taskName ? join(runDir, 'tasks', taskName) : runDir);
   const model = typeof config?.model === 'string' ? config.model : undefined;
   const title = options.title ?? `Evaluation of ${basename(runDir)}${model ? ` (${model})` : ''}${taskName ? `: ${task.description}` : ''}`;
+  // Pictures of the worst errors come from the fold models, which know only the full task's classes.
+  const errors = worstErrors(task.rows, task.classes, options.worstErrors ?? 8);
+  const pictures = options.plots !== false && !taskName && errors.length > 0;
   const written = await writeReport(outDir, report, {
     title,
     extra: options.extra,
     notes: options.notes,
     plots: options.plots,
     histories: taskName ? [] : findHistories(runDir),
+    errors: pictures ? await renderErrorFigures(runDir, errors, outDir) : { entries: errors },
+    galleries: findGalleries(runDir, outDir),
   });
   return { report, written, outDir };
 }

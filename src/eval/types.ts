@@ -118,4 +118,45 @@ export interface Report {
   videoFoldSummary: FoldSummary | null;
   /** Both video decisions side by side (the one in `video` is `task.videoAggregation`). */
   videoByAggregation: Record<VideoAggregation, Metrics>;
+  /** Exams: a patient's zones decided by the exam rule (src/eval/exam.ts). */
+  patient?: PatientLevel;
+  /** Split-conformal prediction sets of each fold's model on its test rows (src/eval/conformal_report.ts). */
+  conformal?: ConformalReport;
+}
+
+export interface PatientLevel {
+  metrics: Metrics;
+  /** Patient-level metrics of each fold, in `task.folds` order (a fold without exams is left out). */
+  folds: Metrics[];
+  foldSummary: FoldSummary | null;
+  /** Patients not scored (zones with different labels), and patients cut into one exam per fold. */
+  excluded: { mixedLabels: number; splitAcrossFolds: number };
+}
+
+/** How prediction sets behaved on labelled examples (see src/eval/conformal.ts summariseSets). */
+export interface SetSummary {
+  n: number;
+  coverage: number;
+  meanSetSize: number;
+  /** Examples per set size (index = size). */
+  setSizes: number[];
+  singletonRate: number;
+  singletonAccuracy: number;
+}
+
+export interface FoldSetSummary extends SetSummary {
+  fold: number;
+  /** The fold's calibration examples at this level and the threshold they gave (null = infinite: every class). */
+  calibrationSize: number;
+  threshold: number | null;
+}
+
+export interface ConformalReport {
+  /** The coverage asked for (a fold's own stored coverage when evaluate was not given one). */
+  coverage: number;
+  method: string;
+  calibratedOn: string;
+  levels: Partial<Record<'frame' | 'video' | 'patient', { pooled: SetSummary; folds: FoldSetSummary[] }>>;
+  /** Folds whose model folder holds no calibration (their rows are not in the figures). */
+  foldsWithoutCalibration: number[];
 }

@@ -6,7 +6,7 @@ import { createRng } from '../util/rng.js';
 import { visualiseClass, type ClassVisOptions } from './class_vis.js';
 import { dataUrl, escapeXml, pngOf } from './figure.js';
 import { svgToPng } from '../plots/render.js';
-import { loadRunModel } from './run_data.js';
+import { loadRunModel, type RunModel } from './run_data.js';
 
 export interface ClassPicturesOptions extends Omit<ClassVisOptions, 'rng' | 'onStep'> {
   run: string;
@@ -24,7 +24,16 @@ export interface ClassPicture {
 }
 
 export async function renderClassPictures(options: ClassPicturesOptions): Promise<{ pictures: ClassPicture[]; panel: string }> {
-  const { model, cfg, classes, fold } = await loadRunModel(options.run, options.fold);
+  const loaded = await loadRunModel(options.run, options.fold);
+  // Loaded for this call only: its weights are released however it ends.
+  try {
+    return await classPictures(options, loaded);
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+async function classPictures(options: ClassPicturesOptions, { model, cfg, classes, fold }: RunModel): Promise<{ pictures: ClassPicture[]; panel: string }> {
   const [h, w] = cfg.inputSize;
   const display = Math.max(224, w);
   const rng = createRng(options.seed ?? 0);

@@ -37,7 +37,7 @@ export interface ClassVisResult {
 }
 
 /** [1,H,W,3] pixels in [0,1] → network input, exactly as pixelsToInput does it for 8-bit pixels / 255. */
-function pixelsToNetwork(pixels: tf.Tensor4D, cfg: PretrainedCfg): tf.Tensor4D {
+export function pixelsToNetwork(pixels: tf.Tensor4D, cfg: PretrainedCfg): tf.Tensor4D {
   if (cfg.channels === 1) {
     const luma = tf.sum(tf.mul(pixels, tf.tensor1d([0.299, 0.587, 0.114])), -1, true);
     return tf.div(tf.sub(luma, cfg.mean[0] ?? 0), cfg.std[0] ?? 1) as tf.Tensor4D;
@@ -68,7 +68,7 @@ function roll(src: Float32Array, h: number, w: number, dy: number, dx: number): 
 }
 
 /** 3×3 binomial blur per channel (edges clamped); the same on every channel, so grey stays grey. */
-function blur(src: Float32Array, h: number, w: number): Float32Array {
+export function blur(src: Float32Array, h: number, w: number): Float32Array {
   const weights = [0.25, 0.5, 0.25];
   const pass = (from: Float32Array, vertical: boolean): Float32Array => {
     const out = new Float32Array(from.length);

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { embed2d, extractFeaturesAndPredictions, type EmbeddingMethod } from './embedding.js';
 import type { RuntimeChoice } from '../onnx/index.js';
 import { renderEmbeddingScatter, renderThumbnailMap, type EmbeddedFrame } from './embedding_plots.js';
-import { loadRunModel, runDataset, testItems } from './run_data.js';
+import { loadRunModel, runDataset, testItems, type RunModel } from './run_data.js';
 
 export interface EmbeddingRunOptions {
   run: string;
@@ -21,7 +21,16 @@ export interface EmbeddingRunOptions {
 }
 
 export async function renderEmbedding(options: EmbeddingRunOptions): Promise<{ points: EmbeddedFrame[]; scatter: string; thumbnails: string }> {
-  const { model, cfg, classes, fold } = await loadRunModel(options.run, options.fold);
+  const loaded = await loadRunModel(options.run, options.fold);
+  // Loaded for this call only: its weights are released however it ends.
+  try {
+    return await embedding(options, loaded);
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+async function embedding(options: EmbeddingRunOptions, { model, cfg, classes, fold }: RunModel): Promise<{ points: EmbeddedFrame[]; scatter: string; thumbnails: string }> {
   const method = options.method ?? 'tsne';
   const items = await testItems(runDataset(options.run, fold), fold ?? 0, cfg);
   const frames = items.flatMap((item) => item.frames.map((frame, i) => ({ frame, label: item.label ?? '', path: item.paths?.[i] ?? item.name })));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { formatCsv } from '../data/csv.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { createRng } from '../util/rng.js';
 import { classActivationMap, supportsCam } from './cam.js';
@@ -71,18 +71,24 @@ const argMax = (p: number[]): number => p.indexOf(Math.max(...p));
 
 export async function explain(options: ExplainOptions): Promise<ExplainResult> {
   const rm = await loadRunModel(options.run, options.fold);
-  const { model, cfg } = rm;
-  const methods = resolveMethods(options.methods, rm);
-  const files = options.files ?? [];
-  const items: ExplainItem[] =
-    files.length > 0
-      ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
-      : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
-  const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+  // The model is loaded for this call only: its weights go with it, whatever happens (a library
+  // caller explaining one run after another must not keep every model it ever loaded).
   try {
-    return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    const { model, cfg } = rm;
+    const methods = resolveMethods(options.methods, rm);
+    const files = options.files ?? [];
+    const items: ExplainItem[] =
+      files.length > 0
+        ? await fileItems(files, cfg, { fps: options.fps, maxFrames: options.maxFrames })
+        : await testItems(runDataset(options.run, rm.fold), rm.fold ?? 0, cfg, options.limit ?? 0);
+    const runner: ForwardRunner | undefined = options.forward ? undefined : await createForwardRunner(model, { runtime: options.runtime ?? 'auto' });
+    try {
+      return await explainWith(options, rm, methods, items, options.forward ?? runnerForward(runner!));
+    } finally {
+      await runner?.dispose();
+    }
   } finally {
-    await runner?.dispose();
+    rm.model.dispose();
   }
 }
 
@@ -106,7 +112,7 @@ async function explainWith(options: ExplainOptions, rm: RunModel, methods: Expla
   const frameMc = new Map<string, MeanStd[]>();
   for (const [n, item] of items.entries()) {
     log(`[${n + 1}/${items.length}] ${item.name} (${item.frames.length} frame${item.frames.length === 1 ? '' : 's'})`);
-    const inputs = item.frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const inputs = clipInputs(item.frames, cfg);
     const flat = new Float32Array(inputs.length * h * w * cfg.channels);
     inputs.forEach((x, i) => flat.set(x, i * x.length));
     const probsFlat = await forward(flat, inputs.length);

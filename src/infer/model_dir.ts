@@ -11,6 +11,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { isGuardStats, type GuardStats } from '../guard/guard.js';
+import { conformalProblem, type ConformalCalibration } from '../eval/conformal.js';
+import { runOutOfFoldConformal } from '../eval/conformal_io.js';
 import { BadInputError } from '../errors.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -44,6 +46,8 @@ export interface ModelDirMeta {
    * read or copied. Absent only in folders written before the check existed.
    */
   files?: FileDigests;
+  /** Split-conformal calibration of the prediction sets (src/eval/conformal.ts). */
+  conformal?: ConformalCalibration;
 }
 
 export interface SaveModelDirOptions {
@@ -54,6 +58,7 @@ export interface SaveModelDirOptions {
   aggregation?: Aggregation;
   source?: Record<string, unknown>;
   guard?: GuardStats;
+  conformal?: ConformalCalibration;
 }
 
 export interface LoadedModel {
@@ -99,6 +104,13 @@ const metaSchema = z.object({
   source: z.record(z.string(), z.unknown()),
   guard: z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' }).optional(),
   files: fileDigestsSchema.optional(),
+  conformal: z
+    .unknown()
+    .superRefine((value, ctx) => {
+      const problem = value === undefined ? undefined : conformalProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
 });
 
 /** Writes a model folder from in-memory models (used by the trainer for each fold, and by tests). */
@@ -113,13 +125,14 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
     aggregation: options.aggregation ?? 'mean',
     source: options.source ?? {},
     ...(options.guard ? { guard: options.guard } : {}),
+    ...(options.conformal ? { conformal: options.conformal } : {}),
   }, files);
 }
 
 /** Writes a model folder from members already in file form (export copies them this way). */
 export async function writeModelDirFiles(
   dir: string,
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>,
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard' | 'conformal'>,
   members: LayersFiles[],
 ): Promise<ModelDirMeta> {
   const memberNames = members.map((_, k) => `member-${k}`);
@@ -135,9 +148,13 @@ export async function writeModelDirFiles(
     createdAt: new Date().toISOString(),
     source: info.source,
     ...(info.guard ? { guard: info.guard } : {}),
+    ...(info.conformal ? { conformal: info.conformal } : {}),
     files,
   };
   metaSchema.parse(meta);
+  if (info.conformal && info.conformal.classes.join(',') !== info.classes.join(',')) {
+    throw new Error(`conformal calibration for classes ${info.conformal.classes.join(', ')} in a model of ${info.classes.join(', ')}`);
+  }
   for (const [k, member] of members.entries()) {
     const memberDir = join(dir, memberNames[k]!);
     // The digests are of the very bytes written, so a later change to any file is seen on load.
@@ -178,6 +195,22 @@ export function readModelMeta(dir: string): ModelDirMeta {
   const meta = parsed.data as ModelDirMeta;
   if (!meta.files) warnUnchecked(file);
   return meta;
+}
+
+/**
+ * Puts a conformal calibration into an existing model folder's pocovid.json (a model refit on all
+ * the data is calibrated after it is written, on the cross-validation's out-of-fold predictions).
+ * pocovid.json is rewritten atomically; the members are not touched.
+ */
+export async function setModelConformal(dir: string, conformal: ConformalCalibration): Promise<ModelDirMeta> {
+  const meta = readModelMeta(dir);
+  if (conformal.classes.join(',') !== meta.classes.join(',')) {
+    throw new BadInputError(join(dir, MODEL_META_FILE), `has classes ${meta.classes.join(', ')}; the calibration is for ${conformal.classes.join(', ')}`);
+  }
+  const updated: ModelDirMeta = { ...meta, conformal };
+  metaSchema.parse(updated);
+  await writeFileAtomic(join(dir, MODEL_META_FILE), JSON.stringify(updated, null, 2) + '\n');
+  return updated;
 }
 
 const warnedUnchecked = new Set<string>();
@@ -270,7 +303,7 @@ export function runFoldDirs(run: string): { fold: number; dir: string }[] {
 }
 
 export interface CollectedRun {
-  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard'>;
+  info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard' | 'conformal'>;
   members: LayersFiles[];
 }
 
@@ -283,6 +316,7 @@ export function collectRun(run: string, fold?: number, options: { folds?: boolea
   const refit = join(run, 'refit', 'model');
   if (fold === undefined && !options.folds && existsSync(join(refit, MODEL_META_FILE))) return collectRun(join(run, 'refit'));
   const folds = runFoldDirs(run);
+  const crossValidation = folds.length > 0;
   // A single-fold `pocovid train` run keeps its model in <run>/model (its fold is in config.json).
   if (folds.length === 0 && existsSync(join(run, 'model', MODEL_META_FILE))) {
     folds.push({ fold: singleRunFold(run), dir: join(run, 'model') });
@@ -313,6 +347,9 @@ export function collectRun(run: string, fold?: number, options: { folds?: boolea
     if (!isGuardStats(value)) throw new BadInputError(runGuard, 'not a pocovid guard (kind "pocovid-guard", version 1)');
     guard = value;
   }
+  // One fold carries its validation calibration; the ensemble of a cv's folds the out-of-fold one,
+  // made from the pooled predictions.csv with the folds' method (src/eval/conformal_io.ts).
+  const conformal = fold === undefined && crossValidation ? runOutOfFoldConformal(run, first.conformal ?? {}) : first.conformal;
   return {
     info: {
       name: first.name,
@@ -321,6 +358,7 @@ export function collectRun(run: string, fold?: number, options: { folds?: boolea
       aggregation: 'mean',
       source: { run, folds: chosen.map((f) => f.fold), config },
       ...(guard ? { guard } : {}),
+      ...(conformal ? { conformal } : {}),
     },
     members,
   };

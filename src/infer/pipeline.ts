@@ -6,12 +6,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { initEngine } from '../engine/index.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import { classifyInputsWith, type MemberForward } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
 import type { DecodeLimits } from '../media/ffmpeg.js';
 import { sniffFile, type SniffedType } from '../media/sniff.js';
-import { decodeImageTo, decodeVideoTo, type Frame } from './media.js';
+import { decodeDicomTo, decodeImageTo, decodeVideoTo, type Frame } from './media.js';
 import { loadModel, type LoadedModel } from './model_dir.js';
 import { checkFrame } from '../guard/guard.js';
 import { GUARD_SIZE } from '../guard/features.js';
@@ -198,7 +198,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   ): Promise<PredictionResult> {
     const aggregation = call.aggregation ?? 'mean';
     const guards = await guardFrames(frames, guardSource);
-    const inputs = frames.map((f) => pixelsToInput(f.rgb, cfg));
+    const inputs = clipInputs(frames, cfg);
     const scores = await classifyInputsWith(model.members, forwards, inputs, inputShape, { mcDropout: options.mcDropout, seed: options.seed });
     const frameResults: FrameResult[] = frames.map((f, i) => ({
       index: f.index,
@@ -248,6 +248,11 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
     async predictVideo(file, call = {}) {
       const type = await sniffFile(file);
       const sampling = { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits };
+      if (type.format === 'dicom') {
+        // A DICOM file is a cine loop or a single image; which one is known once it is read.
+        const clip = await decodeDicomTo(file, width, height, sampling);
+        return run(clip.frames, clip.kind, type, call, async () => (await decodeDicomTo(file, GUARD_SIZE, GUARD_SIZE, sampling)).frames);
+      }
       const frames = await decodeVideoTo(file, width, height, sampling, type);
       return run(frames, 'video', type, call, () => decodeVideoTo(file, GUARD_SIZE, GUARD_SIZE, sampling, type));
     },
@@ -257,9 +262,7 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
         const frame = await decodeImageTo(file, width, height, type, options.limits);
         return run([frame], 'image', type, call, async () => [await decodeImageTo(file, GUARD_SIZE, GUARD_SIZE, type, options.limits)]);
       }
-      const sampling = { fps: call.fps, maxFrames: call.maxFrames, limits: options.limits };
-      const frames = await decodeVideoTo(file, width, height, sampling, type);
-      return run(frames, 'video', type, call, () => decodeVideoTo(file, GUARD_SIZE, GUARD_SIZE, sampling, type));
+      return pipeline.predictVideo(file, call);
     },
     async dispose() {
       await Promise.all(runners.map((r) => r.dispose()));

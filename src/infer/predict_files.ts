@@ -3,6 +3,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { BadInputError, PocovidError } from '../errors.js';
+import { sniffFileSync } from '../media/sniff.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { VideoAggregation } from './combine.js';
 import type { Pipeline, PredictionResult } from './pipeline.js';
@@ -11,17 +12,21 @@ import { dataUrlToBytes } from './png.js';
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
 export const VIDEO_EXTENSIONS = ['.mp4', '.avi', '.mov', '.gif', '.mpeg', '.mpg', '.m4v', '.webm', '.mkv', '.ts'];
 
-/** Files named directly are always taken (their type is sniffed); folders contribute files with a known extension. */
+/**
+ * Files named directly are always taken (their type is sniffed); folders contribute files with a
+ * known extension, and DICOM files whatever they are called (PACS exports often have no extension).
+ */
 export function collectInputs(paths: string[]): string[] {
   const known = new Set([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {
-      if (name.startsWith('.')) continue;
+      // A DICOMDIR indexes the export it sits in; the images are the other files.
+      if (name.startsWith('.') || name.toUpperCase() === 'DICOMDIR') continue;
       const path = join(dir, name);
       const stat = statSync(path);
       if (stat.isDirectory()) walk(path);
-      else if (known.has(extname(name).toLowerCase())) out.push(path);
+      else if (known.has(extname(name).toLowerCase()) || sniffFileSync(path)?.format === 'dicom') out.push(path);
     }
   };
   for (const path of paths) {

@@ -4,7 +4,11 @@
 // that a file a dataset was built from is a file predict accepts, and the other way round.
 import { BadInputError } from '../errors.js';
 
-/** The largest still image decoded (8192×8192, 64 Mpx, ~200 MB as 8-bit RGB). Video frames: DEFAULT_LIMITS.maxPixels. */
+/**
+ * The largest still image decoded (8192×8192, 64 Mpx, ~200 MB as 8-bit RGB). Video frames and
+ * DICOM frames (a single-frame DICOM file included): DEFAULT_LIMITS.maxPixels, in ffmpeg.ts and
+ * dicom.ts, the same for every reader too.
+ */
 export const MAX_IMAGE_PIXELS = 8192 * 8192;
 
 /** Throws a BadInputError naming `name` when a width×height image is over MAX_IMAGE_PIXELS. */

@@ -2,13 +2,16 @@
 // untrusted, and a playlist (m3u8) or concat list renamed .mp4 must never reach a demuxer that
 // follows references. Only the formats below are accepted; everything else is rejected. The
 // decoder (video.ts) forces the demuxer chosen here, so ffmpeg never probes an unknown file.
-import { constants } from 'node:fs';
+// DICOM (the 'DICM' marker after a 128-byte preamble) is recognised whatever the file is called:
+// PACS exports often have no extension. It never reaches ffmpeg (dicom.ts decodes it).
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { BadInputError } from '../errors.js';
 
 export type MediaKind = 'image' | 'video';
 
 export interface SniffedType {
+  /** 'video' for DICOM too: a clip of one or more frames (a single-frame file is reported as an image once read). */
   kind: MediaKind;
   /** Short format name (png, jpeg, mp4...). */
   format: string;
@@ -33,6 +36,7 @@ const QUICKTIME_ATOMS = ['ftyp', 'moov', 'mdat', 'wide', 'free', 'skip', 'pnot']
 
 /** The type of a file from its first bytes, or undefined when it is not one we accept. */
 export function sniffType(bytes: Uint8Array): SniffedType | undefined {
+  if (ascii(bytes, 128, 'DICM')) return { kind: 'video', format: 'dicom' };
   if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { kind: 'image', format: 'png' };
   if (startsWith(bytes, [0xff, 0xd8, 0xff])) return { kind: 'image', format: 'jpeg' };
   if (ascii(bytes, 0, 'RIFF') && ascii(bytes, 8, 'WEBP')) return { kind: 'image', format: 'webp' };
@@ -64,7 +68,7 @@ export function describeUnknown(bytes: Uint8Array): string {
   if (/^#EXTM3U/.test(head)) return 'an HLS playlist (m3u8) is not accepted';
   if (/^ffconcat/.test(head)) return 'an ffmpeg concat list is not accepted';
   if (/^\s*<(\?xml|svg)/i.test(head)) return 'SVG/XML is not accepted';
-  return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF) or video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM)';
+  return 'not a supported image (PNG, JPEG, BMP, WebP, TIFF), video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM) or DICOM file';
 }
 
 const cannotRead = (file: string, err: unknown) =>
@@ -105,4 +109,22 @@ export async function sniffFile(file: string): Promise<SniffedType> {
   const type = sniffType(head);
   if (!type) throw new BadInputError(file, describeUnknown(head));
   return type;
+}
+
+/**
+ * The type of a file from its first bytes, synchronously, or undefined when it cannot be read or
+ * is not one we accept. For listing folders: files whose extension says nothing (PACS exports).
+ */
+export function sniffFileSync(file: string): SniffedType | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buffer = new Uint8Array(SNIFF_BYTES);
+    return sniffType(buffer.subarray(0, readSync(fd, buffer, 0, SNIFF_BYTES, 0)));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

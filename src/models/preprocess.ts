@@ -1,6 +1,7 @@
 // The one place where pixels become network input. Everything (trainer, CLI, server, page)
 // calls this with the model's PretrainedCfg; nothing else scales or reorders channels.
 // Pure TypeScript on typed arrays so that the browser page uses the very same code.
+import { applySector, fitSector, type RgbFrame } from '../data/sector.js';
 import type { PretrainedCfg } from './types.js';
 
 /**
@@ -60,4 +61,15 @@ export function inputToPixels(input: Float32Array, cfg: PretrainedCfg): Uint8Cla
     }
   }
   return out;
+}
+
+/**
+ * The network inputs of one clip's frames (an image is a clip of one), already at cfg.inputSize:
+ * with cfg.sector, the imaging sector is fitted on all of the clip's frames and applied to each
+ * first — the same function for the CLI, the server, the page and explanations.
+ */
+export function clipInputs(frames: readonly RgbFrame[], cfg: PretrainedCfg): Float32Array[] {
+  if (!cfg.sector || frames.length === 0) return frames.map((f) => pixelsToInput(f.rgb, cfg));
+  const sector = fitSector(frames);
+  return frames.map((f) => pixelsToInput(applySector(f, sector, cfg.sector!).rgb, cfg));
 }

@@ -9,7 +9,7 @@ import { BadInputError } from '../errors.js';
 import { decodeImageTo, decodeVideoTo } from '../infer/media.js';
 import { collectInputs } from '../infer/predict_files.js';
 import { sniffFile } from '../media/sniff.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 
 export interface FrameSource {
@@ -48,10 +48,10 @@ export function openFrameSource(dir: string, cfg: PretrainedCfg): FrameSource {
       const file = join(dir, item);
       // Typed from the bytes, as predict types them.
       const type = await sniffFile(file);
-      if (type.kind === 'image') return [pixelsToInput((await decodeImageTo(file, width, height, type)).rgb, cfg)];
+      if (type.kind === 'image') return [...clipInputs([await decodeImageTo(file, width, height, type)], cfg)];
       // decodeVideoTo's default sampling is predict's (3 frames per second, at most 30).
       const frames = await decodeVideoTo(file, width, height, {}, type);
-      return frames.map((frame) => pixelsToInput(frame.rgb, cfg));
+      return clipInputs(frames, cfg);
     },
   };
 }

@@ -1,6 +1,7 @@
 // The resolved configuration of a training run. Every run writes it to <out>/config.json,
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
+import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
 
 /**
  * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
@@ -45,6 +46,12 @@ export const trainConfigSchema = z.object({
    * penalty given. `fold` is then ignored.
    */
   refit: z.boolean().default(false),
+  /**
+   * A logistic head's per-class logit offsets: 'fitted' on the out-of-fold predictions of the
+   * training folds (patients the model did not see), so that new patients are decided as evenly
+   * per class as the validation of the penalty saw; 'none' keeps the fit's own.
+   */
+  classBias: z.enum(['fitted', 'none']).default('none'),
   /** The L2 penalties (on the mean loss) a logistic head tries, the best on the training folds kept. */
   penalties: z.array(z.number().positive()).min(1).default([0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1]),
   /** 'grey' feeds the frame's luma to an RGB network's three channels. */
@@ -74,6 +81,9 @@ export const trainConfigSchema = z.object({
   /** Input size override [h, w] (small phantom runs); default: the model's pretrained config. */
   inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
   dropout: z.number().min(0).lt(1).optional(),
+  /** Split-conformal prediction sets calibrated on the validation split (src/eval/conformal.ts): the score and the default coverage. */
+  conformal: z.enum(CONFORMAL_METHODS).default('aps'),
+  coverage: z.number().gt(0).lt(1).default(DEFAULT_COVERAGE),
   /** Engine of the frozen backbone's forward pass (feature cache): 'auto' = ONNX Runtime where it loads. */
   runtime: z.enum(['auto', 'ort', 'tfjs']).default('auto'),
 });

@@ -115,8 +115,15 @@ async function refitOnAllFrames(options: CvOptions, out: string, runs: readonly 
   return { out: refitOut, model: join(refitOut, 'model'), epochs };
 }
 
+/** A check of a dataset before a cv trains on it (the CLI's leakage audit); it throws to refuse. */
+export type DatasetCheck = (data: string, runOut: string) => Promise<void>;
+
 /** Cross-validation over every fold, once per fold seed, each evaluated; see CvOptions.foldSeeds. */
-export async function runRepeatedCrossValidation(options: CvOptions, quiet = false, shared: Pick<CvShared, 'executor'> = {}): Promise<RepeatedCvResult> {
+export async function runRepeatedCrossValidation(
+  options: CvOptions,
+  quiet = false,
+  shared: Pick<CvShared, 'executor'> & { checkDataset?: DatasetCheck } = {},
+): Promise<RepeatedCvResult> {
   const started = Date.now();
   const out = resolve(options.out);
   const progress = createProgress(process.stderr, quiet);
@@ -127,9 +134,15 @@ export async function runRepeatedCrossValidation(options: CvOptions, quiet = fal
   const runs: RepeatedCvResult['runs'] = [];
   const single = seeds.length === 1 && seeds[0] === ownSeed;
   if (!single) writeJsonAtomicSync(join(out, 'config.json'), { ...options, out, kind: 'cv-repeats', foldSeeds: seeds });
-  for (const seed of seeds) {
-    const data = seed === ownSeed ? options.data : refoldDataset(options.data, join(out, 'datasets', `seed-${seed}`), seed).dir;
-    const runOut = single ? out : join(out, `seed-${seed}`);
+  const plan = seeds.map((seed) => ({
+    seed,
+    data: seed === ownSeed ? options.data : refoldDataset(options.data, join(out, 'datasets', `seed-${seed}`), seed).dir,
+    runOut: single ? out : join(out, `seed-${seed}`),
+  }));
+  // Every fold assignment is checked before any fold trains: one refused (another seed can put
+  // near-duplicates of two patients in two folds) must not come after hours of the others.
+  for (const { data, runOut } of plan) await shared.checkDataset?.(data, runOut);
+  for (const { seed, data, runOut } of plan) {
     if (!single) progress.log(`fold seed ${seed} (${seeds.indexOf(seed) + 1}/${seeds.length}): ${runOut}`);
     const result = await runCrossValidation({ ...options, data, out: runOut }, quiet, { progress, featureStore, executor });
     const { written, report } = await evaluateRun(result.out);

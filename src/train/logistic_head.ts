@@ -5,7 +5,8 @@
 // model is fitted on every training-fold frame (the run's validation split included; the test
 // fold is never read). A tiny validation split (a few patients) picked penalties almost at
 // random on the real data; the training folds' own folds hold four times as many patients.
-// The standardisation is folded into the network's classifier, so the saved model is an
+// The standardisation (and, with classBias 'fitted', per-class offsets fitted on the held-out
+// training folds' predictions) is folded into the network's classifier, so the saved model is an
 // ordinary network that every front end runs.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -39,6 +40,8 @@ export interface PenaltyResult {
 
 export interface LogisticHeadResult {
   penalty: number;
+  /** Per-class offsets added to the classifier's logits (all 0 without classBias 'fitted'). */
+  classBias: number[];
   innerFolds: number[];
   grid: PenaltyResult[];
   /** Out-of-fold class probabilities of the scored entries under the chosen penalty (calibration data). */
@@ -90,7 +93,70 @@ function fitRows(data: LogisticData, rows: number[], penalty: number, classes: n
   return { ...foldStandardization(model, s), s, raw: model };
 }
 
-export function fitLogisticHead(head: tfl.LayersModel, data: LogisticData, penalties: readonly number[], classes: number, logFile?: string): LogisticHeadResult {
+/**
+ * Offsets δ (the last class's fixed at 0) that minimise the class-balanced cross-entropy of
+ * softmax(log p + δ) over out-of-fold predictions: a convex problem, solved by Newton steps on the
+ * K−1 free offsets (gradient descent would do; K is 2–4). Patients held out look less like their
+ * class than the training patients do (the model is overconfident about the kinds it has seen),
+ * so the held-out predictions say how far to move each class's prior.
+ */
+export function fitClassBias(probs: Float64Array, labels: ArrayLike<number>, weights: ArrayLike<number>, classes: number): number[] {
+  const n = labels.length;
+  const classTotal = new Array<number>(classes).fill(0);
+  for (let i = 0; i < n; i++) classTotal[labels[i]!]! += weights[i]!;
+  // Every class present weighs the same in all.
+  const w = Float64Array.from({ length: n }, (_, i) => weights[i]! / classTotal[labels[i]!]!);
+  const delta = new Float64Array(classes);
+  const free = classes - 1;
+  for (let iteration = 0; iteration < 50; iteration++) {
+    const grad = new Float64Array(free);
+    const hess = new Float64Array(free * free);
+    for (let i = 0; i < n; i++) {
+      let max = -Infinity;
+      const z = new Float64Array(classes);
+      for (let c = 0; c < classes; c++) {
+        z[c] = Math.log(Math.max(probs[i * classes + c]!, 1e-12)) + delta[c]!;
+        max = Math.max(max, z[c]!);
+      }
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += z[c] = Math.exp(z[c]! - max);
+      for (let c = 0; c < classes; c++) z[c]! /= sum;
+      for (let a = 0; a < free; a++) {
+        grad[a]! += w[i]! * (z[a]! - (labels[i] === a ? 1 : 0));
+        for (let b = 0; b < free; b++) hess[a * free + b]! += w[i]! * z[a]! * ((a === b ? 1 : 0) - z[b]!);
+      }
+    }
+    // Solve hess · step = grad (Gauss–Jordan; a tiny ridge keeps it invertible).
+    const m = Array.from({ length: free }, (_, a) => [...Array.from({ length: free }, (_, b) => hess[a * free + b]! + (a === b ? 1e-9 : 0)), grad[a]!]);
+    for (let col = 0; col < free; col++) {
+      let pivot = col;
+      for (let r = col + 1; r < free; r++) if (Math.abs(m[r]![col]!) > Math.abs(m[pivot]![col]!)) pivot = r;
+      [m[col], m[pivot]] = [m[pivot]!, m[col]!];
+      for (let r = 0; r < free; r++) {
+        if (r === col) continue;
+        const f = m[r]![col]! / m[col]![col]!;
+        for (let k = col; k <= free; k++) m[r]![k]! -= f * m[col]![k]!;
+      }
+    }
+    let largest = 0;
+    for (let a = 0; a < free; a++) {
+      const step = m[a]![free]! / m[a]![a]!;
+      delta[a]! -= step;
+      largest = Math.max(largest, Math.abs(step));
+    }
+    if (largest < 1e-8) break;
+  }
+  return Array.from(delta);
+}
+
+export function fitLogisticHead(
+  head: tfl.LayersModel,
+  data: LogisticData,
+  penalties: readonly number[],
+  classes: number,
+  logFile?: string,
+  options: { classBias?: 'fitted' | 'none' } = {},
+): LogisticHeadResult {
   const started = Date.now();
   const layer = classifierLayer(head);
   const innerFolds = [...new Set(data.group)].sort((a, b) => a - b);
@@ -126,13 +192,20 @@ export function fitLogisticHead(head: tfl.LayersModel, data: LogisticData, penal
     if (g.innerBalancedAccuracy > best.innerBalancedAccuracy + 1e-9 || (Math.abs(g.innerBalancedAccuracy - best.innerBalancedAccuracy) <= 1e-9 && g.innerBalancedLogLoss < best.innerBalancedLogLoss)) best = g;
   }
   const final = fitRows(data, subset(data, () => true), best.penalty, classes);
+  const chosen = heldOutProbs.get(best.penalty)!;
+  let classBias = new Array<number>(classes).fill(0);
+  if (options.classBias === 'fitted') {
+    const probs = new Float64Array(scoredRows.length * classes);
+    scoredRows.forEach((r, i) => probs.set(chosen.subarray(r * classes, (r + 1) * classes), i * classes));
+    classBias = fitClassBias(probs, labels, scoredRows.map((r) => data.weights[r]!), classes);
+  }
   const kernel = tf.tensor2d(Float32Array.from(final.w), [data.d, classes]);
-  const bias = tf.tensor1d(Float32Array.from(final.b));
+  const bias = tf.tensor1d(Float32Array.from(final.b, (b, c) => b + classBias[c]!));
   layer.setWeights([kernel, bias]);
   tf.dispose([kernel, bias]);
-  const chosen = heldOutProbs.get(best.penalty)!;
   const result: LogisticHeadResult = {
     penalty: best.penalty,
+    classBias,
     innerFolds,
     grid,
     outOfFold: scoredRows.map((r) => ({ entry: r, probabilities: Array.from(chosen.subarray(r * classes, (r + 1) * classes)) })),

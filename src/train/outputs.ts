@@ -7,8 +7,11 @@ import { writePredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow } from '../eval/types.js';
 import { saveModelDir } from '../infer/model_dir.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
+import { calibrateFromRows } from '../eval/conformal_rows.js';
+import { CALIBRATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';
+import type { ConformalCalibration } from '../eval/conformal.js';
 import type { GuardStats } from '../guard/guard.js';
-import type { TrainFoldResult } from './train_fold.js';
+import type { CalibrationPredictions, TrainFoldResult } from './train_fold.js';
 
 export interface PredictionOut {
   row: ManifestRow;
@@ -33,8 +36,23 @@ export function toPredictionRows(predictions: readonly PredictionOut[]): Predict
   }));
 }
 
-export async function writeFoldOutputs(out: string, built: BuiltModel, result: TrainFoldResult, guard?: GuardStats): Promise<void> {
+export async function writeFoldOutputs(
+  out: string,
+  built: BuiltModel,
+  result: TrainFoldResult,
+  guard?: GuardStats,
+  calibration?: CalibrationPredictions,
+): Promise<void> {
   writePredictionsCsv(join(out, PREDICTIONS_FILE), toPredictionRows(result.testPredictions), result.classes);
+  // The prediction sets are calibrated on predictions of frames the model never learned from: the
+  // validation split (it chose the checkpoint, by balanced accuracy, not by these scores), or for a
+  // logistic head, which learns from the validation split too, the penalty search's out-of-fold ones.
+  const calibrationRows = toPredictionRows(calibration?.predictions ?? []);
+  let conformal: ConformalCalibration | undefined;
+  if (calibration && calibrationRows.length > 0) {
+    writePredictionsCsv(join(out, CALIBRATION_PREDICTIONS_FILE), calibrationRows, result.classes);
+    conformal = calibrateFromRows(calibrationRows, result.classes, { method: result.config.conformal, coverage: result.config.coverage, calibratedOn: calibration.calibratedOn });
+  }
   await saveModelDir(join(out, MODEL_DIR), {
     name: built.name,
     classes: result.classes,
@@ -43,6 +61,7 @@ export async function writeFoldOutputs(out: string, built: BuiltModel, result: T
     aggregation: 'mean',
     source: { run: out, fold: result.config.fold, bestEpoch: result.bestEpoch, model: result.config.model },
     ...(guard ? { guard } : {}),
+    ...(conformal ? { conformal } : {}),
   });
   const { testPredictions: _omit, ...summary } = result;
   writeJsonAtomicSync(join(out, SUMMARY_FILE), summary);

@@ -16,9 +16,10 @@ import { predictHead, argmax } from './head_trainer.js';
 import { ScheduledAdam } from './optimizer.js';
 import { exampleWeights } from './loss.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { loadTrainingData, trainingClasses } from './data_access.js';
+import { loadTrainingData, trainingClasses, type FrameInputs } from './data_access.js';
 import { restoreWeights } from './checkpoint.js';
-import { applyInitialWeights } from './initial_weights.js';
+import { applyInitialWeights, type WeightsUsed } from './initial_weights.js';
+import type { BuiltModel } from '../models/types.js';
 import { writeFoldOutputs, type PredictionOut } from './outputs.js';
 import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
@@ -57,6 +58,11 @@ export interface TrainFoldOptions {
   featureStore?: SharedFeatureStore;
   /** More handlers, called after the built-in ones and before the checkpoint is saved. */
   handlers?: TrainingHandler[];
+  /**
+   * A model made by the caller instead of the registry's with the run's initial weights (`pocovid
+   * update` continues from a saved model, possibly with a layer added); trainFold disposes it.
+   */
+  model?: (classes: string[]) => Promise<{ built: BuiltModel; weightsUsed: WeightsUsed }>;
 }
 
 /**
@@ -76,8 +82,7 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
   const x = new Float32Array(n * d);
   x.set(train.data[0]!, 0);
   x.set(validation.data[0]!, train.count * d);
-  // Entry e < train.count is view (e mod views) of training frame ⌊e / views⌋; then one entry per validation frame.
-  const frameOf = (e: number): number => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
+  const frameOf = logisticEntryFrame(features, data);
   return {
     x,
     n,
@@ -89,6 +94,21 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
   };
 }
 
+/**
+ * The frame (index into train rows then validation rows) of a logistic entry: entry e < train.count
+ * is view (e mod views) of training frame ⌊e / views⌋; then one entry per validation frame.
+ */
+function logisticEntryFrame(features: NonNullable<HeadSources['features']>, data: FoldData): (entry: number) => number {
+  const { train, views } = features;
+  return (e) => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
+}
+
+/** What the prediction sets are calibrated on (see writeFoldOutputs). */
+export interface CalibrationPredictions {
+  predictions: PredictionOut[];
+  calibratedOn: 'validation' | 'out-of-fold';
+}
+
 export async function trainFold(input: TrainConfigInput, options: TrainFoldOptions = {}): Promise<TrainFoldResult> {
   const config = resolveTrainConfig(input);
   const engine = await initEngine();
@@ -97,7 +117,8 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
   mkdirSync(out, { recursive: true });
 
   const classes = trainingClasses(config);
-  const built = createModel(config.model, {
+  const provided = options.model ? await options.model(classes) : undefined;
+  const built = provided?.built ?? createModel(config.model, {
     numClasses: classes.length,
     trainableLayers: config.trainableLayers,
     inputSize: config.inputSize,
@@ -112,7 +133,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     disposeBuiltModel(built);
     throw err;
   });
-  const weightsUsed = await applyInitialWeights(built, config, progress);
+  const weightsUsed = provided?.weightsUsed ?? (await applyInitialWeights(built, config, progress));
 
   writeJsonAtomicSync(join(out, 'config.json'), {
     ...config,
@@ -143,15 +164,30 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     const handlers: TrainingHandler[] = [finite, history, selection, plateau, ...(options.handlers ?? [])];
     const checkpoint = new CheckpointHandler(join(out, 'checkpoint'), handlers, selection, config.seed);
     let loop: Awaited<ReturnType<typeof runEpochs>>;
+    let calibration: CalibrationPredictions | undefined;
     if (config.head === 'logistic') {
       // A convex fit on the cached features instead of epochs: nothing to checkpoint or resume.
       if (!sources.features) throw new PocovidError('a logistic head needs the frozen-feature cache (--feature-cache auto and a frozen backbone)');
-      const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE));
+      const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE), { classBias: config.classBias });
       const chosen = fit.grid.find((g) => g.penalty === fit.penalty)!;
       progress.log(
         `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn), ${fit.seconds.toFixed(1)} s`,
       );
       selection.chooseCurrent(built, chosen.innerBalancedAccuracy);
+      // The fit learned from the validation split too: the sets are calibrated on the training
+      // frames' out-of-fold predictions of the penalty search instead (each by a fit that never saw it).
+      const frameOf = logisticEntryFrame(sources.features, data);
+      const rows = [...data.train.rows, ...data.validation.rows];
+      const labels = [...data.train.labels, ...data.validation.labels];
+      calibration = {
+        calibratedOn: 'out-of-fold',
+        predictions: fit.outOfFold.map(({ entry, probabilities }) => ({
+          row: rows[frameOf(entry)]!,
+          label: classes[labels[frameOf(entry)]!]!,
+          predicted: classes[argmax(probabilities)]!,
+          probabilities,
+        })),
+      };
       loop = { epochsRun: 0, stoppedEarly: false, trainSeconds: fit.seconds, trainedImages: sources.train.count };
     } else {
       const resumed = await checkpoint.resume(built, optimizer);
@@ -178,13 +214,13 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
 
     if (selection.best) restoreWeights(built.model, selection.best);
     const testProbs = await predictHead(sources.head, sources.test, sources.cacheRng, config.batchSize);
+    // Otherwise the validation split's predictions calibrate the prediction sets (writeFoldOutputs).
+    calibration ??= {
+      calibratedOn: 'validation',
+      predictions: predictionsOf(data.validation, classes, await predictHead(sources.head, sources.validation, sources.cacheRng, config.batchSize)),
+    };
     await sources.dispose();
-    const testPredictions: PredictionOut[] = data.test.rows.map((row, i) => ({
-      row,
-      label: classes[data.test.labels[i]!]!,
-      predicted: classes[argmax(testProbs[i]!)]!,
-      probabilities: Array.from(testProbs[i]!),
-    }));
+    const testPredictions = predictionsOf(data.test, classes, testProbs);
     const result: TrainFoldResult = {
       out,
       config,
@@ -201,7 +237,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     };
     // The not-ultrasound guard learns what the training frames look like (train + validation).
     const guard = await fitGuardOnRows(config.data, [...data.train.rows, ...data.validation.rows]);
-    await writeFoldOutputs(out, built, result, guard);
+    await writeFoldOutputs(out, built, result, guard, calibration);
     return result;
   } finally {
     await sources.dispose();
@@ -209,6 +245,15 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     optimizer.dispose();
     disposeBuiltModel(built);
   }
+}
+
+function predictionsOf(part: FrameInputs, classes: string[], probabilities: Float32Array[]): PredictionOut[] {
+  return part.rows.map((row, i) => ({
+    row,
+    label: classes[part.labels[i]!]!,
+    predicted: classes[argmax(probabilities[i]!)]!,
+    probabilities: Array.from(probabilities[i]!),
+  }));
 }
 
 export class TrainingError extends PocovidError {}

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
@@ -43,11 +43,11 @@ describe('buildDataset over the phantom', () => {
     expect(info.options).toMatchObject({ fps: 5, maxFrames: 3, size: 32, folds: 3, seed: 1, groupBy: 'patient', probes: ['convex'] });
     expect(info.tools.ffmpeg).toMatch(/\S/);
     const reasons = Object.fromEntries(info.skipped.map((s) => [s.source, s.reason]));
-    expect(reasons['pocus_videos/convex/Cov_corrupt.mp4']).toMatch(/^not a supported image .* or video/);
+    expect(reasons['pocus_videos/convex/Cov_corrupt.mp4']).toMatch(/^not a supported image .*, video .* or DICOM file$/);
     expect(reasons['pocus_videos/convex/Reg_empty.avi']).toBe('the file is empty');
     expect(reasons['pocus_videos/convex/Subpleural_mystery.mp4']).toMatch(/unknown class prefix/);
     // Typed from the bytes, as predict types files: the name's extension decides nothing.
-    expect(reasons['pocus_images/convex/Pneu_notes.txt']).toMatch(/^not a supported image \(PNG, JPEG, BMP, WebP, TIFF\) or video/);
+    expect(reasons['pocus_images/convex/Pneu_notes.txt']).toMatch(/^not a supported image \(PNG, JPEG, BMP, WebP, TIFF\), video \(MP4\/MOV, AVI, GIF, MPEG-PS\/TS, MKV\/WebM\) or DICOM file$/);
     expect(reasons['pocus_videos/convex/Vir_phantom_x.gif']).toBe('class viral not in --classes');
     // Patients from dataset_metadata.csv (some hold two videos), never split across folds.
     const foldOf = new Map<string, number>();
@@ -119,10 +119,15 @@ describe('reading batches', () => {
     expect(batch.labels).toEqual(pick.map((r) => r.label));
     const y = await batch.y.array();
     pick.forEach((r, i) => expect(y[i]![['covid', 'pneumonia', 'regular'].indexOf(r.label)]).toBe(1));
-    // Values follow cfg: (pixel/255 - 0.5)/0.25 lies in [-2, 2].
+    // Values follow cfg: (pixel/255 - 0.5)/0.25 of the frame resized to the input size.
     const x = await batch.x.data();
-    expect(Math.min(...x)).toBeGreaterThanOrEqual(-2);
-    expect(Math.max(...x)).toBeLessThanOrEqual(2);
+    for (const [i, row] of pick.entries()) {
+      const { data: pixels } = await sharp(join(dir, row.path)).resize(24, 24, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      expect(pixels.length).toBe(24 * 24 * 3);
+      let worst = 0;
+      pixels.forEach((p, j) => (worst = Math.max(worst, Math.abs(x[i * pixels.length + j]! - (p / 255 - 0.5) / 0.25))));
+      expect(worst).toBeLessThan(1e-6);
+    }
     expect(cache.size).toBe(5);
     const again = await loadBatch(dir, pick, cfg, { cache });
     expect(Array.from(await again.x.data())).toEqual(Array.from(x));
@@ -134,6 +139,39 @@ describe('reading batches', () => {
     expect(tf.memory().numTensors).toBe(before);
     await expect(loadBatch(dir, pick, cfg, { augment: pocovidAugmenter() })).rejects.toThrow(/needs an rng/);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("preprocesses by the cfg's own numbers: per-channel mean and std, channel order, and luma for one channel", async () => {
+    await initEngine();
+    // A colour frame at the input size (no resize): R, G and B differ at every pixel.
+    const dir = join(root, 'ds-colour');
+    const size = 8;
+    const rgb = new Uint8Array(size * size * 3);
+    for (let i = 0; i < size * size; i++) rgb.set([(i * 37) % 256, (i * 11 + 60) % 256, 255 - ((i * 5) % 256)], i * 3);
+    mkdirSync(dir, { recursive: true });
+    await sharp(Buffer.from(rgb), { raw: { width: size, height: size, channels: 3 } }).png().toFile(join(dir, 'colour.png'));
+    const row = { path: 'colour.png', label: 'pneumonia', source: 'c.png', patient: 'c', probe: 'convex', kind: 'image', frame: 0, time: 0, fold: 0 } as const;
+    const mean = [0.485, 0.456, 0.406];
+    const std = [0.229, 0.224, 0.225];
+    const colourCfg = (over: Partial<PretrainedCfg>): PretrainedCfg => ({ ...cfg, inputSize: [size, size], mean, std, ...over });
+    const valuesOf = async (c: PretrainedCfg): Promise<Float32Array> => {
+      const batch = await loadBatch(dir, [row], c);
+      const values = (await batch.x.data()) as Float32Array;
+      expect(batch.x.shape).toEqual([1, size, size, c.channels]);
+      tf.dispose([batch.x, batch.y]);
+      return values;
+    };
+    const expectValues = (got: Float32Array, want: (pixel: number, channel: number) => number, channels: number) => {
+      let worst = 0;
+      for (let i = 0; i < size * size; i++) for (let c = 0; c < channels; c++) worst = Math.max(worst, Math.abs(got[i * channels + c]! - want(i, c)));
+      expect(worst).toBeLessThan(1e-5);
+    };
+    expectValues(await valuesOf(colourCfg({ channelOrder: 'rgb' })), (i, c) => (rgb[i * 3 + c]! / 255 - mean[c]!) / std[c]!, 3);
+    expectValues(await valuesOf(colourCfg({ channelOrder: 'bgr' })), (i, c) => (rgb[i * 3 + 2 - c]! / 255 - mean[c]!) / std[c]!, 3);
+    const luma = (i: number) => (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
+    expectValues(await valuesOf(colourCfg({ channels: 1, mean: [0.5], std: [0.25] })), (i) => (luma(i) - 0.5) / 0.25, 1);
+    // 'grey' feeds the luma to every channel of an RGB network, each with its own mean and std.
+    expectValues(await valuesOf(colourCfg({ colour: 'grey' })), (i, c) => (luma(i) - mean[c]!) / std[c]!, 3);
   });
 
   it('evicts least recently used inputs beyond the byte budget', () => {

@@ -40,8 +40,10 @@ describe('assignFolds', () => {
     const a = assignFolds(items, 5, 7);
     const b = assignFolds([...items].reverse(), 5, 7);
     expect([...a.entries()].sort()).toEqual([...b.entries()].sort());
-    // A group maps to exactly one fold by construction; check every row's group is assigned.
-    for (const item of items) expect(a.get(item.group)).toBeGreaterThanOrEqual(0);
+    // Every patient, and nothing else, gets a fold; every fold is one of 0..4 and none is left empty.
+    expect([...a.keys()].sort()).toEqual([...new Set(items.map((i) => i.group))].sort());
+    for (const fold of a.values()) expect(Number.isInteger(fold) && fold >= 0 && fold < 5, `fold ${fold}`).toBe(true);
+    expect([...new Set(a.values())].sort()).toEqual([0, 1, 2, 3, 4]);
     const c = assignFolds(items, 5, 8);
     expect([...c.entries()].sort()).not.toEqual([...a.entries()].sort());
   });

@@ -33,6 +33,11 @@ describe('parseManifest', () => {
     ]);
   });
 
+  it('reads probe "unknown", which class-folder layouts write (they name no probe)', () => {
+    const own = formatManifest([{ ...row('a.png', 0), probe: 'unknown' }, row('b.png', 1)]);
+    expect(parseManifest(own, 'm.csv').map((r) => r.probe)).toEqual(['unknown', 'convex']);
+  });
+
   it('refuses an empty fold, frame or time instead of reading it as 0', () => {
     expect(() => parseManifest(good.replace(/,1\n/, ',\n'), 'm.csv')).toThrow(/^m\.csv: line 3: fold "" is not a whole number ≥ 0$/);
     const one = formatManifest([row('a.png', 0)]);
@@ -67,6 +72,7 @@ describe('parseManifest', () => {
     expect(() => parseManifest(good.replace('a.png,', '../a.png,'), 'm.csv')).toThrow(/line 2: path "\.\.\/a\.png" has an empty, "\." or "\.\." part/);
     expect(() => parseManifest(good.replace('a.png,', '/etc/a.png,'), 'm.csv')).toThrow(/line 2: path "\/etc\/a\.png" is not a relative path/);
     expect(() => parseManifest(good.replace('a.png,covid', 'a.png,flu'), 'm.csv')).toThrow(/line 2: unknown label "flu"/);
+    expect(() => parseManifest(good.replace(',convex,', ',phased,'), 'm.csv')).toThrow(/^m\.csv: line 2: unknown probe "phased" \(valid: convex, linear, unknown\)$/);
     expect(() => parseManifest(good.replace(',p1,convex,video,0,0,0', ',,convex,video,0,0,0'), 'm.csv')).toThrow(/line 2: patient is empty/);
     expect(() => parseManifest(good.replace('fold', 'split'), 'm.csv')).toThrow(/line 1: missing column\(s\) fold/);
     expect(() => parseManifest(good.replace('path,label', 'path,path'), 'm.csv')).toThrow(/missing column\(s\) label|column\(s\) path appear twice/);

@@ -1,7 +1,8 @@
 // Fault injection on `data build` and on what decides whether a file is accepted: more folds than
 // patients, a frame PNG truncated after a build, an oversized image, a file whose name lies about
-// its type, and ONNX Runtime's stray log files. Each case checks the answer AND that what was
-// written before (an earlier manifest, intact frames) is kept.
+// its type, and ONNX Runtime's stray log files; in the POCUS layout and in class folders with
+// DICOM files, whose patients are known only once they are decoded. Each case checks the answer
+// AND that what was written before (an earlier manifest, intact frames) is kept.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { saveModelDir } from '../../src/infer/model_dir.js';
 import { decodeImageTo } from '../../src/infer/media.js';
 import { createPipeline } from '../../src/infer/pipeline.js';
+import { timing, writeDicom } from '../helpers/dicom_writer.js';
 import { writePng } from '../infer/fixtures.js';
 import { tinyCfg, tinyModel, TINY_CLASSES } from '../infer/tiny_model.js';
 
@@ -37,6 +39,18 @@ async function imageSource(name: string, files: string[]): Promise<string> {
 
 const SIX = ['Cov_a.png', 'Cov_b.png', 'Pne_a.png', 'Pne_b.png', 'Reg_a.png', 'Reg_b.png'];
 
+/** A class-folder source of 4-frame DICOM cine loops without an extension (as PACS exports them), with their Patient IDs. */
+async function dicomSource(name: string, files: [rel: string, patientId: string][]): Promise<string> {
+  const dir = join(root, name);
+  for (const [i, [rel, patientId]] of files.entries()) {
+    const frames = [0, 1, 2, 3].map((k) => Uint8Array.from({ length: 24 * 24 }, (_, p) => (p * 7 + k * 29 + i * 53) % 256));
+    const bytes = await writeDicom({ syntax: 'explicit-le', rows: 24, columns: 24, frames, extra: [timing.frameTime(100)], identifying: { PatientID: patientId } });
+    mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(join(dir, rel), bytes);
+  }
+  return dir;
+}
+
 describe('data build --folds', () => {
   it('refuses more folds than patient groups before decoding anything, and keeps an earlier manifest', async () => {
     const source = await imageSource('few-patients', SIX);
@@ -44,11 +58,31 @@ describe('data build --folds', () => {
     mkdirSync(out);
     writeFileSync(join(out, 'manifest.csv'), 'an earlier manifest\n');
     await expect(buildDataset({ source, out, folds: 99, size: 32, quiet: true })).rejects.toThrow(
-      '--folds 99, but there are only 6 patient groups (dataset_metadata.csv "Patient ID"; a source without one is its own patient): use --folds 6 or fewer',
+      '--folds 99, but there are only 6 patient groups (dataset_metadata.csv "Patient ID", else a DICOM file\'s Patient ID; a source without either is its own patient): use --folds 6 or fewer',
     );
     await expect(buildDataset({ source, out, folds: 9, size: 32, quiet: true, groupBy: 'video' })).rejects.toThrow('--folds 9, but there are only 6 videos and images (--group-by video): use --folds 6 or fewer');
     expect(readFileSync(join(out, 'manifest.csv'), 'utf8')).toBe('an earlier manifest\n');
     expect(existsSync(join(out, 'frames'))).toBe(false);
+  });
+
+  it('class folders: refused before decoding by the files (a DICOM file counts alone), then by the patients its Patient ID gives', async () => {
+    // Three files, two patients: only decoding shows that covid/IM1 and covid/IM2 are one patient.
+    const source = await dicomSource('dicom-folds', [['covid/IM1', 'MRN-1'], ['covid/IM2', 'MRN-1'], ['regular/IM3', 'MRN-2']]);
+    const out = join(root, 'ds-dicom-folds');
+    await expect(buildDataset({ source, out, folds: 4, size: 16, quiet: true })).rejects.toThrow(
+      "--folds 4, but there are only 3 patient groups (patient folders DIR/<class>/<patient>/, else a DICOM file's Patient ID; a source without either is its own patient): use --folds 3 or fewer",
+    );
+    // Nothing decoded and no salt made for a build refused up front.
+    expect(existsSync(join(out, 'frames'))).toBe(false);
+    expect(existsSync(join(out, 'patient-salt'))).toBe(false);
+    await expect(buildDataset({ source, out, folds: 3, size: 16, quiet: true })).rejects.toThrow(
+      "--folds 3, but there are only 2 patient groups (patient folders DIR/<class>/<patient>/, else a DICOM file's Patient ID; a source without either is its own patient): use --folds 2 or fewer",
+    );
+    expect(existsSync(join(out, 'manifest.csv'))).toBe(false);
+    // Two folds fit, and the frames decoded by the refused run are reused.
+    const built = await buildDataset({ source, out, folds: 2, size: 16, quiet: true });
+    expect(built.reused).toHaveLength(3);
+    expect(new Set(built.rows.map((r) => r.patient)).size).toBe(2);
   });
 
   it('counts again after sources fail to decode', async () => {
@@ -75,6 +109,26 @@ describe('data build reusing frames', () => {
     expect(again.reused).toHaveLength(5);
     expect(readFileSync(frame).equals(intact)).toBe(true);
     expect(openDataset(out).rows).toEqual(first.rows);
+  });
+});
+
+describe('data build reusing DICOM frames from class folders', () => {
+  it('decodes a DICOM cine loop again when one of its frames was truncated; its pseudonym and rows stay the same', async () => {
+    const source = await dicomSource('dicom-reuse', [['covid/IM1', 'MRN-1'], ['covid/IM2', 'MRN-2'], ['regular/IM3', 'MRN-3'], ['regular/IM4', 'MRN-4']]);
+    const out = join(root, 'ds-dicom-reuse');
+    const first = await buildDataset({ source, out, folds: 2, fps: 10, maxFrames: 4, size: 16, quiet: true });
+    expect(first.decoded).toHaveLength(4);
+    expect(first.rows).toHaveLength(16);
+    expect(first.rows.every((r) => /^dcm-[0-9a-f]{16}$/.test(r.patient) && r.kind === 'video' && r.probe === 'unknown')).toBe(true);
+    const victim = first.rows.find((r) => r.source === 'regular/IM3' && r.frame === 2)!;
+    const frame = join(out, victim.path);
+    const intact = readFileSync(frame);
+    truncateSync(frame, 40);
+    const again = await buildDataset({ source, out, folds: 2, fps: 10, maxFrames: 4, size: 16, quiet: true });
+    expect(again.decoded).toEqual(['regular/IM3']);
+    expect(again.reused).toHaveLength(3);
+    expect(readFileSync(frame).equals(intact)).toBe(true);
+    expect(openDataset(out).rows).toEqual(first.rows.map((r) => ({ ...r, time: Number(r.time.toFixed(3)) })));
   });
 });
 
@@ -108,6 +162,28 @@ describe('one acceptance rule for predict and data build', () => {
     } finally {
       await pipeline.dispose();
     }
+  });
+});
+
+describe('class folders: a file is what its bytes say', () => {
+  it('takes a PNG named .mp4, an extension-less PNG and a BMP as images, and skips text named .png with the reason', async () => {
+    const dir = join(root, 'own-renamed');
+    for (const folder of ['covid/p1', 'covid/p2', 'regular/p3', 'regular/p4']) mkdirSync(join(dir, folder), { recursive: true });
+    await writePng(join(dir, 'covid', 'p1', 'scan.mp4'), 40, 40, 1);
+    await writePng(join(dir, 'covid', 'p2', 'IM0001'), 40, 40, 2);
+    await writePng(join(dir, 'regular', 'p3', 'a.png'), 40, 40, 3);
+    execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', join(dir, 'regular', 'p3', 'a.png'), join(dir, 'regular', 'p4', 'b.bmp')]);
+    writeFileSync(join(dir, 'regular', 'p4', 'notes.png'), 'not an image at all');
+    const built = await buildDataset({ source: dir, out: join(root, 'ds-own-renamed'), folds: 2, size: 32, quiet: true });
+    expect(built.info.skipped).toEqual([
+      { source: 'regular/p4/notes.png', reason: 'not a supported image (PNG, JPEG, BMP, WebP, TIFF), video (MP4/MOV, AVI, GIF, MPEG-PS/TS, MKV/WebM) or DICOM file' },
+    ]);
+    expect(built.rows.map((r) => [r.source, r.kind, r.patient])).toEqual([
+      ['covid/p1/scan.mp4', 'image', 'p1'],
+      ['covid/p2/IM0001', 'image', 'p2'],
+      ['regular/p3/a.png', 'image', 'p3'],
+      ['regular/p4/b.bmp', 'image', 'p4'],
+    ]);
   });
 });
 

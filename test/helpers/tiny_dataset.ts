@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene } from '../../src/data/phantom.js';
+import { PHANTOM_CLASSES, renderPhantomFrame, samplePhantomScene, type PhantomSite } from '../../src/data/phantom.js';
 import type { DatasetInfo, ManifestRow } from '../../src/data/types.js';
 import { createRng } from '../../src/util/rng.js';
 
@@ -14,6 +14,8 @@ export interface TinyDatasetOptions {
   folds?: number;
   size?: number;
   seed?: number;
+  /** Another probe geometry and gain (a simulated second site). */
+  site?: PhantomSite;
 }
 
 export async function writeTinyDataset(dir: string, options: TinyDatasetOptions = {}): Promise<ManifestRow[]> {
@@ -27,7 +29,7 @@ export async function writeTinyDataset(dir: string, options: TinyDatasetOptions 
   for (let p = 0; p < patients; p++) {
     for (const label of PHANTOM_CLASSES) {
       const sceneRng = rng.fork();
-      const scene = samplePhantomScene(label, size, sceneRng);
+      const scene = samplePhantomScene(label, size, sceneRng, options.site);
       const source = `pocus_videos/convex/${label}_phantom_${p}.mp4`;
       for (let f = 0; f < frames; f++) {
         const rgb = renderPhantomFrame(scene, f * 3, sceneRng);

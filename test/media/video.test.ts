@@ -66,7 +66,10 @@ describe('decodeVideoFrames', () => {
     writeFileSync(join(dir, 'junk.mp4'), Buffer.alloc(4000, 7));
     await expect(decodeVideoFrames(join(dir, 'junk.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/junk\.mp4: not a readable video/);
     writeFileSync(join(dir, 'list.mp4'), 'ffconcat version 1.0\nfile /etc/passwd\n');
-    await expect(decodeVideoFrames(join(dir, 'list.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/list\.mp4: /);
+    // A concat list named .mp4 is refused for what it is, before ffmpeg sees it.
+    await expect(decodeVideoFrames(join(dir, 'list.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(
+      `${join(dir, 'list.mp4')}: not a readable video (an ffmpeg concat list is not accepted)`,
+    );
     await expect(decodeVideoFrames(join(dir, 'missing.mp4'), { fps: 3, maxFrames: 3 })).rejects.toThrow(/missing\.mp4: cannot read \(ENOENT\)/);
   });
 

@@ -70,3 +70,33 @@ describe('model options: head and colour', () => {
     disposeBuiltModel(one);
   });
 });
+
+describe('clipInputs', () => {
+  it('applies the sector fitted on the whole clip when the config says so, and is pixelsToInput otherwise', async () => {
+    const { clipInputs } = await import('../../src/models/preprocess.js');
+    const { renderPhantomFrame, samplePhantomScene } = await import('../../src/data/phantom.js');
+    const { createRng } = await import('../../src/util/rng.js');
+    const rng = createRng(1);
+    const scene = samplePhantomScene('regular', 96, rng);
+    const frames = Array.from({ length: 4 }, (_, t) => ({ width: 96, height: 96, rgb: renderPhantomFrame(scene, t * 3, rng) }));
+    // Burned-in text in the top-left corner of every frame (outside the fan).
+    for (const f of frames) for (let x = 1; x < 12; x++) f.rgb.fill(255, (2 * 96 + x) * 3, (2 * 96 + x) * 3 + 3);
+    const built = createModel('mobilenet_v1', { numClasses: 3, inputSize: [96, 96], sector: 'mask' });
+    const plain = createModel('mobilenet_v1', { numClasses: 3, inputSize: [96, 96] });
+    try {
+      expect(built.cfg.sector).toBe('mask');
+      const masked = clipInputs(frames, built.cfg);
+      const unmasked = clipInputs(frames, plain.cfg);
+      expect(unmasked[0]).toEqual(pixelsToInput(frames[0]!.rgb, plain.cfg));
+      // The text is black (−1 in this model's scaling) after masking, white (+1) without.
+      expect(masked[0]![(2 * 96 + 5) * 3]).toBeCloseTo(-1, 6);
+      expect(unmasked[0]![(2 * 96 + 5) * 3]).toBeCloseTo(1, 6);
+      // The middle of the fan is untouched.
+      const centre = (60 * 96 + 48) * 3;
+      expect(masked[2]![centre]).toBe(unmasked[2]![centre]);
+    } finally {
+      disposeBuiltModel(built);
+      disposeBuiltModel(plain);
+    }
+  });
+});

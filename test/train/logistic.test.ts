@@ -76,3 +76,41 @@ describe('logistic regression', () => {
     cold.w.forEach((v, i) => expect(warm.w[i]).toBeCloseTo(v, 4));
   });
 });
+
+describe('class bias fitted on held-out predictions', () => {
+  it('recovers the offset that undoes a shifted prior, minimising the class-balanced cross-entropy', async () => {
+    const { fitClassBias } = await import('../../src/train/logistic_head.js');
+    // True posteriors of 3 classes, then class 0 pushed down by e^-1.5 and class 1 up by e^0.5.
+    const rng = createRng(9);
+    const n = 600;
+    const labels: number[] = [];
+    const probs = new Float64Array(n * 3);
+    for (let i = 0; i < n; i++) {
+      const y = i % 3;
+      labels.push(y);
+      const z = [0, 1, 2].map((c) => (c === y ? 1.2 : 0) + rng.normal() * 0.8 + (c === 0 ? -1.5 : c === 1 ? 0.5 : 0));
+      const e = z.map(Math.exp);
+      const s = e.reduce((a, b) => a + b, 0);
+      e.forEach((v, c) => (probs[i * 3 + c] = v / s));
+    }
+    const delta = fitClassBias(probs, labels, new Array(n).fill(1), 3);
+    expect(delta[2]).toBe(0);
+    expect(delta[0]).toBeCloseTo(1.5, 0);
+    expect(delta[1]).toBeCloseTo(-0.5, 0);
+    // At the optimum the balanced loss is lower than with no offset and than nearby offsets.
+    const loss = (d: number[]) => {
+      const per = [0, 0, 0];
+      const count = [0, 0, 0];
+      for (let i = 0; i < n; i++) {
+        const z = [0, 1, 2].map((c) => Math.log(probs[i * 3 + c]!) + d[c]!);
+        const m = Math.max(...z);
+        const lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));
+        per[labels[i]!]! -= z[labels[i]!]! - lse;
+        count[labels[i]!]! += 1;
+      }
+      return per.reduce((a, v, c) => a + v / count[c]!, 0);
+    };
+    expect(loss(delta)).toBeLessThan(loss([0, 0, 0]));
+    for (const [a, b] of [[0.1, 0], [-0.1, 0], [0, 0.1], [0, -0.1]]) expect(loss(delta)).toBeLessThan(loss([delta[0]! + a!, delta[1]! + b!, 0]));
+  });
+});

@@ -29,7 +29,7 @@ describe('cv over fold seeds with a logistic head', () => {
   it('runs one cv per fold seed on shared features and summarises them', async () => {
     const out = join(root, 'run');
     const result = await runRepeatedCrossValidation(
-      { data, model: 'mobilenet_v1', inputSize: [32, 32], head: 'logistic', trainableLayers: 0, augment: false, seed: 3, out, foldSeeds: [0, 7], penalties: [0.01, 1] },
+      { data, model: 'mobilenet_v1', inputSize: [32, 32], head: 'logistic', trainableLayers: 0, augment: false, seed: 3, out, foldSeeds: [0, 7], penalties: [0.01, 1], classBias: 'fitted' },
       true,
     );
     expect(result.runs.map((r) => r.seed)).toEqual([0, 7]);
@@ -44,7 +44,10 @@ describe('cv over fold seeds with a logistic head', () => {
       expect(readPredictionsCsv(run.predictions).rows).toHaveLength(36);
       for (const fold of run.folds) {
         // The penalty was chosen by holding out the other folds, never the test fold.
-        const log = JSON.parse(readFileSync(join(run.out, `fold-${fold.fold}`, 'logistic.json'), 'utf8')) as { penalty: number; innerFolds: number[]; grid: { penalty: number }[] };
+        const log = JSON.parse(readFileSync(join(run.out, `fold-${fold.fold}`, 'logistic.json'), 'utf8')) as { penalty: number; innerFolds: number[]; grid: { penalty: number }[]; classBias: number[] };
+        expect(log.classBias).toHaveLength(3);
+        expect(log.classBias[2]).toBe(0);
+        expect(log.classBias.every(Number.isFinite)).toBe(true);
         expect(log.innerFolds).not.toContain(fold.fold);
         expect(log.innerFolds).toHaveLength(2);
         expect([0.01, 1]).toContain(log.penalty);

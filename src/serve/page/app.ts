@@ -12,7 +12,7 @@ import { checkFrame } from '../../guard/guard.js';
 import { GUARD_SIZE } from '../../guard/features.js';
 import { argMax, decide, type FrameScores } from '../../infer/combine.js';
 import type { ModelDirMeta } from '../../infer/model_dir.js';
-import { pixelsToInput } from '../../models/preprocess.js';
+import { clipInputs } from '../../models/preprocess.js';
 import { digestProblem } from '../../util/digest_rule.js';
 
 const VIDEO_FPS = 3;
@@ -250,7 +250,7 @@ async function analyse(file: File): Promise<void> {
   guardBox.hidden = true;
   $('card-images').hidden = false;
   document.body.dataset['guard'] = 'passed';
-  const inputs = frames.map((f) => pixelsToInput(f.rgb, meta.cfg));
+  const inputs = clipInputs(frames.map((f) => ({ width, height, rgb: f.rgb })), meta.cfg);
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const scores = classifyInputs(members, inputs, shape);
   const decision = decide(scores, meta.aggregation === 'vote' ? 'vote' : 'mean');

@@ -1,0 +1,96 @@
+// `pocovid update`: continue a run's models on new data (head or a new layer) and report the gain
+// on the new data and the forgetting on the run's own test folds.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { evaluateRun } from '../eval/report.js';
+import { UPDATE_MODES, updateRun, type UpdateMode } from '../train/update.js';
+
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a whole number >= 0`);
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number > 0`);
+  return n;
+}
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`"${value}" is not a number between 0 and 1`);
+  return n;
+}
+
+function onOff(value: string): boolean {
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new InvalidArgumentError(`"${value}": use on or off`);
+}
+
+interface UpdateCliOptions {
+  run: string;
+  data: string;
+  out: string;
+  mode: UpdateMode;
+  fold?: string;
+  newFold: number;
+  epochs: number;
+  lr?: number;
+  batchSize?: number;
+  seed?: number;
+  views?: number;
+  augment?: boolean;
+  validationFraction?: number;
+  patience?: number;
+  runtime: 'auto' | 'ort' | 'tfjs';
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('update')
+    .description("continue a run's models on new data: fine-tune what the run trained (head) or train only a new layer before the classifier (new-layer); reports the gain on the new data and the forgetting on the run's test folds")
+    .requiredOption('--run <dir>', 'training run (train or cv) whose fold models to continue')
+    .requiredOption('--data <dataset>', 'the new dataset (pocovid data build)')
+    .requiredOption('--out <dir>', 'output folder: fold-<k>/ (a run each), update.json, update.md')
+    .addOption(new Option('--mode <mode>', 'head: fine-tune the trainable part; new-layer: add a layer before the classifier and train only it').choices([...UPDATE_MODES]).default('head'))
+    .option('--fold <list>', "the run's folds to update, comma-separated (default: all)")
+    .option('--new-fold <k>', "the new dataset's test fold; its other folds train", int, 0)
+    .option('--epochs <n>', 'epochs on the new data', int, 10)
+    .option('--lr <rate>', "learning rate (default: the run's)", positive)
+    .option('--batch-size <n>', "batch size (default: the run's)", int)
+    .option('--seed <n>', "seed (default: the run's)", int)
+    .option('--views <n>', "augmented views per image (default: the run's)", int)
+    .option('--augment <on|off>', "augmentation (default: the run's)", onOff)
+    .option('--validation-fraction <f>', "share of the new training patients held out to choose the checkpoint (default: the run's)", fraction)
+    .option('--patience <n>', "early-stopping patience (default: the run's)", int)
+    .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices(['auto', 'ort', 'tfjs']).default('auto'))
+    .option('--quiet', 'no progress output')
+    .action(async (o: UpdateCliOptions) => {
+      const result = await updateRun({
+        run: o.run,
+        data: o.data,
+        out: o.out,
+        mode: o.mode,
+        folds: o.fold?.split(',').map((f) => int(f.trim())),
+        newTestFold: o.newFold,
+        epochs: o.epochs,
+        lr: o.lr,
+        batchSize: o.batchSize,
+        seed: o.seed,
+        views: o.views,
+        augment: o.augment,
+        validationFraction: o.validationFraction,
+        patience: o.patience,
+        runtime: o.runtime,
+        quiet: o.quiet,
+      });
+      for (const f of result.folds) await evaluateRun(f.out);
+      for (const f of result.folds) {
+        const fmt = (a: number, b: number): string => `${a.toFixed(3)} → ${b.toFixed(3)}`;
+        console.log(`fold ${f.fold}: new data frame accuracy ${fmt(f.newData.before.frameAccuracy, f.newData.after.frameAccuracy)}, video ${fmt(f.newData.before.videoAccuracy, f.newData.after.videoAccuracy)}`);
+        console.log(`fold ${f.fold}: run's test fold frame accuracy ${fmt(f.oldData.before.frameAccuracy, f.oldData.after.frameAccuracy)}, video ${fmt(f.oldData.before.videoAccuracy, f.oldData.after.videoAccuracy)}`);
+      }
+      console.log(`update: ${result.out}/update.md`);
+    });
+}
