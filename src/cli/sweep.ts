@@ -7,6 +7,7 @@ import { shownQueueUrl } from '../queue/connection.js';
 import { runSweep } from '../sweep/sweep.js';
 import { createProgress } from '../train/progress.js';
 import { seedList } from './cv.js';
+import { auditBeforeCrossValidation } from './leakage_gate.js';
 import { trainCommandLine } from './recipe_command.js';
 import { addTrainOptions, toConfigInput, type ParsedTrainOptions } from './train_options.js';
 
@@ -19,9 +20,10 @@ export function register(program: Command): void {
       .option('--folds <list>', 'only these folds, comma-separated')
       .option('--fold-seeds <list>', 'repeat each recipe\'s cv over these fold assignments (data refold seeds), e.g. 0,1,2', seedList)
       .addOption(new Option('--ensemble <mode>', 'how each recipe\'s fold ensemble combines its members').choices(['mean', 'vote']).default('mean'))
+      .option('--allow-leakage', 'run even when `data audit` finds the folds leak (patients or copies across folds); results will be optimistic')
       .option('--queue <url>', 'train every recipe\'s folds as jobs on this Redis queue (run `pocovid worker` on machines that see the dataset and --out at the same path)')
       .option('--feature-dir <dir>', 'the frozen features every recipe shares (default: <out>/features)'),
-  ).action(async (opts: ParsedTrainOptions & { grid: string; folds?: string; foldSeeds?: number[]; ensemble: 'mean' | 'vote'; queue?: string; featureDir?: string }) => {
+  ).action(async (opts: ParsedTrainOptions & { grid: string; folds?: string; foldSeeds?: number[]; ensemble: 'mean' | 'vote'; allowLeakage?: boolean; queue?: string; featureDir?: string }) => {
     const featureDir = opts.featureDir ?? defaultFeatureDir(opts.out);
     const progress = createProgress(process.stderr, opts.quiet);
     const result = await withQueueExecutor(opts.queue, featureDir, progress, (executor) =>
@@ -39,7 +41,8 @@ export function register(program: Command): void {
           commandLine: (options, extra) => trainCommandLine('cv', options, extra),
         },
         opts.quiet,
-        { executor },
+        // The dataset is audited once (<out>/audit.json), and each refolded one (--fold-seeds), before training.
+        { executor, checkDataset: (data, runOut) => auditBeforeCrossValidation(data, runOut, opts.allowLeakage ?? false, opts.quiet) },
       ),
     );
     for (const r of result.summary.recipes) {

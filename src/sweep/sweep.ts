@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PocovidError } from '../errors.js';
 import { repeatFigures, type RepeatFigures } from '../eval/repeats.js';
-import { runRepeatedCrossValidation, type CvOptions, type RepeatedCvResult } from '../train/cv.js';
+import { runRepeatedCrossValidation, type CvOptions, type DatasetCheck, type RepeatedCvResult } from '../train/cv.js';
 import { createDiskFeatureStore } from '../train/feature_disk.js';
 import { localExecutor, type FoldExecutor } from '../train/fold_executor.js';
 import { createProgress } from '../train/progress.js';
@@ -90,13 +90,19 @@ function outcomeOf(recipe: Recipe, dir: string, result: RepeatedCvResult, logist
   };
 }
 
-export async function runSweep(options: SweepOptions, quiet = false, shared: { executor?: FoldExecutor } = {}): Promise<SweepResult> {
+/**
+ * `shared.checkDataset` (the CLI's leakage audit) runs once on the sweep's dataset, into
+ * <out>/audit.json, before anything trains: a leaking dataset stops the whole sweep. The recipes'
+ * own cvs then check only the datasets they refold (--fold-seeds), each into its own folder.
+ */
+export async function runSweep(options: SweepOptions, quiet = false, shared: { executor?: FoldExecutor; checkDataset?: DatasetCheck } = {}): Promise<SweepResult> {
   const started = Date.now();
   const out = resolve(options.base.out);
   const progress = createProgress(process.stderr, quiet);
   const { out: _o, ...base } = options.base;
   const recipes = readGrid(options.grid, { ...base, out });
   const featureDir = resolve(options.base.featureDir ?? join(out, 'features'));
+  await shared.checkDataset?.(options.base.data, out);
   writeJsonAtomicSync(join(out, 'config.json'), {
     kind: 'sweep',
     out,
@@ -107,6 +113,7 @@ export async function runSweep(options: SweepOptions, quiet = false, shared: { e
     ...(options.queue ? { queue: options.queue } : {}),
     metric: RANKING_METRIC,
   });
+  const checkRefolded: DatasetCheck | undefined = shared.checkDataset && ((data, runOut) => (resolve(data) === resolve(options.base.data) ? Promise.resolve() : shared.checkDataset!(data, runOut)));
   const planned = recipes.map((recipe) => ({ recipe, options: recipeOptions(options.base, recipe, out, featureDir) }));
   // Every folder is checked before anything trains: a changed grid fails at once, not half-way.
   for (const { recipe, options: cv } of planned) claimRecipeDir(cv.out, recipeRecord(recipe, cv));
@@ -116,7 +123,7 @@ export async function runSweep(options: SweepOptions, quiet = false, shared: { e
   const runOne = async ({ recipe, options: cv }: (typeof planned)[number]): Promise<RecipeOutcome> => {
     try {
       progress.log(`recipe ${recipe.name}`);
-      const result = await runRepeatedCrossValidation(cv, quiet, { executor });
+      const result = await runRepeatedCrossValidation(cv, quiet, { executor, ...(checkRefolded ? { checkDataset: checkRefolded } : {}) });
       return outcomeOf(recipe, cv.out, result, cv.head === 'logistic');
     } catch (err) {
       if (!(err instanceof PocovidError)) throw err;

@@ -3,10 +3,11 @@
 // result.json, never from the test folds), a failing recipe reported without stopping the others,
 // a re-run that keeps every finished fold, a changed grid refused, and the same sweep with its folds
 // on a Redis queue (one `pocovid worker`) giving the same predictions and scores as the local one.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditBeforeCrossValidation } from '../../src/cli/leakage_gate.js';
 import { initEngine } from '../../src/engine/index.js';
 import { openQueueExecutor } from '../../src/queue/executor.js';
 import { runSweep, type SweepOptions } from '../../src/sweep/sweep.js';
@@ -124,6 +125,31 @@ describe('pocovid sweep', () => {
       `${join(local(), 'recipes', 'logistic')}: made for other options than this sweep's recipe of that name`,
     );
     expect(existsSync(join(local(), 'recipes', 'new-one'))).toBe(false);
+  });
+
+  it('audits the dataset once before anything trains and refuses a leaking one', async () => {
+    const leaky = join(root, 'leaky-data');
+    cpSync(data, leaky, { recursive: true });
+    // One frame of a fold-0 patient moved to fold 1: that patient is now in two folds.
+    const lines = readFileSync(join(leaky, 'manifest.csv'), 'utf8').split('\n');
+    const moved = lines.findIndex((l) => l.includes(',covid-0,') && l.endsWith(',0'));
+    lines[moved] = lines[moved]!.replace(/,0$/, ',1');
+    writeFileSync(join(leaky, 'manifest.csv'), lines.join('\n'));
+    const info = JSON.parse(readFileSync(join(leaky, 'dataset.json'), 'utf8'));
+    info.counts.perFold['0'].covid -= 1;
+    info.counts.perFold['1'].covid += 1;
+    writeFileSync(join(leaky, 'dataset.json'), JSON.stringify(info));
+    const out = join(root, 'leaky-sweep');
+    const options = { ...sweepOptions(out), base: { ...sweepOptions(out).base, data: leaky } };
+    await expect(runSweep(options, true, { checkDataset: (d, o) => auditBeforeCrossValidation(d, o, false, true) })).rejects.toThrow(/the folds leak, so cross-validation would report optimistic results[\s\S]*patient covid-0: folds 0, 1/);
+    expect(JSON.parse(readFileSync(join(out, 'audit.json'), 'utf8'))).toMatchObject({ leaking: true, allowLeakage: false });
+    expect(existsSync(join(out, 'config.json'))).toBe(false);
+    expect(existsSync(join(out, 'recipes'))).toBe(false);
+    // The clean dataset passes, audited once for the whole sweep (not once per recipe).
+    let audits = 0;
+    await runSweep(sweepOptions(local()), true, { checkDataset: async (d, o) => (audits++, auditBeforeCrossValidation(d, o, false, true)) });
+    expect(audits).toBe(1);
+    expect(JSON.parse(readFileSync(join(local(), 'audit.json'), 'utf8')).leaking).toBe(false);
   });
 
   it('with its folds on a Redis queue (one worker), gives the same predictions and scores as the local sweep', async () => {
