@@ -16,6 +16,7 @@ import * as explainCommand from './explain.js';
 import * as robustnessCommand from './robustness.js';
 import * as updateCommand from './update.js';
 import * as workerCommands from './worker.js';
+import * as sweepCommand from './sweep.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -38,4 +39,5 @@ export const commandModules: CommandModule[] = [
   robustnessCommand,
   updateCommand,
   workerCommands,
+  sweepCommand,
 ];

@@ -1,11 +1,13 @@
 // `pocovid serve`: the HTTP API (fastify 5) and the static page.
 //   POST /api/predict  multipart, one image or video (query or field heatmap=1 for Grad-CAM)
 //   GET  /api/health   GET /api/model   GET / (the page, which loads ./pocovid.json and ./member-k/)
+//   GET  /metrics      Prometheus metrics (metrics.ts)
 // Uploads are untrusted: streamed to a private temp folder with a size limit, typed from their
 // bytes, decoded by the hardened ffmpeg/sharp path, queued one at a time, deleted after the answer.
 // Clients are untrusted too: headers, a stalled body and the whole upload have time limits, and
 // close() drains within a deadline, then cuts the connections still open (a stalled client cannot
 // keep a stopping server alive). Folders left by killed servers are swept at start-up (work_dir.ts).
+// An answer has a time limit too (deadline.ts): past it the client gets a 503 with a JSON error.
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import { pipeline as pipeStreams } from 'node:stream/promises';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { BadInputError, ModelOutputError, PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
@@ -25,6 +28,8 @@ import { createPipeline, type Pipeline, type PipelineOptions } from '../infer/pi
 import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/formats.js';
 import { VERSION } from '../version.js';
 import { findPageDir, PAGE_FILES } from './page_dir.js';
+import { answerDeadline, isLate } from './deadline.js';
+import { createServerMetrics } from './metrics.js';
 import { createQueue } from './queue.js';
 import { guardAgainstStall } from './stall_guard.js';
 import { createWorkDir, sweepStaleWorkDirs } from './work_dir.js';
@@ -46,6 +51,8 @@ export interface ServerOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** Where the private folder is made and stale ones are swept (default: os.tmpdir()). */
   tmpDir?: string;
+  /** What GET /metrics answers instead of this server's own metrics: the sum over a cluster's workers (cluster.ts). */
+  metricsAggregate?: () => Promise<string>;
 }
 
 /** Time limits (ms) on what clients send, and on a stop. */
@@ -58,9 +65,11 @@ export interface ServerTimeouts {
   requestMs: number;
   /** How long close() waits for requests in progress before cutting their connections. */
   drainMs: number;
+  /** From the end of an upload to its answer (waiting for the model, classifying); past it, 503. */
+  answerMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: Readonly<ServerTimeouts> = { headersMs: 20_000, bodyIdleMs: 30_000, requestMs: 300_000, drainMs: 10_000 };
+export const DEFAULT_TIMEOUTS: Readonly<ServerTimeouts> = { headersMs: 20_000, bodyIdleMs: 30_000, requestMs: 300_000, drainMs: 10_000, answerMs: 120_000 };
 
 function resolveTimeouts(partial: Partial<ServerTimeouts> = {}): ServerTimeouts {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
@@ -81,6 +90,8 @@ export interface PocovidServer {
   workDir: string;
   /** Folders of dead servers removed at start-up. */
   swept: string[];
+  /** What GET /metrics counts for this server (metrics.ts). */
+  metricsRegistry: Registry;
   /**
    * Stops: no new connections, requests in progress get `drainMs` (default: the server's) to
    * finish, then every connection still open is cut; the model is freed and the uploads removed.
@@ -126,6 +137,7 @@ export async function createServer(options: ServerOptions): Promise<PocovidServe
 }
 
 async function startServer(options: ServerOptions, timeouts: ServerTimeouts, workDir: string, swept: string[]): Promise<PocovidServer> {
+  const loadStarted = performance.now();
   const maxBytes = Math.round((options.maxUploadMb ?? 200) * 1024 * 1024);
   // Absolute from here on: the static file server refuses relative roots.
   let modelDir = resolve(options.model);
@@ -136,7 +148,7 @@ async function startServer(options: ServerOptions, timeouts: ServerTimeouts, wor
   const meta = readModelMeta(modelDir);
   const pipeline = await createPipeline(modelDir, { ...options.pipeline, guard: options.guard });
   try {
-    return await serveWith(options, timeouts, workDir, swept, modelDir, meta, pipeline, maxBytes);
+    return await serveWith(options, timeouts, workDir, swept, modelDir, meta, pipeline, maxBytes, (performance.now() - loadStarted) / 1000);
   } catch (err) {
     await pipeline.dispose();
     throw err;
@@ -152,6 +164,7 @@ async function serveWith(
   meta: ModelDirMeta,
   pipeline: Pipeline,
   maxBytes: number,
+  loadSeconds: number,
 ): Promise<PocovidServer> {
   const queue = createQueue(options.maxQueued ?? 500);
   const pageDir = [options.pageDir ?? findPageDir()].find((d): d is string => d !== undefined && existsSync(join(d, 'index.html')));
@@ -181,6 +194,9 @@ async function serveWith(
   });
   await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 2, fields: 8, parts: 10, headerPairs: 100 } });
 
+  const metrics = createServerMetrics(app, () => queue.size, options.metricsAggregate);
+  metrics.modelLoadSeconds.set(loadSeconds);
+
   // Every open connection, so that a stop can cut those still open after the drain deadline.
   const sockets = new Set<Socket>();
   app.server.on('connection', (socket: Socket) => {
@@ -204,7 +220,8 @@ async function serveWith(
     void reply.status(404).send({ error: `not found: ${request.method} ${request.url.split('?')[0]}` });
   });
 
-  app.get('/api/health', async () => ({ status: 'ok', model: meta.name, queued: queue.size }));
+  // pid: which process answered, when several serve one port (serve --workers).
+  app.get('/api/health', async () => ({ status: 'ok', model: meta.name, queued: queue.size, pid: process.pid }));
   app.get('/api/model', async () => ({
     name: meta.name,
     classes: meta.classes,
@@ -256,13 +273,29 @@ async function serveWith(
       const head = await readHead(target);
       const type = sniffType(head);
       if (!type) throw httpError(head.length === 0 ? 400 : 415, `${shownName}: ${describeUnknown(head)}`);
-      // predictFile, as the CLI: the answer has predict --json's shape (format included).
-      result = await queue.run(() =>
-        pipeline.predictFile(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames }),
-      ).catch((err: unknown) => {
-        if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
-        throw err;
-      });
+      const deadline = answerDeadline(timeouts.answerMs, `no answer within ${seconds(timeouts.answerMs)} of the upload: the server is busy; try again later`);
+      const job = queue
+        .run(
+          deadline.guard(async () => {
+            // predictFile, as the CLI: the answer has predict --json's shape (format included).
+            const answer = await pipeline.predictFile(target, { heatmap: wantHeatmap, aggregation: query.data.aggregate, fps: query.data.fps, maxFrames: query.data.maxFrames });
+            metrics.framesClassified.inc({ kind: answer.kind }, answer.frames?.length ?? 1);
+            return answer;
+          }),
+        )
+        .catch((err: unknown) => {
+          if (err instanceof BadInputError) throw httpError(422, err.message.split(target).join(shownName));
+          throw err;
+        });
+      try {
+        result = await deadline.race(job);
+      } catch (err) {
+        if (!isLate(err)) throw err;
+        // Answered now; a job already running still reads the upload, removed (finally) once it is done.
+        void reply.status(503).header('retry-after', String(err.retryAfter)).send({ error: err.message });
+        await job.catch(() => undefined);
+        return reply;
+      }
     } catch (err) {
       // The stall answer has gone out already; what failed after it is the cut connection.
       if (guard.stalled) return reply;
@@ -296,6 +329,7 @@ async function serveWith(
     pipeline,
     workDir,
     swept,
+    metricsRegistry: metrics.registry,
     close(closeOptions = {}) {
       closing ??= (async () => {
         const drainMs = closeOptions.drainMs ?? timeouts.drainMs;
