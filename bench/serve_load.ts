@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initEngine } from '../src/engine/index.js';
-import { saveModelDir } from '../src/infer/model_dir.js';
+import { saveModelDir } from '../src/model_dir/model_dir.js';
 import { createModel, disposeBuiltModel } from '../src/models/index.js';
 import { exportModelDirOnnx } from '../src/onnx/model_dir.js';
 import { writeJsonAtomicSync } from '../src/util/atomic.js';
