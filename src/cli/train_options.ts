@@ -3,13 +3,22 @@
 // (src/train/config.ts), the one source: nothing is written twice here.
 import type { Command } from 'commander';
 import type { ConformalMethod } from '../eval/conformal.js';
-import { trainConfigSchema, type TrainConfigInput } from '../train/config.js';
+import { RECIPE_FIELDS, recipeDefaultText, trainConfigSchema, withModelRecipe, type RecipeField, type TrainConfigInput } from '../train/config.js';
 import { names, optionFromSchema, pictureSize } from './options.js';
 
 type Field = keyof typeof trainConfigSchema.shape;
 
 /** An option whose parser, choices and default are the training schema's field (the one source). */
-export const trainOption = (flags: string, description: string, field: Field) => optionFromSchema(flags, description, trainConfigSchema.shape[field]);
+export const trainOption = (flags: string, description: string, field: Field) => {
+  const option = optionFromSchema(flags, description, trainConfigSchema.shape[field]);
+  // A recipe option left unset takes its model's recipe (train/config.ts MODEL_RECIPES), so it
+  // must reach toConfigInput as undefined rather than as the schema's default.
+  if (!(RECIPE_FIELDS as readonly string[]).includes(field)) return option;
+  option.default(undefined);
+  // commander prints no default for an undefined one: the recipe's goes into the description.
+  option.description = `${description} (default: ${recipeDefaultText(field as RecipeField)})`;
+  return option;
+};
 
 export function addTrainOptions(command: Command): Command {
   return command
@@ -58,18 +67,18 @@ export interface ParsedTrainOptions {
   lrDecay: 'original' | 'none';
   weights?: string;
   trainableLayers?: number;
-  augment: boolean;
+  augment?: boolean;
   views: number;
   featureCache: 'auto' | 'off';
   seed: number;
   init?: string;
-  classWeights: 'none' | 'balanced' | 'source' | 'patient';
+  classWeights?: 'none' | 'balanced' | 'source' | 'patient';
   augmentation: 'original' | 'ultrasound';
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
-  classBias: 'fitted' | 'none';
-  colour: 'rgb' | 'grey';
-  sector: 'off' | 'mask' | 'crop' | 'warp';
+  classBias?: 'fitted' | 'none';
+  colour?: 'rgb' | 'grey';
+  sector?: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
   labelSmoothing: number;
   mixup: number;
@@ -84,8 +93,9 @@ export interface ParsedTrainOptions {
   quiet?: boolean;
 }
 
+/** The trainer's input from parsed options, with the model's recipe filling what was left unset. */
 export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fold'> {
-  return {
+  return withModelRecipe({
     data: o.data,
     model: o.model,
     out: o.out,
@@ -118,5 +128,5 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     runtime: o.runtime,
     conformal: o.conformal,
     coverage: o.coverage,
-  };
+  });
 }

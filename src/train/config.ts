@@ -91,6 +91,43 @@ export const trainConfigSchema = z.object({
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 
+/** The options a model's recipe sets when the command line leaves them unset. */
+export const RECIPE_FIELDS = ['head', 'trainableLayers', 'colour', 'classWeights', 'classBias', 'augment', 'sector'] as const;
+export type RecipeField = (typeof RECIPE_FIELDS)[number];
+export type ModelRecipe = Partial<Pick<TrainConfigInput, RecipeField>>;
+
+/**
+ * The best honest recipe measured per model (docs/results.md#accuracy-under-the-patient-protocol):
+ * `pocovid train`, `cv` and `sweep` fill the recipe options a user leaves unset from here, before
+ * the schema's own defaults. mobilenet_v1: a logistic head on the frozen ImageNet features of the
+ * grey frame inside its imaging sector, every video weighing the same within its class, per-class
+ * offsets fitted on patients the fit did not see. Models without an entry keep the schema's
+ * defaults (POCOVID-Net's recipe). The library (resolveTrainConfig) takes what it is given.
+ */
+export const MODEL_RECIPES: Readonly<Record<string, ModelRecipe>> = {
+  mobilenet_v1: { head: 'logistic', trainableLayers: 0, colour: 'grey', classWeights: 'source', classBias: 'fitted', augment: false, sector: 'mask' },
+};
+
+/** `input` with every recipe option it leaves unset taken from its model's recipe. */
+export function withModelRecipe<T extends { model: string } & ModelRecipe>(input: T): T {
+  const recipe = MODEL_RECIPES[input.model];
+  if (!recipe) return input;
+  const filled: T = { ...input };
+  for (const field of RECIPE_FIELDS) if (filled[field] === undefined && recipe[field] !== undefined) (filled as ModelRecipe)[field] = recipe[field] as never;
+  return filled;
+}
+
+/** How a recipe option's default reads in --help. */
+export function recipeDefaultText(field: RecipeField): string {
+  const schemaDefault = (trainConfigSchema.shape[field] as z.ZodType).safeParse(undefined);
+  const shown = (value: unknown): string => (typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value));
+  const fallback = schemaDefault.success && schemaDefault.data !== undefined ? shown(schemaDefault.data) : "the model's own";
+  const byModel = Object.entries(MODEL_RECIPES)
+    .filter(([, recipe]) => recipe[field] !== undefined)
+    .map(([model, recipe]) => `${model}: ${shown(recipe[field])}`);
+  return [...byModel, `other models: ${fallback}`].join('; ');
+}
+
 export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
   return trainConfigSchema.parse(input);
 }
