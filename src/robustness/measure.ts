@@ -21,7 +21,7 @@ import { argMax } from '../decision/combine.js';
 import { loadModelDir } from '../model_dir/model_dir.js';
 import { MODEL_META_FILE } from '../model_dir/meta.js';
 import { runFoldDirs } from '../model_dir/run.js';
-import { pixelsToInput } from '../models/preprocess.js';
+import { clipInputs } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { createForwardRunner, type ForwardRunner, type Runtime, type RuntimeChoice } from '../onnx/runtime.js';
 import { decodeNativeFrames, locateNativeSources, type NativeSources } from './native.js';
@@ -114,11 +114,15 @@ function resolveDataset(run: string, data: string | undefined): string {
   return runDataset(run, undefined);
 }
 
-/** Stored frame → network input, the trainer's way: resized to the model's input by the one resize when the sizes differ, then preprocessed by cfg. */
-export async function frameToInput(image: RgbImage, cfg: PretrainedCfg): Promise<Float32Array> {
+/**
+ * A clip's frames (one source's test frames, clean or perturbed) → network inputs as predict makes
+ * them: resized to the model's input by the one resize when the sizes differ, then clipInputs (with
+ * cfg.sector, the sector fitted on this clip, as predict fits it on the file it is given).
+ */
+export function clipToInputs(images: readonly RgbImage[], cfg: PretrainedCfg): Float32Array[] {
   const [h, w] = cfg.inputSize;
-  const rgb = image.width === w && image.height === h ? image.rgb : resizeRgb(image.rgb, image.width, image.height, w, h);
-  return pixelsToInput(rgb, cfg);
+  const frames = images.map((image) => (image.width === w && image.height === h ? image : { width: w, height: h, rgb: resizeRgb(image.rgb, image.width, image.height, w, h) }));
+  return clipInputs(frames, cfg);
 }
 
 async function classify(runner: ForwardRunner, inputs: Float32Array[], classes: number, batchSize: number): Promise<number[][]> {
@@ -218,7 +222,7 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
           progress.update(++done, `fold ${unit.fold}`);
           continue;
         }
-        const clean = await classify(runner, await Promise.all(stored.map((image) => frameToInput(image, cfg))), k, batchSize);
+        const clean = await classify(runner, clipToInputs(stored, cfg), k, batchSize);
         const groupRecords: FrameRecord[] = group.rows.map(({ manifest, prediction }, i) => {
           const probs = clean[i]!;
           worst = Math.max(worst, ...probs.map((p, c) => Math.abs(p - prediction.probs[c]!)));
@@ -247,7 +251,7 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
           if (perturbation.videosOnly && group.kind !== 'video') continue;
           try {
             const { images, origin } = await perturbation.apply(sourceFrames, { seed, fps: native.fps });
-            const probs = await classify(runner, await Promise.all(images.map((image) => frameToInput(image, cfg))), k, batchSize);
+            const probs = await classify(runner, clipToInputs(images, cfg), k, batchSize);
             groupRecords.forEach((record, i) => {
               record.perturbed[perturbation.name] = { probs: probs[i]!, pixelChange: meanAbsoluteDifference(stored[i]!, images[i]!), origin };
             });

@@ -3,7 +3,7 @@
 // deliberately sensitive to a one-grey-level change (it reads the black corner outside the sector
 // with a threshold at 0.1 grey level); the other reads the middle of the sector with a clear margin.
 // The first must flip under ±1 grey level of noise and miss the targets; the second must not.
-import { preprocessorFor } from '../../src/models/preprocess.js';
+import { clipInputs, preprocessorFor } from '../../src/models/preprocess.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { argMax } from '../../src/decision/combine.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import type { PretrainedCfg } from '../../src/models/types.js';
 import { runRobustness } from '../../src/robustness/index.js';
-import { frameToInput, measureRobustness } from '../../src/robustness/measure.js';
+import { clipToInputs, measureRobustness } from '../../src/robustness/measure.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
 const SIZE = 40;
@@ -176,8 +176,18 @@ describe('robustness tracks brittleness', () => {
   it('feeds the network exactly what training fed it: resize and preprocessing as readImageAsInput', async () => {
     const path = join(data, rows[0]!.path);
     const small = { ...cfg(24), channels: 1 as const, mean: [0.5], std: [0.25] };
-    expect(await frameToInput(await decodeImage(path), small)).toEqual(await readImageAsInput(path, preprocessorFor(small)));
-    expect(await frameToInput(await decodeImage(path), cfg())).toEqual(await readImageAsInput(path, preprocessorFor(cfg())));
+    expect(clipToInputs([await decodeImage(path)], small)[0]).toEqual(await readImageAsInput(path, preprocessorFor(small)));
+    expect(clipToInputs([await decodeImage(path)], cfg())[0]).toEqual(await readImageAsInput(path, preprocessorFor(cfg())));
+  });
+
+  it("with the model's sector, masks the clip as predict does: the sector fitted on the clip's frames", async () => {
+    const clip = rows.filter((r) => r.source === rows[0]!.source);
+    const images = await Promise.all(clip.map((r) => decodeImage(join(data, r.path))));
+    const masked = { ...cfg(), sector: 'mask' as const };
+    const inputs = clipToInputs(images, masked);
+    expect(inputs).toEqual(clipInputs(images, masked));
+    // The phantom's fan leaves corners outside: masking must change them (to black, preprocessed).
+    expect(inputs[0]).not.toEqual(clipToInputs([images[0]!], cfg())[0]);
   });
 
   it('refuses a dataset that lacks a test frame, an unknown fold and an unknown perturbation, naming them', async () => {
