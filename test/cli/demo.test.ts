@@ -15,10 +15,10 @@ const path = (...parts: string[]) => join(root, ...parts);
 const json = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 const lines = (file: string): string[] => readFileSync(file, 'utf8').trim().split('\n');
 
-async function pocovid(...args: string[]): Promise<string> {
-  const { code, output } = await runCli(args, { cache, cwd: root });
+async function pocovid(...args: string[]): Promise<{ output: string; stdout: string }> {
+  const { code, output, stdout } = await runCli(args, { cache, cwd: root });
   expect(code, `pocovid ${args.join(' ')}:\n${output}`).toBe(0);
-  return output;
+  return { output, stdout };
 }
 
 beforeAll(() => {
@@ -30,7 +30,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('pocovid demo through bin/pocovid.js (one epoch)', () => {
   it('writes the phantom, dataset, run, report, explanations and the exported model with its page, all marked synthetic', async () => {
-    const output = await pocovid('demo', '--out', 'demo', '--epochs', '1', '--seed', '3', '--quiet');
+    const { output } = await pocovid('demo', '--out', 'demo', '--epochs', '1', '--seed', '3', '--quiet');
     expect(output).toMatch(/^demo finished in \d+ s \(SYNTHETIC phantom data\)$/m);
     const summary = json<Record<string, unknown>>(path('demo', 'demo.json'));
     expect(summary).toMatchObject({ synthetic: true, seed: 3, run: path('demo', 'run'), model: path('demo', 'model') });
@@ -43,7 +43,12 @@ describe('pocovid demo through bin/pocovid.js (one epoch)', () => {
     expect(existsSync(path('demo', 'model', 'index.html'))).toBe(true);
     // The exported model predicts through the CLI on a frame of the demo's own dataset.
     const frame = openDataset(path('demo', 'dataset-synthetic')).rows[0]!;
-    const predicted = JSON.parse(await pocovid('predict', '--model', 'demo/model', join('demo', 'dataset-synthetic', frame.path), '--json')) as unknown;
-    expect(JSON.stringify(predicted)).toMatch(/"(covid|pneumonia|regular)"/);
+    // --json on stdout is JSON alone; the summary line goes to stderr.
+    const predicted = await pocovid('predict', '--model', 'demo/model', join('demo', 'dataset-synthetic', frame.path), '--json');
+    const results = JSON.parse(predicted.stdout) as { label: string; probabilities: Record<string, number> }[];
+    expect(results).toHaveLength(1);
+    expect(results[0]!.label).toMatch(/^(covid|pneumonia|regular)$/);
+    expect(Object.values(results[0]!.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    expect(predicted.output).toMatch(/^1 of 1 file diagnosed/m);
   });
 });

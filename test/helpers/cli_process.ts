@@ -11,6 +11,8 @@ export interface CliProcess {
   child: ChildProcess;
   /** Everything written to stdout and stderr so far. */
   output(): string;
+  /** What was written to stdout alone (machine-readable output such as --json). */
+  stdout(): string;
   /** Resolves with the first match of `pattern` in the output (rejects after `ms`). */
   waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
   /** Resolves with the exit code (or the signal's name) when the process ends. */
@@ -24,18 +26,23 @@ export function startCli(args: string[], env: { cache: string; tmp?: string; cwd
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
+  let stdoutText = '';
   const waiters: (() => void)[] = [];
   const onData = (chunk: Buffer) => {
     text += chunk.toString('utf8');
     waiters.forEach((w) => w());
   };
-  child.stdout!.on('data', onData);
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdoutText += chunk.toString('utf8');
+    onData(chunk);
+  });
   child.stderr!.on('data', onData);
   // 'close' comes after the exit and after the last output has been read.
   const exited = new Promise<number | string>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     child,
     output: () => text,
+    stdout: () => stdoutText,
     exited,
     waitFor(pattern, ms = 120_000) {
       return new Promise((resolve, reject) => {
@@ -56,8 +63,8 @@ export function startCli(args: string[], env: { cache: string; tmp?: string; cwd
 }
 
 /** Runs the command to its end: exit code and output. */
-export async function runCli(args: string[], env: { cache: string; tmp?: string; cwd?: string }): Promise<{ code: number | string; output: string }> {
+export async function runCli(args: string[], env: { cache: string; tmp?: string; cwd?: string }): Promise<{ code: number | string; output: string; stdout: string }> {
   const cli = startCli(args, env);
   const code = await cli.exited;
-  return { code, output: cli.output() };
+  return { code, output: cli.output(), stdout: cli.stdout() };
 }
