@@ -9,6 +9,7 @@ import { probeWithDemuxer } from '../../src/media/probe.js';
 import { resolveLimits } from '../../src/media/limits.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
+import { createPipeline } from '../../src/infer/pipeline.js';
 import { createServer, type PocovidServer } from '../../src/serve/server.js';
 import { writePng, writeVideo } from '../helpers/media_fixtures.js';
 import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
@@ -61,6 +62,45 @@ describe('HTTP API', () => {
     expect(plain.body.heatmap).toBeUndefined();
     expect(plain.body.probabilities).toEqual(body.probabilities);
     expect(readdirSync(server.workDir).filter((n) => n.startsWith('upload-'))).toEqual([]);
+  });
+
+  it('answers with the numbers of an independent forward pass (TF.js, while the server runs ONNX Runtime), and each image its own', async () => {
+    // The server's forward pass runs on ONNX Runtime; the reference is the CLI's pipeline on TF.js,
+    // another engine, on the same bytes. Two different pictures must get different answers, so a
+    // server answering the same thing for everything (or for the wrong input) cannot pass.
+    await writePng(join(work, 'b.png'), 64, 48, 5);
+    const reference = await createPipeline(join(work, 'model'), { runtime: 'tfjs', guard: false });
+    try {
+      const answers: Record<string, number>[] = [];
+      for (const name of ['a.png', 'b.png']) {
+        const { status, body } = await upload(readFileSync(join(work, name)), name);
+        expect(status).toBe(200);
+        const expected = await reference.predictFile(join(work, name));
+        expect(body.label).toBe(expected.label);
+        for (const c of TINY_CLASSES) expect(body.probabilities[c]).toBeCloseTo(expected.probabilities[c]!, 5);
+        expect(body.uncertainty.ensembleStd).toBeCloseTo(expected.uncertainty.ensembleStd!, 5);
+        answers.push(body.probabilities);
+      }
+      expect(Math.max(...TINY_CLASSES.map((c) => Math.abs(answers[0]![c]! - answers[1]![c]!)))).toBeGreaterThan(1e-3);
+    } finally {
+      await reference.dispose();
+    }
+  });
+
+  it('answers 503 with a JSON error when more requests wait than it queues, and removes those uploads', async () => {
+    // maxQueued 0: every request is over the limit, so the refusal is certain (no race with timing).
+    const full = await createServer({ model: join(work, 'model'), maxQueued: 0, pageDir: join(work, 'no-page') });
+    try {
+      const url = await full.app.listen({ port: 0, host: '127.0.0.1' });
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(png)]), 'a.png');
+      const res = await fetch(`${url}/api/predict`, { method: 'POST', body: form });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({ error: 'server busy: too many requests queued' });
+      expect(readdirSync(full.workDir).filter((n) => n.startsWith('upload-'))).toEqual([]);
+    } finally {
+      await full.close();
+    }
   });
 
   it('classifies a video (typed from its bytes, not its name) with a frame timeline', async () => {
