@@ -29,6 +29,7 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('pocovid demo through bin/pocovid.js (one epoch)', () => {
+  // The whole demo in a child process: about a minute alone on 2 cores, minutes beside other test files.
   it('writes the phantom, dataset, run, report, explanations and the exported model with its page, all marked synthetic', async () => {
     const { output } = await pocovid('demo', '--out', 'demo', '--epochs', '1', '--seed', '3', '--quiet');
     expect(output).toMatch(/^demo finished in \d+ s \(SYNTHETIC phantom data\)$/m);
@@ -50,5 +51,5 @@ describe('pocovid demo through bin/pocovid.js (one epoch)', () => {
     expect(results[0]!.label).toMatch(/^(covid|pneumonia|regular)$/);
     expect(Object.values(results[0]!.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     expect(predicted.output).toMatch(/^1 of 1 file diagnosed/m);
-  });
+  }, 360_000);
 });
