@@ -42,6 +42,7 @@ export function addTrainOptions(command: Command): Command {
     .addOption(trainOption('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', 'penalties'))
     .addOption(trainOption('--colour <kind>', 'grey: feed the luma to all channels of an RGB network', 'colour'))
     .addOption(trainOption('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle', 'sector'))
+    .addOption(trainOption('--input-blur <sigma>', 'σ in pixels of a Gaussian low-pass on each frame before the network (stable decisions under codecs, resizes, noise); 0 = none', 'inputBlur'))
     .addOption(trainOption('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', 'weightDecay'))
     .addOption(trainOption('--label-smoothing <e>', 'label smoothing ε', 'labelSmoothing'))
     .addOption(trainOption('--mixup <alpha>', "mixup of the trainable part's inputs, λ ~ Beta(α, α); 0 = off", 'mixup'))
@@ -78,6 +79,7 @@ export interface ParsedTrainOptions {
   penalties?: number[];
   classBias?: 'fitted' | 'none';
   colour?: 'rgb' | 'grey';
+  inputBlur?: number;
   sector?: 'off' | 'mask' | 'crop' | 'warp';
   weightDecay: number;
   labelSmoothing: number;
@@ -117,6 +119,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     classBias: o.classBias,
     colour: o.colour,
     sector: o.sector,
+    inputBlur: o.inputBlur,
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
     mixup: o.mixup,

@@ -53,6 +53,7 @@ const cfgSchema = z.object({
   channelOrder: z.enum(['rgb', 'bgr']),
   colour: z.enum(['rgb', 'grey']).optional(),
   sector: z.enum(['mask', 'crop', 'warp']).optional(),
+  blur: z.number().positive().max(8).optional(),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),

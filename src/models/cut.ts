@@ -201,6 +201,7 @@ export function buildBackboneModel(
       ...(kind === def.head.kind ? {} : { featureLayer: FEATURE_LAYER[kind] }),
       ...(grey ? { colour: 'grey' as const } : {}),
       ...(options.sector && options.sector !== 'off' ? { sector: options.sector } : {}),
+      ...(options.blur ? { blur: options.blur } : {}),
     },
     numClasses: options.numClasses,
     trainableLayers: options.trainableLayers ?? def.defaultTrainableLayers,

@@ -2,6 +2,7 @@
 // calls this with the model's PretrainedCfg; nothing else scales or reorders channels.
 // Pure TypeScript on typed arrays so that the browser page uses the very same code.
 import { applySector, fitSector, type RgbFrame } from '../data/sector.js';
+import { gaussianBlurInPlace } from './blur.js';
 import type { PretrainedCfg } from './types.js';
 
 /**
@@ -12,6 +13,17 @@ import type { PretrainedCfg } from './types.js';
  * no diagnostic information.
  */
 export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
+  const out = normalisedInput(rgb, cfg);
+  // cfg.blur: the low-pass runs on the normalised planes (linear, so the same as blurring the
+  // pixels first, without rounding them back to 8 bits).
+  if (cfg.blur) {
+    const [height, width] = cfg.inputSize;
+    for (let c = 0; c < cfg.channels; c++) gaussianBlurInPlace(out, height, width, cfg.channels, c, cfg.blur);
+  }
+  return out;
+}
+
+function normalisedInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
   const [height, width] = cfg.inputSize;
   const pixels = height * width;
   if (rgb.length !== pixels * 3) {
@@ -58,7 +70,7 @@ export function preprocessorFor(cfg: PretrainedCfg): {
   return {
     inputSize: cfg.inputSize,
     channels: cfg.channels,
-    key: `${cfg.id}|${h}x${w}x${cfg.channels}|${cfg.channelOrder}|${cfg.colour ?? 'rgb'}|${cfg.mean.join(',')}|${cfg.std.join(',')}`,
+    key: `${cfg.id}|${h}x${w}x${cfg.channels}|${cfg.channelOrder}|${cfg.colour ?? 'rgb'}|${cfg.mean.join(',')}|${cfg.std.join(',')}${cfg.blur ? `|blur${cfg.blur}` : ''}`,
     toInput: (rgb) => pixelsToInput(rgb, cfg),
   };
 }

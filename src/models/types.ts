@@ -46,6 +46,11 @@ export interface PretrainedCfg {
    * as it is.
    */
   sector?: 'mask' | 'crop' | 'warp';
+  /**
+   * σ in input pixels of a Gaussian low-pass on the frame before the network (src/models/blur.ts):
+   * decisions then do not move with a codec, a resize kernel or a grey level of noise. Absent: none.
+   */
+  blur?: number;
   mean: number[];
   std: number[];
   /** Layer whose output Grad-CAM / CAM uses. */
@@ -82,6 +87,8 @@ export interface ModelOptions {
   colour?: 'rgb' | 'grey';
   /** Sets cfg.sector; default 'off' (the frame as it is). */
   sector?: 'off' | 'mask' | 'crop' | 'warp';
+  /** Sets cfg.blur (σ in pixels); 0 or absent: no blur. */
+  blur?: number;
 }
 
 /**

@@ -58,6 +58,8 @@ export const trainConfigSchema = z.object({
   colour: z.enum(['rgb', 'grey']).default('rgb'),
   /** What the network sees of the imaging sector, fitted per source (see PretrainedCfg.sector). */
   sector: z.enum(['off', 'mask', 'crop', 'warp']).default('off'),
+  /** σ (input pixels) of a Gaussian low-pass before the network (PretrainedCfg.blur); 0 = none. */
+  inputBlur: z.number().min(0).max(8).default(0),
   /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */
   weightDecay: z.number().min(0).default(0),
   /** Targets (1 - ε)·onehot + ε/K. */

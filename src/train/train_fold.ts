@@ -127,6 +127,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     head: config.head === 'logistic' ? 'linear' : config.head,
     colour: config.colour,
     sector: config.sector,
+    blur: config.inputBlur,
   });
   // Preprocessing comes from the built model's config (input size, colour) and nowhere else.
   const data = await loadTrainingData(config, built.cfg).catch((err: unknown) => {

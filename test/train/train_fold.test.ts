@@ -153,9 +153,9 @@ describe('trainFold', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
-  it('trains with the recipe options (linear head on a frozen MobileNet, grey, ultrasound augmentation, source weights, mixup, smoothing, weight decay) and records them in the model it writes', async () => {
+  it('trains with the recipe options (linear head on a frozen MobileNet, grey, input blur, ultrasound augmentation, source weights, mixup, smoothing, weight decay) and records them in the model it writes', async () => {
     const out = join(root, 'run-recipe');
-    const recipe = { head: 'linear', trainableLayers: 0, colour: 'grey', sector: 'mask', augmentation: 'ultrasound', views: 2, classWeights: 'source', mixup: 0.4, labelSmoothing: 0.1, weightDecay: 1e-3 } as const;
+    const recipe = { head: 'linear', trainableLayers: 0, colour: 'grey', sector: 'mask', inputBlur: 1.5, augmentation: 'ultrasound', views: 2, classWeights: 'source', mixup: 0.4, labelSmoothing: 0.1, weightDecay: 1e-3 } as const;
     const result = await trainFold({ ...base(), model: 'mobilenet_v1', fold: 1, out, epochs: 2, lr: 1e-3, ...recipe }, { quiet: true });
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> & { resolvedModel: { cfg: { colour?: string; featureLayer: string } } };
     for (const [key, value] of Object.entries(recipe)) expect(config[key], key).toEqual(value);
@@ -167,6 +167,7 @@ describe('trainFold', () => {
     const loaded = await loadModel(out);
     expect(loaded.meta.cfg.colour).toBe('grey');
     expect(loaded.meta.cfg.sector).toBe('mask');
+    expect(loaded.meta.cfg.blur).toBe(1.5);
     // The sector of every source was fitted once and kept with the dataset.
     const sectors = JSON.parse(readFileSync(join(data, 'sectors.json'), 'utf8')) as { sources: Record<string, { frames: number; sector: { kind: string } }> };
     expect(Object.keys(sectors.sources).sort()).toEqual([...new Set(rows.map((r) => r.source))].sort());
