@@ -4,8 +4,21 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in.
-export const PAGE_FILES = ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'ffmpeg-worker.js', 'ffmpeg-core.js', 'ffmpeg-core.wasm'];
+// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in; the threaded
+// TF.js binary only by a cross-origin isolated page (README: what a static host must send).
+export const PAGE_FILES = [
+  'index.html',
+  'app.js',
+  'model-worker.js',
+  'style.css',
+  'favicon.svg',
+  'tfjs-backend-wasm.wasm',
+  'tfjs-backend-wasm-simd.wasm',
+  'tfjs-backend-wasm-threaded-simd.wasm',
+  'ffmpeg-worker.js',
+  'ffmpeg-core.js',
+  'ffmpeg-core.wasm',
+];
 
 export function findPageDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -158,8 +158,9 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
     const { page, recorded } = await openPage();
     try {
       await expect(page.textContent('.disclaimer')).resolves.toMatch(/not a diagnostic device/);
-      // The runtime chosen for the page (docs/browser-runtime.md): TF.js on its wasm backend.
-      await expect(page.textContent('#model-info')).resolves.toMatch(/TF\.js wasm$/);
+      // The runtime chosen for the page (docs/browser-runtime.md): TF.js on its wasm backend, with
+      // SIMD; one thread from a plain static host (no COOP/COEP headers: no SharedArrayBuffer).
+      await expect(page.textContent('#model-info')).resolves.toMatch(/TF\.js wasm SIMD, 1 thread \(not cross-origin isolated\)$/);
 
       const image = await analyse(page, media.png);
       expectSameAnswer(image!, cli[0]!);
@@ -193,7 +194,7 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       }
       const paths = recorded.requests.map((r) => new URL(r.url).pathname);
       expect(paths).toEqual(expect.arrayContaining(['/member-1/model.json', '/ffmpeg-core.wasm']));
-      const allowed = /^\/(|index\.html|app\.js|style\.css|pocovid\.json|tfjs-backend-wasm(-simd)?\.wasm|ffmpeg-(worker|core)\.js|ffmpeg-core\.wasm|member-\d\/(model\.json|weights\.bin))$/;
+      const allowed = /^\/(|index\.html|app\.js|model-worker\.js|style\.css|favicon\.svg|pocovid\.json|tfjs-backend-wasm(-simd)?\.wasm|ffmpeg-(worker|core)\.js|ffmpeg-core\.wasm|member-\d\/(model\.json|weights\.bin))$/;
       expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
     } finally {
       await page.close();

@@ -1,18 +1,19 @@
-// A dropped file → the decision core's frames, in the browser. The type comes from the bytes (as
-// in the CLI); images are decoded by the browser at their native size, videos, GIFs and BMPs by
-// ffmpeg.wasm with the CLI's sampling rule; every frame is then resized by the one resize
-// (src/media/resize.ts), to the model's input and, when the guard needs its own, to its scale.
-import type { DecisionFrame } from '../../decision/core.js';
+// A dropped file → native-size frames, in the browser's main thread. The type comes from the
+// bytes (as in the CLI); images are decoded by the browser at their native size, videos, GIFs and
+// BMPs by ffmpeg.wasm (in its own worker) with the CLI's sampling rule. The model worker then
+// resizes every frame by the one resize (decision_frames.ts) and decides.
 import { BadInputError } from '../../errors.js';
 import { describeUnknown, SNIFF_BYTES, sniffType, type SniffedType } from '../../media/formats.js';
-import { resizeRgb, type RgbImage } from '../../media/resize.js';
+import type { RgbImage } from '../../media/resize.js';
 import { DEFAULT_SAMPLING } from '../../media/sampling.js';
+import type { NativeFrame } from './decision_frames.js';
 import { decodeInPage } from './ffmpeg_wasm.js';
 
 export interface PageInput {
   kind: 'image' | 'video';
   type: SniffedType;
-  frames: DecisionFrame[];
+  /** Native size; their buffers are handed to the model worker (transferred). */
+  frames: NativeFrame[];
   /** Seconds spent loading the video decoder for this file (0 when it was loaded already). */
   decoderLoadSeconds: number;
 }
@@ -49,26 +50,8 @@ async function browserImage(name: string, bytes: Uint8Array<ArrayBuffer>, type: 
   return { width, height, rgb };
 }
 
-export interface FrameSizes {
-  /** The model's input [height, width]. */
-  input: readonly [number, number];
-  /** Side of the guard's own frames, when it needs them (guardFrameSide). */
-  guardSide?: number;
-}
-
-function toDecisionFrame(native: RgbImage, index: number, time: number, sizes: FrameSizes): DecisionFrame {
-  const [h, w] = sizes.input;
-  const side = sizes.guardSide;
-  return {
-    index,
-    time,
-    rgb: resizeRgb(native.rgb, native.width, native.height, w, h),
-    ...(side ? { guardFrame: { width: side, height: side, rgb: resizeRgb(native.rgb, native.width, native.height, side, side) } } : {}),
-  };
-}
-
 /** Reads a dropped file into frames; BadInputError (naming the file) when it cannot. */
-export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: string) => void): Promise<PageInput> {
+export async function readInput(file: File, onStatus: (line: string) => void): Promise<PageInput> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const head = bytes.subarray(0, SNIFF_BYTES);
   const type = sniffType(head);
@@ -76,7 +59,7 @@ export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: 
   // The DICOM decoder needs Node (dicom-parser, sharp for JPEG-compressed frames).
   if (type.format === 'dicom') throw new BadInputError(file.name, 'DICOM files are not decoded in the browser; use pocovid predict or the server, which read DICOM cine loops and images');
   if (type.kind === 'image' && BROWSER_IMAGES.has(type.format)) {
-    return { kind: 'image', type, frames: [toDecisionFrame(await browserImage(file.name, bytes, type), 0, 0, sizes)], decoderLoadSeconds: 0 };
+    return { kind: 'image', type, frames: [{ ...(await browserImage(file.name, bytes, type)), index: 0, time: 0 }], decoderLoadSeconds: 0 };
   }
   if (type.kind === 'image' && !type.demuxer) {
     throw new BadInputError(file.name, `${type.format.toUpperCase()} images are not decoded in the browser; convert it to PNG, or use pocovid predict`);
@@ -84,5 +67,5 @@ export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: 
   // Videos as `predict` samples them by default; a BMP as its one frame.
   const sampling = type.kind === 'video' ? { ...DEFAULT_SAMPLING } : { fps: 1, maxFrames: 1 };
   const { frames, decoderLoadSeconds } = await decodeInPage(file.name, bytes, type, sampling, onStatus);
-  return { kind: type.kind, type, frames: frames.map((f) => toDecisionFrame(f, f.index, type.kind === 'video' ? f.time : 0, sizes)), decoderLoadSeconds };
+  return { kind: type.kind, type, frames: frames.map((f) => ({ index: f.index, time: type.kind === 'video' ? f.time : 0, width: f.width, height: f.height, rgb: f.rgb })), decoderLoadSeconds };
 }

@@ -21,6 +21,15 @@ export function setStatus(text: string, error = false): void {
   status.classList.toggle('error', error);
 }
 
+/** The progress bar under the status: `done` of `total` frames, or hidden (undefined). */
+export function setProgress(done: number | undefined, total = 0): void {
+  const bar = $<HTMLProgressElement>('progress');
+  bar.hidden = done === undefined;
+  if (done === undefined) return;
+  bar.max = Math.max(1, total);
+  bar.value = done;
+}
+
 function paint(canvas: HTMLCanvasElement, rgb: Uint8Array | Uint8ClampedArray, width: number, height: number): void {
   canvas.width = width;
   canvas.height = height;
