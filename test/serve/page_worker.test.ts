@@ -1,0 +1,192 @@
+// The page's model worker, end to end in headless Chromium: a model heavy enough that a frame takes
+// ~100 ms (MobileNet v1 at 224², random weights) classifies a 30-frame video while a long-task
+// observer watches the main thread (no task over 100 ms), with progress per frame; Cancel in the
+// middle leaves a cancelled state and no result, and the worker goes on to the next file; the same
+// file chosen twice is analysed twice; and nothing the page asks for is missing (favicon included).
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM build script without types
+import { buildPage } from '../../scripts/build-page.mjs';
+import { initEngine } from '../../src/engine/index.js';
+import { exportRun } from '../../src/infer/export.js';
+import { saveModelDir } from '../../src/model_dir/model_dir.js';
+import { createModel, disposeBuiltModel } from '../../src/models/index.js';
+import { writePhantomH264, writePhantomPng } from '../helpers/phantom_media.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+
+let work: string;
+let exported: string;
+let pageDir: string;
+let browser: Browser | undefined;
+let statics: FastifyInstance;
+let url: string;
+let video: string;
+let png: string;
+
+/** What the init script records in the page. */
+interface Probe {
+  longTasks: { start: number; duration: number }[];
+  states: string[];
+  statuses: string[];
+}
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  await initEngine();
+  work = mkdtempSync(join(tmpdir(), 'pocovid-page-worker-'));
+  pageDir = await buildPage(join(work, 'page'));
+  const built = createModel('mobilenet_v1', { numClasses: 3, inputSize: [224, 224], seed: 1 });
+  try {
+    await saveModelDir(join(work, 'run', 'fold-0', 'model'), { name: 'mobilenet', classes: ['covid', 'pneumonia', 'regular'], cfg: built.cfg, members: [built.model] });
+  } finally {
+    disposeBuiltModel(built);
+  }
+  exported = join(work, 'export');
+  await exportRun(join(work, 'run'), exported, { pageDir });
+  // 10 s at 15 fps: predict's sampling (3 a second, at most 30) keeps 30 frames.
+  video = writePhantomH264(join(work, 'clip.mp4'), 'covid', 224, 150, 15, 3);
+  png = await writePhantomPng(join(work, 'scan.png'), 'regular', 224, 4);
+  statics = Fastify();
+  await statics.register(fastifyStatic, { root: exported });
+  url = await statics.listen({ port: 0, host: '127.0.0.1' });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await statics?.close();
+});
+
+interface Opened {
+  page: Page;
+  /** Responses with a status ≥ 400, and console errors, of the page and its workers. */
+  failures: string[];
+}
+
+async function openPage(): Promise<Opened> {
+  const page = await browser!.newPage({ viewport: { width: 1000, height: 1000 } });
+  const failures: string[] = [];
+  page.on('response', (r) => {
+    if (r.status() >= 400) failures.push(`${r.status()} ${r.url()}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') failures.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => failures.push(`pageerror: ${e.message}`));
+  await page.addInitScript(() => {
+    const probe: Probe = { longTasks: [], states: [], statuses: [] };
+    (window as unknown as { __probe: Probe }).__probe = probe;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.longTasks.push({ start: e.startTime, duration: e.duration });
+    }).observe({ type: 'longtask', buffered: true });
+    document.addEventListener('DOMContentLoaded', () => {
+      new MutationObserver(() => {
+        const state = document.body.dataset['state'];
+        if (state) probe.states.push(state);
+      }).observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+      const status = document.getElementById('status')!;
+      new MutationObserver(() => probe.statuses.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
+    });
+  });
+  await page.goto(`${url}/`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  return { page, failures };
+}
+
+const probe = (page: Page): Promise<Probe> => page.evaluate(() => (window as unknown as { __probe: Probe }).__probe);
+
+/** Chooses a file and waits until the page has finished with it (done, error or cancelled). */
+async function choose(page: Page, file: string, count: number): Promise<void> {
+  await page.setInputFiles('#file-input', file);
+  await page.waitForFunction((n) => (window as unknown as { __probe: Probe }).__probe.states.filter((s) => s !== 'working').length >= n, count, { timeout: 180_000 });
+}
+
+describe.skipIf(!haveChromium)('in-browser page: the model worker', () => {
+  it('classifies a 30-frame video with no main-thread task over 100 ms, reporting each frame', async () => {
+    const { page, failures } = await openPage();
+    try {
+      expect(await page.evaluate(() => PerformanceObserver.supportedEntryTypes.includes('longtask'))).toBe(true);
+      // The observer sees a task of the main thread that is too long (the control): 150 ms of work
+      // in a timer of the page.
+      const control = await page.evaluate(() => {
+        const before = performance.now();
+        setTimeout(() => {
+          const t = performance.now();
+          while (performance.now() - t < 150) {
+            // busy
+          }
+        }, 0);
+        return before;
+      });
+      await page.waitForFunction((before) => (window as unknown as { __probe: Probe }).__probe.longTasks.some((t) => t.start >= before && t.duration >= 140), control);
+      const t0 = await page.evaluate(() => performance.now());
+      await choose(page, video, 1);
+      const seen = await probe(page);
+      expect(seen.states).toEqual(['working', 'done']);
+      const result = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as { frames: unknown[]; label: string };
+      expect(result.frames).toHaveLength(30);
+      // Progress per frame, in order, from the worker.
+      const progress = seen.statuses.map((s) => /^Classifying frame (\d+) of 30 of clip\.mp4…$/.exec(s)?.[1]).filter((k) => k !== undefined).map(Number);
+      expect(progress).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      const during = seen.longTasks.filter((t) => t.start >= t0);
+      expect(Math.max(0, ...during.map((t) => t.duration)), JSON.stringify(during)).toBeLessThan(100);
+      expect(await page.isHidden('#cancel')).toBe(true);
+      expect(failures).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('cancels a video in the middle: a cancelled state, no result, and the next file is analysed', async () => {
+    const { page, failures } = await openPage();
+    try {
+      await page.setInputFiles('#file-input', video);
+      await page.waitForFunction(() => /^Classifying frame [2-9] of 30 /.test(document.getElementById('status')!.textContent ?? ''), undefined, { timeout: 120_000 });
+      await page.click('[data-testid="cancel"]');
+      expect(await page.getAttribute('body', 'data-state')).toBe('cancelled');
+      expect(await page.textContent('#status')).toBe('Cancelled: no result.');
+      expect(await page.isHidden('#result')).toBe(true);
+      expect(await page.textContent('[data-testid="result-json"]')).toBe('');
+      expect(await page.isHidden('#cancel')).toBe(true);
+      expect(await page.isHidden('#progress')).toBe(true);
+      // The worker stops at the next frame and takes the next file; the video never shows a result.
+      await choose(page, png, 2);
+      const seen = await probe(page);
+      expect(seen.states).toEqual(['working', 'cancelled', 'working', 'done']);
+      expect(JSON.parse((await page.textContent('[data-testid="result-json"]'))!)).toMatchObject({ file: 'scan.png', kind: 'image' });
+      expect(seen.statuses.filter((s) => /of 30 of clip\.mp4/.test(s)).length).toBeLessThan(30);
+      expect(failures).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('analyses the same file chosen twice, twice, and asks for nothing that is missing (favicon)', async () => {
+    const { page, failures } = await openPage();
+    try {
+      await choose(page, png, 1);
+      const first = await page.textContent('[data-testid="result-json"]');
+      await choose(page, png, 2);
+      expect((await probe(page)).states).toEqual(['working', 'done', 'working', 'done']);
+      expect(await page.textContent('[data-testid="result-json"]')).toBe(first);
+      expect(await page.getAttribute('link[rel="icon"]', 'href')).toBe('favicon.svg');
+      const icon = await fetch(`${url}/favicon.svg`);
+      expect(icon.status).toBe(200);
+      expect(icon.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+      await icon.arrayBuffer();
+      expect(failures).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
