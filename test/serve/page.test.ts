@@ -290,8 +290,19 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
     const server = await createServer({ model: relative(process.cwd(), exported), pageDir });
     try {
       const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
-      const html = await (await fetch(`${address}/`)).text();
+      const index = await fetch(`${address}/`);
+      const html = await index.text();
       expect(html).toContain('not a diagnostic device');
+      // Cross-origin isolated (the page's worker may then run TF.js wasm on every core), the page's
+      // own files and the model's alike.
+      for (const path of ['/', '/app.js', '/model-worker.js', '/tfjs-backend-wasm-threaded-simd.wasm', '/favicon.svg', '/pocovid.json', '/member-1/weights.bin']) {
+        const res = path === '/' ? index : await fetch(`${address}${path}`);
+        expect(res.status, path).toBe(200);
+        expect(res.headers.get('cross-origin-opener-policy'), path).toBe('same-origin');
+        expect(res.headers.get('cross-origin-embedder-policy'), path).toBe('require-corp');
+        expect(res.headers.get('cross-origin-resource-policy'), path).toBe('same-origin');
+        if (path !== '/') await res.arrayBuffer();
+      }
       expect((await (await fetch(`${address}/pocovid.json`)).json()).members).toEqual(['member-0', 'member-1']);
       const member = await fetch(`${address}/member-0/model.json`);
       expect(member.status).toBe(200);

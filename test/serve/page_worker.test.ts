@@ -16,6 +16,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { exportRun } from '../../src/infer/export.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
+import { createServer } from '../../src/serve/server.js';
 import { writePhantomH264, writePhantomPng } from '../helpers/phantom_media.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -73,7 +74,7 @@ interface Opened {
   failures: string[];
 }
 
-async function openPage(): Promise<Opened> {
+async function openPage(at = url): Promise<Opened> {
   const page = await browser!.newPage({ viewport: { width: 1000, height: 1000 } });
   const failures: string[] = [];
   page.on('response', (r) => {
@@ -98,7 +99,7 @@ async function openPage(): Promise<Opened> {
       new MutationObserver(() => probe.statuses.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
     });
   });
-  await page.goto(`${url}/`);
+  await page.goto(`${at}/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   return { page, failures };
 }
@@ -187,6 +188,39 @@ describe.skipIf(!haveChromium)('in-browser page: the model worker', () => {
       expect(failures).toEqual([]);
     } finally {
       await page.close();
+    }
+  });
+
+  it('runs TF.js wasm on every core when `pocovid serve` sends the page cross-origin isolated, with the same answer', async () => {
+    const plain = await openPage();
+    let single: { label: string; probabilities: Record<string, number> };
+    try {
+      await choose(plain.page, png, 1);
+      single = JSON.parse((await plain.page.textContent('[data-testid="result-json"]'))!);
+    } finally {
+      await plain.page.close();
+    }
+    const server = await createServer({ model: exported, pageDir });
+    try {
+      const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+      const { page, failures } = await openPage(address);
+      try {
+        expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+        const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+        const threads = Math.min(8, cores);
+        expect(await page.getAttribute('body', 'data-isolated')).toBe('true');
+        expect(await page.getAttribute('body', 'data-threads')).toBe(String(threads));
+        expect(await page.textContent('#model-info')).toMatch(new RegExp(`TF\\.js wasm SIMD, ${threads} threads? \\(cross-origin isolated\\)$`));
+        await choose(page, png, 1);
+        const threaded = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as typeof single;
+        expect(threaded.label).toBe(single.label);
+        for (const [c, p] of Object.entries(single.probabilities)) expect(Math.abs(threaded.probabilities[c]! - p)).toBeLessThan(1e-5);
+        expect(failures).toEqual([]);
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await server.close();
     }
   });
 });

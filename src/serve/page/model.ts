@@ -69,6 +69,24 @@ export interface BackendInfo {
 }
 
 /**
+ * Runs `f` (the wasm backend's start) with navigator.hardwareConcurrency reading `count`, when
+ * `apply`. TF.js 4.22's wasm backend caps its XNNPACK pool at hardwareConcurrency / 2 whatever
+ * setThreadsCount asks (it assumes two hyperthreads per core: backend.cc's num_cores, read once
+ * when the module starts), which leaves a 2-core laptop or VM on one thread. Measured in headless
+ * Chromium on 2 cores: getThreadsCount() 1 without this, 2 with it. The real value comes back
+ * as soon as the backend has started.
+ */
+async function withCoreCount<T>(count: number, apply: boolean, f: () => Promise<T>): Promise<T> {
+  if (!apply) return f();
+  Object.defineProperty(navigator, 'hardwareConcurrency', { value: count, configurable: true });
+  try {
+    return await f();
+  } finally {
+    delete (navigator as { hardwareConcurrency?: number }).hardwareConcurrency;
+  }
+}
+
+/**
  * TF.js on wasm (SIMD, and threads where the page is cross-origin isolated), else the pure-JS cpu
  * backend. wasm is ~40× faster than cpu; its .wasm files sit next to the page (`base`).
  * TF.js rather than onnxruntime-web for the forward pass: measured in headless Chromium, ORT Web
@@ -79,10 +97,12 @@ export async function initBackend(base: string): Promise<BackendInfo> {
   try {
     setWasmPaths(base);
     // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages
-    // (COOP + COEP headers, README). TF.js would take half the logical cores; the page asks for
-    // all of them (the main thread is idle while the model runs), at most 8 (the pool it spawns).
-    if (globalThis.crossOriginIsolated) setThreadsCount(Math.min(8, Math.max(1, navigator.hardwareConcurrency || 1)));
-    if (await tf.setBackend('wasm')) {
+    // (COOP + COEP headers, README). The page asks for every logical core (the main thread is idle
+    // while the model runs), at most 8 (the pool TF.js spawns).
+    const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+    const threads = globalThis.crossOriginIsolated ? Math.min(8, cores) : 1;
+    if (threads > 1) setThreadsCount(threads);
+    if (await withCoreCount(2 * cores, threads > 1, () => tf.setBackend('wasm'))) {
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
       return { backend: 'wasm', threads: getThreadsCount(), simd };
     }
