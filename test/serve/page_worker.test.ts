@@ -16,6 +16,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { exportRun } from '../../src/infer/export.js';
 import { saveModelDir } from '../../src/model_dir/model_dir.js';
 import { createModel, disposeBuiltModel } from '../../src/models/index.js';
+import { createPipeline } from '../../src/infer/pipeline.js';
 import { createServer } from '../../src/serve/server.js';
 import { writePhantomH264, writePhantomPng } from '../helpers/phantom_media.js';
 
@@ -221,6 +222,31 @@ describe.skipIf(!haveChromium)('in-browser page: the model worker', () => {
       }
     } finally {
       await server.close();
+    }
+  });
+
+  it('loads a folder exported with float16 weights (half the download) and gives predict\'s answer for it', async () => {
+    const half = join(work, 'export-float16');
+    await exportRun(join(work, 'run'), half, { pageDir, weightsDtype: 'float16' });
+    const pipeline = await createPipeline(half, { runtime: 'ort' });
+    const server = Fastify();
+    try {
+      const cli = await pipeline.predictFile(png);
+      await server.register(fastifyStatic, { root: half });
+      const address = await server.listen({ port: 0, host: '127.0.0.1' });
+      const { page, failures } = await openPage(address);
+      try {
+        await choose(page, png, 1);
+        const shown = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as { label: string; probabilities: Record<string, number> };
+        expect(shown.label).toBe(cli.label);
+        for (const [c, p] of Object.entries(cli.probabilities!)) expect(Math.abs(shown.probabilities[c]! - p)).toBeLessThan(1e-5);
+        expect(failures).toEqual([]);
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await server.close();
+      await pipeline.dispose();
     }
   });
 });
