@@ -1,5 +1,5 @@
 // The in-browser page on a 30-frame video, in headless Chromium, as a user meets it:
-//   npx tsx bench/page.ts --model <exported folder> [--json] [--isolated on|off] [--side 224]
+//   npx tsx bench/page.ts --model <exported folder> [--json] [--isolated on|off] [--threads N] [--side 224]
 // prints {"msPerFrame", "loadSeconds", "downloadMB", "longestTaskMs"}:
 //   msPerFrame     classifying in the model worker (the decision core: guard, members, Grad-CAM of
 //                  the frame shown), per frame, on the second run of the video (the first warms up)
@@ -11,7 +11,7 @@
 // The video: phantom lung-ultrasound frames (src/data/phantom.ts), 10 s at 15 fps, H.264 by ffmpeg;
 // predict's sampling (3 a second, at most 30) keeps 30 frames. The folder is served from
 // 127.0.0.1 with the COOP/COEP headers `pocovid serve` sends (--isolated off: as a plain static
-// host), so the page runs TF.js wasm on every core. The page is built into a temporary folder
+// host), so the page runs TF.js wasm on every core (--threads N: the page's ?threads=N). The page is built into a temporary folder
 // when the model folder has none.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,9 +35,10 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     isolated: { type: 'string', default: 'on' },
     side: { type: 'string', default: '224' },
+    threads: { type: 'string' },
   },
 });
-if (!values.model) throw new Error('usage: npx tsx bench/page.ts --model <exported folder> [--json] [--isolated on|off] [--side 224]');
+if (!values.model) throw new Error('usage: npx tsx bench/page.ts --model <exported folder> [--json] [--isolated on|off] [--threads N] [--side 224]');
 const modelDir = resolve(values.model);
 readModelMeta(modelDir); // a clear error naming the folder when it is not a model folder
 const isolated = values.isolated !== 'off';
@@ -91,7 +92,7 @@ try {
         }).observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
       });
     });
-    await page.goto(`${address}/`);
+    await page.goto(`${address}/${values.threads ? `?threads=${Number(values.threads)}` : ''}`);
     await page.waitForSelector('body[data-ready="true"], #model-info:text-matches("could not be loaded")', { timeout: 600_000 });
     const ready = await page.evaluate(() => performance.now());
     if ((await page.getAttribute('body', 'data-ready')) !== 'true') throw new Error(`${modelDir}: ${await page.textContent('#model-info')}`);

@@ -100,7 +100,7 @@ async function openPage(at = url): Promise<Opened> {
       new MutationObserver(() => probe.statuses.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
     });
   });
-  await page.goto(`${at}/`);
+  await page.goto(at.includes('?') ? at : `${at}/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   return { page, failures };
 }
@@ -219,6 +219,13 @@ describe.skipIf(!haveChromium)('in-browser page: the model worker', () => {
         expect(failures).toEqual([]);
       } finally {
         await page.close();
+      }
+      // ?threads=1 caps them (on a busy machine one thread can be the faster: README).
+      const capped = await openPage(`${address}/?threads=1`);
+      try {
+        expect(await capped.page.textContent('#model-info')).toMatch(/TF\.js wasm SIMD, 1 thread \(cross-origin isolated\)$/);
+      } finally {
+        await capped.page.close();
       }
     } finally {
       await server.close();

@@ -118,7 +118,9 @@ async function start(): Promise<void> {
   });
   $('cancel').addEventListener('click', cancel);
   try {
-    model = await startModelWorker(new URL('./', document.baseURI).href);
+    // ?threads=N caps the model's threads: on a busy machine one thread can be the faster (README).
+    const threads = Number(new URLSearchParams(location.search).get('threads')) || undefined;
+    model = await startModelWorker(new URL('./', document.baseURI).href, threads);
     const { info } = model;
     $('model-info').textContent = describeModel(info);
     document.body.dataset['threads'] = String(info.threads);

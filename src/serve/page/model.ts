@@ -87,20 +87,21 @@ async function withCoreCount<T>(count: number, apply: boolean, f: () => Promise<
 }
 
 /**
- * TF.js on wasm (SIMD, and threads where the page is cross-origin isolated), else the pure-JS cpu
+ * TF.js on wasm (SIMD, and threads where the page is cross-origin isolated, at most `maxThreads`:
+ * the page's ?threads=N), else the pure-JS cpu
  * backend. wasm is ~40× faster than cpu; its .wasm files sit next to the page (`base`).
  * TF.js rather than onnxruntime-web for the forward pass: measured in headless Chromium, ORT Web
  * is not clearly faster and would add a 14 MB runtime plus a second copy of the weights (Grad-CAM
  * needs the TF.js model anyway). Numbers and the command: docs/browser-runtime.md.
  */
-export async function initBackend(base: string): Promise<BackendInfo> {
+export async function initBackend(base: string, maxThreads?: number): Promise<BackendInfo> {
   try {
     setWasmPaths(base);
     // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages
     // (COOP + COEP headers, README). The page asks for every logical core (the main thread is idle
     // while the model runs), at most 8 (the pool TF.js spawns).
     const cores = Math.max(1, navigator.hardwareConcurrency || 1);
-    const threads = globalThis.crossOriginIsolated ? Math.min(8, cores) : 1;
+    const threads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(8, cores, maxThreads ?? cores)) : 1;
     if (threads > 1) setThreadsCount(threads);
     if (await withCoreCount(2 * cores, threads > 1, () => tf.setBackend('wasm'))) {
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;

@@ -31,7 +31,7 @@ export interface ModelClient {
 }
 
 /** Starts the worker and loads the model folder at `base`; rejects with the worker's reason. */
-export function startModelWorker(base: string): Promise<ModelClient> {
+export function startModelWorker(base: string, threads?: number): Promise<ModelClient> {
   const worker = new Worker(new URL(MODEL_WORKER_FILE, base), { type: 'module', name: 'pocovid-model' });
   const jobs = new Map<number, Job>();
   let nextId = 1;
@@ -60,7 +60,7 @@ export function startModelWorker(base: string): Promise<ModelClient> {
         }
       }
     };
-    post({ type: 'load', base });
+    post({ type: 'load', base, ...(threads ? { threads } : {}) });
   });
 
   function client(info: ModelInfo): ModelClient {

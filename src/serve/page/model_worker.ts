@@ -31,9 +31,9 @@ function yieldToMessages(): Promise<void> {
   });
 }
 
-async function load(base: string): Promise<void> {
+async function load(base: string, threads?: number): Promise<void> {
   try {
-    const backend = await initBackend(base);
+    const backend = await initBackend(base, threads);
     model = await loadPageModel(base);
     scope.postMessage({
       type: 'ready',
@@ -86,7 +86,7 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
 
 scope.onmessage = (event) => {
   const message = event.data;
-  if (message.type === 'load') queue = queue.then(() => load(message.base));
+  if (message.type === 'load') queue = queue.then(() => load(message.base, message.threads));
   else if (message.type === 'cancel') cancelled.add(message.id);
   else queue = queue.then(() => decide(message));
 };

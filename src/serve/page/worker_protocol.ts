@@ -9,8 +9,8 @@ import type { NativeFrame } from './decision_frames.js';
 export const MODEL_WORKER_FILE = 'model-worker.js';
 
 export type ToWorker =
-  /** Load the backend and the model folder at `base` (the page's folder). */
-  | { type: 'load'; base: string }
+  /** Load the backend and the model folder at `base` (the page's folder); `threads`: at most this many. */
+  | { type: 'load'; base: string; threads?: number }
   | { type: 'decide'; id: number; kind: 'image' | 'video'; frames: NativeFrame[] }
   /** Stop job `id` at the next frame boundary; it answers 'cancelled' and never a result. */
   | { type: 'cancel'; id: number };
