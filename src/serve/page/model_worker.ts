@@ -18,6 +18,8 @@ const scope = globalThis as unknown as {
 class Cancelled extends Error {}
 
 let model: PageModel | undefined;
+/** Jobs queued or running, and those of them cancelled (a cancel for a finished job is dropped). */
+const pending = new Set<number>();
 const cancelled = new Set<number>();
 /** Jobs run one after another: a cancelled one ends at its next frame, then the next starts. */
 let queue: Promise<void> = Promise.resolve();
@@ -80,6 +82,7 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
     if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
     else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
   } finally {
+    pending.delete(id);
     cancelled.delete(id);
   }
 }
@@ -87,6 +90,10 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
 scope.onmessage = (event) => {
   const message = event.data;
   if (message.type === 'load') queue = queue.then(() => load(message.base, message.threads));
-  else if (message.type === 'cancel') cancelled.add(message.id);
-  else queue = queue.then(() => decide(message));
+  else if (message.type === 'cancel') {
+    if (pending.has(message.id)) cancelled.add(message.id);
+  } else {
+    pending.add(message.id);
+    queue = queue.then(() => decide(message));
+  }
 };
