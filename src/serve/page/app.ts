@@ -32,10 +32,10 @@ async function analyse(file: File, mine: number): Promise<void> {
     if (mine === generation) setStatus(line);
   });
   if (mine !== generation) return;
-  const count = input.frames.length;
+  const count = 'image' in input.source ? 1 : input.source.frames.length;
   setStatus(`Classifying ${count} frame${count === 1 ? '' : 's'} of ${file.name}…`);
   setProgress(0, count);
-  const job = model.decide(input.frames, input.kind, (done, total) => {
+  const job = model.decide(input.source, input.kind, (done, total) => {
     if (mine !== generation) return;
     setStatus(`Classifying frame ${done} of ${total} of ${file.name}…`);
     setProgress(done, total);

@@ -3,8 +3,7 @@
 // cancelled job settles at once with CancelledError; whatever the worker still says about it is
 // dropped, so a cancelled analysis can never show a result.
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
-import type { NativeFrame } from './decision_frames.js';
-import { MODEL_WORKER_FILE, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
+import { MODEL_WORKER_FILE, type DecideSource, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
 
 export class CancelledError extends Error {
   constructor() {
@@ -26,7 +25,7 @@ interface Job {
 
 export interface ModelClient {
   info: ModelInfo;
-  decide(frames: NativeFrame[], kind: 'image' | 'video', onProgress: (done: number, total: number) => void): { id: number; done: Promise<Decided> };
+  decide(source: DecideSource, kind: 'image' | 'video', onProgress: (done: number, total: number) => void): { id: number; done: Promise<Decided> };
   cancel(id: number): void;
 }
 
@@ -66,11 +65,11 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
   function client(info: ModelInfo): ModelClient {
     return {
       info,
-      decide(frames, kind, onProgress) {
+      decide(source, kind, onProgress) {
         const id = nextId++;
         const done = new Promise<Decided>((resolve, reject) => jobs.set(id, { resolve, reject, onProgress }));
-        const buffers = [...new Set(frames.map((f) => f.rgb.buffer as ArrayBuffer))];
-        post({ type: 'decide', id, kind, frames }, buffers);
+        const arrays = 'image' in source ? [source.image.bytes] : source.frames.map((f) => f.rgb);
+        post({ type: 'decide', id, kind, source }, [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))]);
         return { id, done };
       },
       cancel(id) {

@@ -1,11 +1,12 @@
 // The page's model worker: TF.js, the model and the decision core run here, off the main thread,
 // so that the page keeps answering (scrolling, the Cancel button) while a video is classified.
-// Bundled by scripts/build-page.mjs as model-worker.js (a module worker). It resizes the native
-// frames the main thread sends (decision_frames.ts), calls the decision core exactly as `predict`
+// Bundled by scripts/build-page.mjs as model-worker.js (a module worker). It decodes images
+// (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core exactly as `predict`
 // does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one frame per forward
 // pass so that progress is per frame, and checks for a cancel between frames.
 import { decideFrames, type DecisionFrame } from '../../decision/core.js';
-import { toDecisionFrame } from './decision_frames.js';
+import { decodeBrowserImage } from './browser_image.js';
+import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
 import { initBackend, loadPageModel, type PageModel } from './model.js';
 import type { FromWorker, ToWorker } from './worker_protocol.js';
 
@@ -65,7 +66,9 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
     if (!model) throw new Error('the model is not loaded');
     if (cancelled.has(id)) throw new Cancelled();
     const sizes = { input: model.meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) };
-    const frames = message.frames.map((f) => toDecisionFrame(f, sizes));
+    const { source } = message;
+    const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
+    const frames = native.map((f) => toDecisionFrame(f, sizes));
     const output = await decideFrames(model.decision, frames, kind, {
       heatmap: true,
       batchSize: 1,

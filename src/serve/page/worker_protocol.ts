@@ -3,15 +3,19 @@
 // worker, the model-size frames and the Grad-CAM overlay back.
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
 import type { ModelDirMeta } from '../../model_dir/meta.js';
+import type { EncodedImage } from './browser_image.js';
 import type { NativeFrame } from './decision_frames.js';
 
 /** The file the worker is bundled to by scripts/build-page.mjs, next to app.js. */
 export const MODEL_WORKER_FILE = 'model-worker.js';
 
+/** What a decision starts from: decoded native frames (videos, BMP), or an image file the worker decodes. */
+export type DecideSource = { frames: NativeFrame[] } | { image: EncodedImage };
+
 export type ToWorker =
   /** Load the backend and the model folder at `base` (the page's folder); `threads`: at most this many. */
   | { type: 'load'; base: string; threads?: number }
-  | { type: 'decide'; id: number; kind: 'image' | 'video'; frames: NativeFrame[] }
+  | { type: 'decide'; id: number; kind: 'image' | 'video'; source: DecideSource }
   /** Stop job `id` at the next frame boundary; it answers 'cancelled' and never a result. */
   | { type: 'cancel'; id: number };
 
