@@ -50,7 +50,8 @@ async function analyse(file: File, mine: number): Promise<void> {
   const json = { file: file.name, kind, format: input.type.format, ...rest };
   const seconds = (performance.now() - started) / 1000 - input.decoderLoadSeconds;
   setWorking(false);
-  showResult({ fileName: file.name, classes: meta.classes, inputSize: meta.cfg.inputSize, frames, output, json, seconds, decoderLoadSeconds: input.decoderLoadSeconds });
+  const shown = { fileName: file.name, classes: meta.classes, inputSize: meta.cfg.inputSize, frames, output, json, seconds, decoderLoadSeconds: input.decoderLoadSeconds };
+  if (!(await showResult(shown, () => mine === generation))) return;
   document.body.dataset['state'] = 'done';
   setStatus('Done. Nothing was uploaded.');
 }

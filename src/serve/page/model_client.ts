@@ -34,11 +34,14 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
   const worker = new Worker(new URL(MODEL_WORKER_FILE, base), { type: 'module', name: 'pocovid-model' });
   const jobs = new Map<number, Job>();
   let nextId = 1;
+  /** Set when the worker has failed: later jobs fail at once instead of waiting for ever. */
+  let failed: Error | undefined;
   const post = (message: ToWorker, transfer: Transferable[] = []): void => worker.postMessage(message, transfer);
   return new Promise((resolveReady, rejectReady) => {
     worker.onerror = (event) => {
       // A worker that fails to start (a missing file, a syntax error) says so here only.
-      const err = new Error(`the model worker failed: ${event.message || 'it could not be started'}`);
+      const err = new Error(`the model worker failed: ${event.message || 'it could not be started'}; reload the page`);
+      failed = err;
       rejectReady(err);
       for (const job of jobs.values()) job.reject(err);
       jobs.clear();
@@ -67,6 +70,7 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
       info,
       decide(source, kind, onProgress) {
         const id = nextId++;
+        if (failed) return { id, done: Promise.reject(failed) };
         const done = new Promise<Decided>((resolve, reject) => jobs.set(id, { resolve, reject, onProgress }));
         const arrays = 'image' in source ? [source.image.bytes] : source.frames.map((f) => f.rgb);
         post({ type: 'decide', id, kind, source }, [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))]);

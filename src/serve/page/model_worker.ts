@@ -1,9 +1,9 @@
 // The page's model worker: TF.js, the model and the decision core run here, off the main thread,
 // so that the page keeps answering (scrolling, the Cancel button) while a video is classified.
 // Bundled by scripts/build-page.mjs as model-worker.js (a module worker). It decodes images
-// (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core exactly as `predict`
-// does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one frame per forward
-// pass so that progress is per frame, and checks for a cancel between frames.
+// (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core
+// exactly as `predict` does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one
+// frame per forward pass so that progress is per frame, and checks for a cancel between frames.
 import { decideFrames, type DecisionFrame } from '../../decision/core.js';
 import { decodeBrowserImage } from './browser_image.js';
 import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
