@@ -97,7 +97,9 @@ function describeModel(info: ModelInfo): string {
   const threads = `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
   const isolation = info.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated';
   const runtime = info.backend === 'wasm' ? `TF.js wasm${info.simd ? ' SIMD' : ''}, ${threads} (${isolation})` : `TF.js ${info.backend}`;
-  return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s), ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
+  // float32 goes unsaid; smaller storage is said, since the weights were rounded (export --weights-dtype).
+  const weights = info.weightsDtype === 'float32' ? '' : `, ${info.weightsDtype} weights`;
+  return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s)${weights}, ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
 }
 
 async function start(): Promise<void> {

@@ -10,6 +10,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { MemberForward } from '../../decision/classify.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
+import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
 import { digestProblem } from '../../util/digest_rule.js';
 
 export interface PageModel {
@@ -19,6 +20,8 @@ export interface PageModel {
   guardSide?: number;
   /** Why the member files could not be checked against their digests, when they could not. */
   unchecked?: string;
+  /** How the members' weights are stored (export --weights-dtype): float32, float16, uint8 or mixed. */
+  weightsDtype: string;
 }
 
 function hex(buffer: ArrayBuffer): string {
@@ -124,9 +127,17 @@ export async function loadPageModel(base: string): Promise<PageModel> {
   } catch (err) {
     throw new Error(`pocovid.json: ${(err as Error).message}`);
   }
-  const { fetchFunc, unchecked } = checkedFetch(meta, base);
+  const { fetchFunc: checked, unchecked } = checkedFetch(meta, base);
+  // Each member's model.json, read on its way to TF.js, says how its weights are stored.
+  const stored = new Set<string>();
+  const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const response = await (checked ?? fetch)(input, init);
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+    if (response.ok && url.endsWith('/model.json')) stored.add(storedWeightDtype(await response.clone().json()));
+    return response;
+  };
   const members: tfl.LayersModel[] = [];
-  for (const member of meta.members) members.push(await tfl.loadLayersModel(new URL(`${member}/model.json`, base).href, fetchFunc ? { fetchFunc } : {}));
+  for (const member of meta.members) members.push(await tfl.loadLayersModel(new URL(`${member}/model.json`, base).href, { fetchFunc }));
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
@@ -141,5 +152,6 @@ export async function loadPageModel(base: string): Promise<PageModel> {
     },
     ...(guardSide ? { guardSide } : {}),
     ...(unchecked ? { unchecked } : {}),
+    weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
   };
 }

@@ -44,6 +44,7 @@ async function load(base: string, threads?: number): Promise<void> {
         meta: model.meta,
         ...backend,
         crossOriginIsolated: globalThis.crossOriginIsolated === true,
+        weightsDtype: model.weightsDtype,
         ...(model.unchecked ? { unchecked: model.unchecked } : {}),
       },
     });

@@ -27,6 +27,8 @@ export interface ModelInfo {
   crossOriginIsolated: boolean;
   /** Why the member files could not be checked against their digests, when they could not. */
   unchecked?: string;
+  /** How the members' weights are stored: float32, float16, uint8 (export --weights-dtype) or mixed. */
+  weightsDtype: string;
 }
 
 export type FromWorker =
