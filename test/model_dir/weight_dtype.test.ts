@@ -1,7 +1,7 @@
 // export --weights-dtype: float16 and uint8 weight storage in TF.js's own manifest quantisation.
 // The float16 encoder against TF.js's decoder; a phantom model's run exported as float32, float16
 // and uint8: sizes, digests, and `predict`'s answers on phantom frames against float32.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of Object.values(pipelines)) await p?.dispose();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 const size = (dtype: WeightDtype, rel: string): number => statSync(join(folders[dtype]!, rel)).size;

@@ -4,7 +4,7 @@
 // 12-megapixel photo (decoded in the worker); Cancel in the
 // middle leaves a cancelled state and no result, and the worker goes on to the next file; the same
 // file chosen twice is analysed twice; and nothing the page asks for is missing (favicon included).
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -71,6 +71,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await statics?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 interface Opened {
