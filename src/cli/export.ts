@@ -7,6 +7,7 @@ import { MAX_OPSET, MIN_OPSET } from '../onnx/export.js';
 import { listFrameFiles } from '../onnx/calibration_frames.js';
 import { exportModelDirInt8, INT8_AGREEMENT_WARNING, INT8_REPORT_FILE } from '../onnx/int8_model_dir.js';
 import { exportModelDirOnnx } from '../onnx/model_dir.js';
+import { WEIGHT_DTYPES, type WeightDtype } from '../model_dir/weight_dtype.js';
 import { integer, names, seed } from './options.js';
 
 interface ExportOptions {
@@ -15,6 +16,7 @@ interface ExportOptions {
   fold?: number;
   page: boolean;
   format: 'tfjs' | 'onnx';
+  weightsDtype: WeightDtype;
   opset: number;
   int8?: boolean;
   calibration?: string;
@@ -37,6 +39,11 @@ export function register(program: Command): void {
     .option('--fold <k>', 'export this fold only', fold)
     .option('--no-page', 'do not copy the web page next to the model')
     .addOption(new Option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx').choices(['tfjs', 'onnx']).default('tfjs'))
+    .addOption(
+      new Option('--weights-dtype <dtype>', 'how model.json\'s weights are stored: float32, or smaller for the page to download: float16 (half), uint8 (a quarter; per tensor); dequantised to float32 when loaded, everywhere')
+        .choices([...WEIGHT_DTYPES])
+        .default('float32'),
+    )
     .option('--opset <n>', 'ONNX opset for --format onnx (13+ with --int8)', integer(MIN_OPSET, MAX_OPSET), 13)
     .option('--int8', 'with --format onnx: also write <member>/model.int8.onnx, calibrated on --calibration, for predict/serve --precision int8')
     .option('--calibration <dir>', 'with --int8: a dataset folder (pocovid data build), or a folder of images and videos, whose frames set the int8 ranges')
@@ -51,7 +58,7 @@ export function register(program: Command): void {
       // Checked before anything is written, so that a bad dataset or opset does not leave a half-made folder.
       if (o.int8 && o.opset < 13) throw new PocovidError(`--int8 needs --opset 13 or newer (per-channel DequantizeLinear), got ${o.opset}`);
       if (o.int8) listFrameFiles(o.calibration!);
-      const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page });
+      const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page, weightsDtype: o.weightsDtype });
       if (o.format === 'onnx') for (const file of await exportModelDirOnnx(o.out, { opset: o.opset })) console.log(`wrote ${file}`);
       if (o.int8) {
         const report = await exportModelDirInt8(o.out, {
@@ -75,7 +82,8 @@ export function register(program: Command): void {
         }
         console.log(`wrote ${o.out}/${INT8_REPORT_FILE} (calibration on ${report.calibrationFrameCount} frames from ${report.calibrationFiles.length} files, ${report.method})`);
       }
-      console.log(`wrote ${result.meta.members.length} member(s) of "${result.meta.name}" (${result.meta.classes.join(', ')}) to ${o.out}`);
+      const stored = o.weightsDtype === 'float32' ? '' : `, weights stored as ${o.weightsDtype}`;
+      console.log(`wrote ${result.meta.members.length} member(s) of "${result.meta.name}" (${result.meta.classes.join(', ')}${stored}) to ${o.out}`);
       if (result.pageFiles.length > 0) console.log(`page: ${o.out}/index.html (serve the folder with any static server, or: pocovid serve --model ${o.out})`);
       else if (o.page) console.log('page not copied: it has not been built (npm run build:page)');
     });

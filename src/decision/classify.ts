@@ -14,6 +14,11 @@ export interface ClassifyOptions {
   seed?: number;
   /** Frames per forward pass. */
   batchSize?: number;
+  /**
+   * Called (and awaited) after each chunk of frames has been through every member: frames done so
+   * far and in all. The page reports progress per frame with it, and may throw from it to cancel.
+   */
+  onProgress?: (done: number, total: number) => void | Promise<void>;
 }
 
 export function hasDropout(model: tfl.LayersModel): boolean {
@@ -109,6 +114,7 @@ export async function classifyInputsWith(
       const rows = rowsOf(await forwards[m]!(chunk.flat, chunk.n), chunk.n);
       collect(perFrame, m, chunk, rows, mcDropoutStds(model, m, chunk, inputShape, options));
     }
+    await options.onProgress?.(chunk.start + chunk.n, inputs.length);
   }
   return perFrame.map(toScores);
 }

@@ -108,6 +108,10 @@ export interface DecideOptions {
   mcDropout?: number;
   /** Seed of the MC-dropout masks. */
   seed?: number;
+  /** Frames per forward pass (classify.ts's default when unset); the page uses 1 for progress per frame. */
+  batchSize?: number;
+  /** Frames classified so far and in all, after each batch (awaited; throwing from it cancels). */
+  onProgress?: (done: number, total: number) => void | Promise<void>;
 }
 
 export interface DecisionOutput {
@@ -204,7 +208,12 @@ export async function decideFrames(model: DecisionModel, frames: DecisionFrame[]
   const guards = guarded.verdicts;
   // With cfg.sector the sector is fitted on the whole clip, as in training (models/preprocess.ts).
   const inputs = clipInputs(frames.map((f) => ({ width, height, rgb: f.rgb })), cfg);
-  const scores = await classifyInputsWith(model.members, model.forwards, inputs, [height, width, cfg.channels], { mcDropout: options.mcDropout, seed: options.seed });
+  const scores = await classifyInputsWith(model.members, model.forwards, inputs, [height, width, cfg.channels], {
+    mcDropout: options.mcDropout,
+    seed: options.seed,
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
   const frameResults: FrameResult[] = frames.map((f, i) => ({
     index: f.index,
     time: f.time,

@@ -6,6 +6,7 @@ import { findPageDir, PAGE_FILES } from '../serve/page_dir.js';
 import { collectRun } from '../model_dir/run.js';
 import { writeModelDirFiles } from '../model_dir/model_dir.js';
 import { type ModelDirMeta } from '../model_dir/meta.js';
+import { storeWeightsAs, type WeightDtype } from '../model_dir/weight_dtype.js';
 
 export interface ExportOptions {
   fold?: number;
@@ -13,11 +14,15 @@ export interface ExportOptions {
   page?: boolean;
   /** Built page folder (default: dist/page). */
   pageDir?: string;
+  /** How the float32 weights are stored (default float32; float16/uint8: smaller for the page). */
+  weightsDtype?: WeightDtype;
 }
 
 export async function exportRun(run: string, out: string, options: ExportOptions = {}): Promise<{ meta: ModelDirMeta; pageFiles: string[] }> {
   const collected = collectRun(run, options.fold);
-  const meta = await writeModelDirFiles(out, collected.info, collected.members);
+  const dtype = options.weightsDtype ?? 'float32';
+  const members = collected.members.map((m, k) => storeWeightsAs(m, dtype, `${run} (member ${k})`));
+  const meta = await writeModelDirFiles(out, collected.info, members);
   const pageFiles: string[] = [];
   const pageDir = options.page === false ? undefined : (options.pageDir ?? findPageDir());
   if (pageDir) {

@@ -4,8 +4,33 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in.
-export const PAGE_FILES = ['index.html', 'app.js', 'style.css', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'ffmpeg-worker.js', 'ffmpeg-core.js', 'ffmpeg-core.wasm'];
+// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in; the threaded
+// TF.js binary only by a cross-origin isolated page (README: what a static host must send).
+export const PAGE_FILES = [
+  'index.html',
+  'app.js',
+  'model-worker.js',
+  'style.css',
+  'favicon.svg',
+  'tfjs-backend-wasm.wasm',
+  'tfjs-backend-wasm-simd.wasm',
+  'tfjs-backend-wasm-threaded-simd.wasm',
+  'ffmpeg-worker.js',
+  'ffmpeg-core.js',
+  'ffmpeg-core.wasm',
+];
+
+/**
+ * Headers that make the page cross-origin isolated, so that browsers give it SharedArrayBuffer and
+ * TF.js runs its threaded wasm binary on every core (README: what a static host must send). COEP
+ * require-corp makes every subresource declare it may be embedded: the page loads only its own
+ * files, which say so with CORP same-origin.
+ */
+export const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+};
 
 export function findPageDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));

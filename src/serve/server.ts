@@ -27,7 +27,7 @@ import type { Guard } from '../decision/core.js';
 import { createPipeline, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
 import { describeUnknown, sniffType, SNIFF_BYTES } from '../media/formats.js';
 import { VERSION } from '../version.js';
-import { findPageDir, PAGE_FILES } from './page_dir.js';
+import { findPageDir, ISOLATION_HEADERS, PAGE_FILES } from './page_dir.js';
 import { answerDeadline, isLate } from './deadline.js';
 import { createServerMetrics } from './metrics.js';
 import { createQueue } from './queue.js';
@@ -308,11 +308,15 @@ async function serveWith(
     return reply.send({ file: shownName, ...result });
   });
 
-  // The page and the model files it loads (./pocovid.json, ./member-k/model.json + weights).
+  // The page and the model files it loads (./pocovid.json, ./member-k/model.json + weights), sent
+  // cross-origin isolated: the page's model worker then runs TF.js wasm on every core.
   const roots = pageDir ? [pageDir, modelDir] : [modelDir];
   await app.register(fastifyStatic, {
     root: roots,
     serveDotFiles: false,
+    setHeaders: (res) => {
+      for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
+    },
     allowedPath: (pathName) =>
       PAGE_FILES.includes(pathName.slice(1)) || pathName === '/' || pathName === `/${MODEL_META_FILE}` || /^\/member-\d+\/[A-Za-z0-9._-]+\.(json|bin)$/.test(pathName),
   });

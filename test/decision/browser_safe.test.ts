@@ -26,6 +26,14 @@ describe('browser-safe modules', () => {
     for (const file of ['src/guard/guard.ts', 'src/models/preprocess.ts', 'src/decision/combine.ts', 'src/decision/classify.ts', 'src/explain/gradcam.ts']) expect(inputs).toContain(file);
   });
 
+  it('the page\'s main thread bundles no TF.js: the model and the decision core run in its worker', async () => {
+    const main = Object.keys((await bundleForBrowser('src/serve/page/app.ts')).inputs);
+    expect(main.filter((file) => /@tensorflow\/|src\/decision\/core\.ts/.test(file))).toEqual([]);
+    const worker = Object.keys((await bundleForBrowser('src/serve/page/model_worker.ts')).inputs);
+    for (const file of ['src/decision/core.ts', 'src/serve/page/model.ts', 'src/media/resize.ts']) expect(worker).toContain(file);
+    expect(worker.filter((file) => NODE_ONLY.test(file) || file.startsWith('node:') || /@ffmpeg\//.test(file))).toEqual([]);
+  });
+
   it('refuses the Node pipeline (the check can fail)', async () => {
     await expect(bundleForBrowser('src/infer/pipeline.ts')).rejects.toThrow(/node:|Could not resolve/);
   });

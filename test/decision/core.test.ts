@@ -77,6 +77,28 @@ describe('decideFrames', () => {
     expect(shown).toBe(3);
   });
 
+  it('reports progress after each batch, gives the same answer one frame per pass, and stops when the callback throws', async () => {
+    const list = frames(5);
+    const whole = await decideFrames(model(), list, 'video');
+    const progress: [number, number][] = [];
+    const oneByOne = await decideFrames(model(), list, 'video', { batchSize: 1, onProgress: (done, total) => void progress.push([done, total]) });
+    expect(progress).toEqual([1, 2, 3, 4, 5].map((k) => [k, 5]));
+    expect(oneByOne.result.label).toBe(whole.result.label);
+    for (const c of TINY_CLASSES) expect(oneByOne.result.probabilities![c]).toBeCloseTo(whole.result.probabilities![c]!, 6);
+    // The page cancels this way: no result, and no tensor left behind.
+    const before = tf.memory().numTensors;
+    const stop = new Error('cancelled');
+    await expect(
+      decideFrames(model(), list, 'video', {
+        batchSize: 2,
+        onProgress: (done) => {
+          if (done >= 2) throw stop;
+        },
+      }),
+    ).rejects.toBe(stop);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('gives no diagnosis when most frames are flagged, and says why', async () => {
     const { result, shown, heatmapRgb } = await decideFrames(model(brightnessGuard(200)), frames(4, [0, 1, 3]), 'video', { heatmap: true });
     expect(result).toMatchObject({ label: null, probabilities: null, confidence: null, uncertainty: null });

@@ -158,8 +158,9 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
     const { page, recorded } = await openPage();
     try {
       await expect(page.textContent('.disclaimer')).resolves.toMatch(/not a diagnostic device/);
-      // The runtime chosen for the page (docs/browser-runtime.md): TF.js on its wasm backend.
-      await expect(page.textContent('#model-info')).resolves.toMatch(/TF\.js wasm$/);
+      // The runtime chosen for the page (docs/browser-runtime.md): TF.js on its wasm backend, with
+      // SIMD; one thread from a plain static host (no COOP/COEP headers: no SharedArrayBuffer).
+      await expect(page.textContent('#model-info')).resolves.toMatch(/TF\.js wasm SIMD, 1 thread \(not cross-origin isolated\)$/);
 
       const image = await analyse(page, media.png);
       expectSameAnswer(image!, cli[0]!);
@@ -193,7 +194,7 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       }
       const paths = recorded.requests.map((r) => new URL(r.url).pathname);
       expect(paths).toEqual(expect.arrayContaining(['/member-1/model.json', '/ffmpeg-core.wasm']));
-      const allowed = /^\/(|index\.html|app\.js|style\.css|pocovid\.json|tfjs-backend-wasm(-simd)?\.wasm|ffmpeg-(worker|core)\.js|ffmpeg-core\.wasm|member-\d\/(model\.json|weights\.bin))$/;
+      const allowed = /^\/(|index\.html|app\.js|model-worker\.js|style\.css|favicon\.svg|pocovid\.json|tfjs-backend-wasm(-simd)?\.wasm|ffmpeg-(worker|core)\.js|ffmpeg-core\.wasm|member-\d\/(model\.json|weights\.bin))$/;
       expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
     } finally {
       await page.close();
@@ -289,8 +290,19 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
     const server = await createServer({ model: relative(process.cwd(), exported), pageDir });
     try {
       const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
-      const html = await (await fetch(`${address}/`)).text();
+      const index = await fetch(`${address}/`);
+      const html = await index.text();
       expect(html).toContain('not a diagnostic device');
+      // Cross-origin isolated (the page's worker may then run TF.js wasm on every core), the page's
+      // own files and the model's alike.
+      for (const path of ['/', '/app.js', '/model-worker.js', '/tfjs-backend-wasm-threaded-simd.wasm', '/favicon.svg', '/pocovid.json', '/member-1/weights.bin']) {
+        const res = path === '/' ? index : await fetch(`${address}${path}`);
+        expect(res.status, path).toBe(200);
+        expect(res.headers.get('cross-origin-opener-policy'), path).toBe('same-origin');
+        expect(res.headers.get('cross-origin-embedder-policy'), path).toBe('require-corp');
+        expect(res.headers.get('cross-origin-resource-policy'), path).toBe('same-origin');
+        if (path !== '/') await res.arrayBuffer();
+      }
       expect((await (await fetch(`${address}/pocovid.json`)).json()).members).toEqual(['member-0', 'member-1']);
       const member = await fetch(`${address}/member-0/model.json`);
       expect(member.status).toBe(200);

@@ -49,6 +49,17 @@ describe('HTTP API', () => {
     expect(await missing.json()).toEqual({ error: 'not found: GET /api/nothing' });
   });
 
+  it('sends the model files cross-origin isolated (COOP/COEP/CORP), so that the page may run wasm threads', async () => {
+    for (const path of ['/pocovid.json', '/member-0/model.json', '/member-0/weights.bin']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cross-origin-opener-policy'), path).toBe('same-origin');
+      expect(res.headers.get('cross-origin-embedder-policy'), path).toBe('require-corp');
+      expect(res.headers.get('cross-origin-resource-policy'), path).toBe('same-origin');
+      await res.arrayBuffer();
+    }
+  });
+
   it('classifies a good image, with a heatmap when asked, and deletes the upload', async () => {
     const { status, body } = await upload(png, 'scan.png', '?heatmap=1');
     expect(status).toBe(200);

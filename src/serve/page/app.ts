@@ -2,71 +2,104 @@
 // never sent anywhere. Everything that decides is shared with the CLI and the server: the file's
 // type from its bytes, the video sampling rule and ffmpeg command (run by ffmpeg.wasm), the one
 // resize, and the decision core (src/decision/core.ts: guard, members, ensemble, video decision,
-// Grad-CAM). This file only wires the page: load the model, read a dropped file, show the result.
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { decideFrames } from '../../decision/core.js';
+// Grad-CAM). The model and the decision run in a worker (model_worker.ts), so the page never
+// freezes; this file only wires the page: start the worker, read a dropped file, show progress and
+// the result, cancel.
+import { CancelledError, startModelWorker, type ModelClient } from './model_client.js';
 import { readInput } from './frames.js';
-import { loadPageModel, type PageModel } from './model.js';
-import { clearResult, setStatus, showResult } from './render.js';
+import { clearResult, setProgress, setStatus, showResult } from './render.js';
+import type { ModelInfo } from './worker_protocol.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
-let model: PageModel | undefined;
-/** Bumped by every new file: an analysis still running for an older one shows nothing. */
+let model: ModelClient | undefined;
+/** Bumped by every new file and by Cancel: an analysis still running for an older one shows nothing. */
 let generation = 0;
+/** Stops the analysis in progress (the worker's job, when it has one). */
+let stopCurrent: (() => void) | undefined;
 
-async function initBackend(): Promise<string> {
-  // wasm is ~40× faster than the pure-JS cpu backend; its .wasm files sit next to app.js.
-  // TF.js rather than onnxruntime-web for the forward pass: measured in headless Chromium, ORT Web
-  // is not clearly faster and would add a 14 MB runtime plus a second copy of the weights (Grad-CAM
-  // needs the TF.js model anyway). Numbers and the command: docs/browser-runtime.md.
-  try {
-    setWasmPaths(new URL('./', document.baseURI).href);
-    if (await tf.setBackend('wasm')) return 'wasm';
-  } catch {
-    // fall through to cpu
-  }
-  await tf.setBackend('cpu');
-  return 'cpu';
+function setWorking(working: boolean): void {
+  $<HTMLButtonElement>('cancel').hidden = !working;
+  if (!working) setProgress(undefined);
 }
 
 async function analyse(file: File, mine: number): Promise<void> {
   if (!model) return;
-  const { meta, decision } = model;
+  const { meta } = model.info;
   const started = performance.now();
   setStatus(`Analysing ${file.name} on this device…`);
-  const input = await readInput(file, { input: meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) }, (line) => {
+  const input = await readInput(file, (line) => {
     if (mine === generation) setStatus(line);
   });
   if (mine !== generation) return;
-  setStatus(`Classifying ${input.frames.length} frame${input.frames.length === 1 ? '' : 's'} of ${file.name}…`);
+  const count = 'image' in input.source ? 1 : input.source.frames.length;
+  setStatus(`Classifying ${count} frame${count === 1 ? '' : 's'} of ${file.name}…`);
+  setProgress(0, count);
+  const job = model.decide(input.source, input.kind, (done, total) => {
+    if (mine !== generation) return;
+    setStatus(`Classifying frame ${done} of ${total} of ${file.name}…`);
+    setProgress(done, total);
+  });
+  const client = model;
+  stopCurrent = () => client.cancel(job.id);
   // The video decision as `predict` makes it by default (mean probability); Grad-CAM always.
-  const output = await decideFrames(decision, input.frames, input.kind, { heatmap: true });
+  const { output, frames } = await job.done;
   if (mine !== generation) return;
+  stopCurrent = undefined;
   const { kind, ...rest } = output.result;
   const json = { file: file.name, kind, format: input.type.format, ...rest };
   const seconds = (performance.now() - started) / 1000 - input.decoderLoadSeconds;
-  showResult({ fileName: file.name, classes: meta.classes, inputSize: meta.cfg.inputSize, frames: input.frames, output, json, seconds, decoderLoadSeconds: input.decoderLoadSeconds });
+  setWorking(false);
+  const shown = { fileName: file.name, classes: meta.classes, inputSize: meta.cfg.inputSize, frames, output, json, seconds, decoderLoadSeconds: input.decoderLoadSeconds };
+  if (!(await showResult(shown, () => mine === generation))) return;
   document.body.dataset['state'] = 'done';
   setStatus('Done. Nothing was uploaded.');
 }
 
+/** Stops what runs now; nothing of it is shown afterwards. */
+function stop(): void {
+  generation++;
+  stopCurrent?.();
+  stopCurrent = undefined;
+}
+
 function handle(file: File | undefined): void {
   if (!file) return;
-  const mine = ++generation;
+  stop();
+  const mine = generation;
   // The previous result goes first: it must never be read as this file's.
   clearResult();
   document.body.dataset['state'] = 'working';
+  setWorking(true);
   analyse(file, mine).catch((err: unknown) => {
-    if (mine !== generation) return;
+    if (mine !== generation || err instanceof CancelledError) return;
+    setWorking(false);
     clearResult();
     document.body.dataset['state'] = 'error';
     // Each error names the file, as predict's do (a model-output error names the member instead).
     const message = (err as Error).message;
     setStatus(message.startsWith(`${file.name}:`) ? message : `${file.name}: ${message}`, true);
   });
+}
+
+function cancel(): void {
+  if (document.body.dataset['state'] !== 'working') return;
+  stop();
+  setWorking(false);
+  clearResult();
+  document.body.dataset['state'] = 'cancelled';
+  setStatus('Cancelled: no result.');
+}
+
+/** The model-info line: what runs the model, and on how many threads (and why not more). */
+function describeModel(info: ModelInfo): string {
+  const { meta } = info;
+  const threads = `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  const isolation = info.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated';
+  const runtime = info.backend === 'wasm' ? `TF.js wasm${info.simd ? ' SIMD' : ''}, ${threads} (${isolation})` : `TF.js ${info.backend}`;
+  // float32 goes unsaid; smaller storage is said, since the weights were rounded (export --weights-dtype).
+  const weights = info.weightsDtype === 'float32' ? '' : `, ${info.weightsDtype} weights`;
+  return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s)${weights}, ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
 }
 
 async function start(): Promise<void> {
@@ -86,12 +119,16 @@ async function start(): Promise<void> {
     handle(inputEl.files?.[0]);
     inputEl.value = ''; // the same file chosen again is analysed again
   });
+  $('cancel').addEventListener('click', cancel);
   try {
-    const backend = await initBackend();
-    model = await loadPageModel();
-    const { meta } = model;
-    $('model-info').textContent = `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s), ${meta.cfg.inputSize.join('×')} input, TF.js ${backend}`;
-    if (model.unchecked) setStatus(`Warning: the model files were not checked for damage (${model.unchecked}).`, true);
+    // ?threads=N caps the model's threads: on a busy machine one thread can be the faster (README).
+    const threads = Number(new URLSearchParams(location.search).get('threads')) || undefined;
+    model = await startModelWorker(new URL('./', document.baseURI).href, threads);
+    const { info } = model;
+    $('model-info').textContent = describeModel(info);
+    document.body.dataset['threads'] = String(info.threads);
+    document.body.dataset['isolated'] = String(info.crossOriginIsolated);
+    if (info.unchecked) setStatus(`Warning: the model files were not checked for damage (${info.unchecked}).`, true);
     document.body.dataset['ready'] = 'true';
   } catch (err) {
     $('model-info').textContent = `Model could not be loaded: ${(err as Error).message}`;

@@ -1,74 +1,26 @@
-// A dropped file → the decision core's frames, in the browser. The type comes from the bytes (as
-// in the CLI); images are decoded by the browser at their native size, videos, GIFs and BMPs by
-// ffmpeg.wasm with the CLI's sampling rule; every frame is then resized by the one resize
-// (src/media/resize.ts), to the model's input and, when the guard needs its own, to its scale.
-import type { DecisionFrame } from '../../decision/core.js';
+// A dropped file → what the model worker decides from, in the browser's main thread. The type
+// comes from the bytes (as in the CLI); PNG, JPEG and WebP go to the worker as they are (it decodes
+// them: browser_image.ts), videos, GIFs and BMPs are decoded by ffmpeg.wasm (in its own worker)
+// with the CLI's sampling rule. The model worker then resizes every frame by the one resize
+// (decision_frames.ts) and decides.
 import { BadInputError } from '../../errors.js';
 import { describeUnknown, SNIFF_BYTES, sniffType, type SniffedType } from '../../media/formats.js';
-import { resizeRgb, type RgbImage } from '../../media/resize.js';
 import { DEFAULT_SAMPLING } from '../../media/sampling.js';
+import { BROWSER_IMAGES } from './browser_image.js';
 import { decodeInPage } from './ffmpeg_wasm.js';
+import type { DecideSource } from './worker_protocol.js';
 
 export interface PageInput {
   kind: 'image' | 'video';
   type: SniffedType;
-  frames: DecisionFrame[];
+  /** Native-size frames, or the image file itself; their buffers are handed to the model worker (transferred). */
+  source: DecideSource;
   /** Seconds spent loading the video decoder for this file (0 when it was loaded already). */
   decoderLoadSeconds: number;
 }
 
-/** The formats the browser decodes itself, losslessly or with the same libjpeg as sharp. */
-const BROWSER_IMAGES = new Set(['png', 'jpeg', 'webp']);
-
-/** Native-size RGB of an image the browser decodes: no colour management, no premultiplied alpha. */
-async function browserImage(name: string, bytes: Uint8Array<ArrayBuffer>, type: SniffedType): Promise<RgbImage> {
-  let bitmap: ImageBitmap;
-  try {
-    bitmap = await createImageBitmap(new Blob([bytes], { type: `image/${type.format}` }), {
-      colorSpaceConversion: 'none',
-      premultiplyAlpha: 'none',
-      imageOrientation: 'from-image',
-    });
-  } catch {
-    throw new BadInputError(name, `this browser cannot decode this ${type.format} image`);
-  }
-  const { width, height } = bitmap;
-  const canvas = document.createElement('canvas');
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const rgba = ctx.getImageData(0, 0, width, height, { colorSpace: 'srgb' }).data;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i]!;
-    rgb[j + 1] = rgba[i + 1]!;
-    rgb[j + 2] = rgba[i + 2]!;
-  }
-  return { width, height, rgb };
-}
-
-export interface FrameSizes {
-  /** The model's input [height, width]. */
-  input: readonly [number, number];
-  /** Side of the guard's own frames, when it needs them (guardFrameSide). */
-  guardSide?: number;
-}
-
-function toDecisionFrame(native: RgbImage, index: number, time: number, sizes: FrameSizes): DecisionFrame {
-  const [h, w] = sizes.input;
-  const side = sizes.guardSide;
-  return {
-    index,
-    time,
-    rgb: resizeRgb(native.rgb, native.width, native.height, w, h),
-    ...(side ? { guardFrame: { width: side, height: side, rgb: resizeRgb(native.rgb, native.width, native.height, side, side) } } : {}),
-  };
-}
-
 /** Reads a dropped file into frames; BadInputError (naming the file) when it cannot. */
-export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: string) => void): Promise<PageInput> {
+export async function readInput(file: File, onStatus: (line: string) => void): Promise<PageInput> {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const head = bytes.subarray(0, SNIFF_BYTES);
   const type = sniffType(head);
@@ -76,7 +28,7 @@ export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: 
   // The DICOM decoder needs Node (dicom-parser, sharp for JPEG-compressed frames).
   if (type.format === 'dicom') throw new BadInputError(file.name, 'DICOM files are not decoded in the browser; use pocovid predict or the server, which read DICOM cine loops and images');
   if (type.kind === 'image' && BROWSER_IMAGES.has(type.format)) {
-    return { kind: 'image', type, frames: [toDecisionFrame(await browserImage(file.name, bytes, type), 0, 0, sizes)], decoderLoadSeconds: 0 };
+    return { kind: 'image', type, source: { image: { name: file.name, format: type.format, bytes } }, decoderLoadSeconds: 0 };
   }
   if (type.kind === 'image' && !type.demuxer) {
     throw new BadInputError(file.name, `${type.format.toUpperCase()} images are not decoded in the browser; convert it to PNG, or use pocovid predict`);
@@ -84,5 +36,6 @@ export async function readInput(file: File, sizes: FrameSizes, onStatus: (line: 
   // Videos as `predict` samples them by default; a BMP as its one frame.
   const sampling = type.kind === 'video' ? { ...DEFAULT_SAMPLING } : { fps: 1, maxFrames: 1 };
   const { frames, decoderLoadSeconds } = await decodeInPage(file.name, bytes, type, sampling, onStatus);
-  return { kind: type.kind, type, frames: frames.map((f) => toDecisionFrame(f, f.index, type.kind === 'video' ? f.time : 0, sizes)), decoderLoadSeconds };
+  const native = frames.map((f) => ({ index: f.index, time: type.kind === 'video' ? f.time : 0, width: f.width, height: f.height, rgb: f.rgb }));
+  return { kind: type.kind, type, source: { frames: native }, decoderLoadSeconds };
 }

@@ -1,12 +1,16 @@
-// The model folder next to the page, loaded into the browser: pocovid.json checked by the same
-// schema as the CLI's, every member file checked against the sha256 pocovid.json records (as
-// predict and serve check them), every member as a TF.js layers model, and each member's forward
-// pass on TF.js for the decision core (src/decision/core.ts).
+// The model folder next to the page, loaded in the page's model worker (model_worker.ts):
+// pocovid.json checked by the same schema as the CLI's, every member file checked against the
+// sha256 pocovid.json records (as predict and serve check them), every member as a TF.js layers
+// model, and each member's forward pass on TF.js for the decision core (src/decision/core.ts).
+// No DOM here: URLs are resolved against the folder the caller names (`base`).
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { MemberForward } from '../../decision/classify.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
+import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
 import { digestProblem } from '../../util/digest_rule.js';
 
 export interface PageModel {
@@ -16,6 +20,8 @@ export interface PageModel {
   guardSide?: number;
   /** Why the member files could not be checked against their digests, when they could not. */
   unchecked?: string;
+  /** How the members' weights are stored (export --weights-dtype): float32, float16, uint8 or mixed. */
+  weightsDtype: string;
 }
 
 function hex(buffer: ArrayBuffer): string {
@@ -28,14 +34,14 @@ function hex(buffer: ArrayBuffer): string {
  * cannot be checked: an older folder records no digests, and browsers offer sha256 only to pages
  * served over HTTPS or from localhost.
  */
-function checkedFetch(meta: ModelDirMeta): { fetchFunc?: typeof fetch; unchecked?: string } {
+function checkedFetch(meta: ModelDirMeta, base: string): { fetchFunc?: typeof fetch; unchecked?: string } {
   if (!meta.files) return { unchecked: 'pocovid.json records no digests' };
   if (!globalThis.crypto?.subtle) return { unchecked: 'this browser checks them only over HTTPS or localhost' };
   const files = meta.files;
   const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const response = await fetch(input, init);
     if (!response.ok) return response;
-    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, document.baseURI);
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, base);
     const rel = url.pathname.split('/').slice(-2).join('/');
     const data = await response.arrayBuffer();
     const expected = files[rel];
@@ -58,8 +64,62 @@ function tfjsForward(model: tfl.LayersModel, shape: [number, number, number]): M
   };
 }
 
-export async function loadPageModel(): Promise<PageModel> {
-  const response = await fetch('pocovid.json');
+export interface BackendInfo {
+  backend: 'wasm' | 'cpu';
+  /** Threads of the wasm backend's pool (1 unless the page is cross-origin isolated). */
+  threads: number;
+  simd: boolean;
+}
+
+/**
+ * Runs `f` (the wasm backend's start) with navigator.hardwareConcurrency reading `count`, when
+ * `apply`. TF.js 4.22's wasm backend caps its XNNPACK pool at hardwareConcurrency / 2 whatever
+ * setThreadsCount asks (it assumes two hyperthreads per core: backend.cc's num_cores, read once
+ * when the module starts), which leaves a 2-core laptop or VM on one thread. Measured in headless
+ * Chromium on 2 cores: getThreadsCount() 1 without this, 2 with it. The real value comes back
+ * as soon as the backend has started.
+ */
+async function withCoreCount<T>(count: number, apply: boolean, f: () => Promise<T>): Promise<T> {
+  if (!apply) return f();
+  Object.defineProperty(navigator, 'hardwareConcurrency', { value: count, configurable: true });
+  try {
+    return await f();
+  } finally {
+    delete (navigator as { hardwareConcurrency?: number }).hardwareConcurrency;
+  }
+}
+
+/**
+ * TF.js on wasm (SIMD, and threads where the page is cross-origin isolated, at most `maxThreads`:
+ * the page's ?threads=N), else the pure-JS cpu
+ * backend. wasm is ~40× faster than cpu; its .wasm files sit next to the page (`base`).
+ * TF.js rather than onnxruntime-web for the forward pass: measured in headless Chromium, ORT Web
+ * is not clearly faster and would add a 14 MB runtime plus a second copy of the weights (Grad-CAM
+ * needs the TF.js model anyway). Numbers and the command: docs/browser-runtime.md.
+ */
+export async function initBackend(base: string, maxThreads?: number): Promise<BackendInfo> {
+  try {
+    setWasmPaths(base);
+    // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages
+    // (COOP + COEP headers, README). The page asks for every logical core (the main thread is idle
+    // while the model runs), at most 8 (the pool TF.js spawns).
+    const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+    const threads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(8, cores, maxThreads ?? cores)) : 1;
+    if (threads > 1) setThreadsCount(threads);
+    if (await withCoreCount(2 * cores, threads > 1, () => tf.setBackend('wasm'))) {
+      const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+      return { backend: 'wasm', threads: getThreadsCount(), simd };
+    }
+  } catch {
+    // fall through to cpu
+  }
+  await tf.setBackend('cpu');
+  return { backend: 'cpu', threads: 1, simd: false };
+}
+
+/** Loads the model folder at `base` (a URL ending in '/'). */
+export async function loadPageModel(base: string): Promise<PageModel> {
+  const response = await fetch(new URL('pocovid.json', base));
   if (!response.ok) throw new Error(`pocovid.json: HTTP ${response.status}`);
   let meta: ModelDirMeta;
   try {
@@ -67,9 +127,17 @@ export async function loadPageModel(): Promise<PageModel> {
   } catch (err) {
     throw new Error(`pocovid.json: ${(err as Error).message}`);
   }
-  const { fetchFunc, unchecked } = checkedFetch(meta);
+  const { fetchFunc: checked, unchecked } = checkedFetch(meta, base);
+  // Each member's model.json, read on its way to TF.js, says how its weights are stored.
+  const stored = new Set<string>();
+  const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const response = await (checked ?? fetch)(input, init);
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+    if (response.ok && url.endsWith('/model.json')) stored.add(storedWeightDtype(await response.clone().json()));
+    return response;
+  };
   const members: tfl.LayersModel[] = [];
-  for (const member of meta.members) members.push(await tfl.loadLayersModel(`${member}/model.json`, fetchFunc ? { fetchFunc } : {}));
+  for (const member of meta.members) members.push(await tfl.loadLayersModel(new URL(`${member}/model.json`, base).href, { fetchFunc }));
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
@@ -84,5 +152,6 @@ export async function loadPageModel(): Promise<PageModel> {
     },
     ...(guardSide ? { guardSide } : {}),
     ...(unchecked ? { unchecked } : {}),
+    weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
   };
 }

@@ -21,6 +21,15 @@ export function setStatus(text: string, error = false): void {
   status.classList.toggle('error', error);
 }
 
+/** The progress bar under the status: `done` of `total` frames, or hidden (undefined). */
+export function setProgress(done: number | undefined, total = 0): void {
+  const bar = $<HTMLProgressElement>('progress');
+  bar.hidden = done === undefined;
+  if (done === undefined) return;
+  bar.max = Math.max(1, total);
+  bar.value = done;
+}
+
 function paint(canvas: HTMLCanvasElement, rgb: Uint8Array | Uint8ClampedArray, width: number, height: number): void {
   canvas.width = width;
   canvas.height = height;
@@ -140,8 +149,16 @@ export interface ShownResult {
   decoderLoadSeconds: number;
 }
 
-/** Fills the card with a result (after clearResult). */
-export function showResult(shown: ShownResult): void {
+/** Resolves in a later task of the event loop. */
+const nextTask = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Fills the card with a result (after clearResult), in three tasks rather than one: drawn in one
+ * go, a 30-frame result made a main-thread task of 100 ms on a busy 2-core machine, and the page
+ * must keep answering. Stops (false, the card still hidden) when `current()` turns false on the
+ * way: a newer file or Cancel came in, and that one clears the card.
+ */
+export async function showResult(shown: ShownResult, current: () => boolean): Promise<boolean> {
   const { classes, frames, output } = shown;
   const { result } = output;
   const [height, width] = shown.inputSize;
@@ -151,7 +168,11 @@ export function showResult(shown: ShownResult): void {
     `${frames.length} frame${frames.length === 1 ? '' : 's'} in ${shown.seconds.toFixed(1)} s on this device: ${((1000 * shown.seconds) / frames.length).toFixed(0)} ms per frame` +
     (shown.decoderLoadSeconds > 0 ? ` (and ${shown.decoderLoadSeconds.toFixed(1)} s to load the video decoder, once)` : '');
   $('result-json').textContent = JSON.stringify(shown.json, null, 2);
+  await nextTask();
+  if (!current()) return false;
   renderTimeline(classes, result);
+  await nextTask();
+  if (!current()) return false;
   if (result.label === null) {
     // The guard refused the input: no diagnosis, but the user sees what was refused and why.
     document.body.dataset['guard'] = 'flagged';
@@ -164,7 +185,7 @@ export function showResult(shown: ShownResult): void {
     $('frame-caption').textContent = video ? `Input at ${thumb.time.toFixed(1)} s (refused)` : 'Input (refused)';
     $('heatmap-figure').hidden = true;
     $('result').hidden = false;
-    return;
+    return true;
   }
   document.body.dataset['guard'] = result.guard ? 'passed' : 'none';
   $('label-prefix').textContent = 'Most likely:';
@@ -187,4 +208,5 @@ export function showResult(shown: ShownResult): void {
   $('frame-caption').textContent = video ? `Frame at ${frame.time.toFixed(1)} s (most typical of the label)` : 'Input';
   if (output.heatmapRgb) paint($<HTMLCanvasElement>('heatmap-canvas'), output.heatmapRgb, width, height);
   $('result').hidden = false;
+  return true;
 }

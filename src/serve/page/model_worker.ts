@@ -1,0 +1,103 @@
+// The page's model worker: TF.js, the model and the decision core run here, off the main thread,
+// so that the page keeps answering (scrolling, the Cancel button) while a video is classified.
+// Bundled by scripts/build-page.mjs as model-worker.js (a module worker). It decodes images
+// (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core
+// exactly as `predict` does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one
+// frame per forward pass so that progress is per frame, and checks for a cancel between frames.
+import { decideFrames, type DecisionFrame } from '../../decision/core.js';
+import { decodeBrowserImage } from './browser_image.js';
+import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
+import { initBackend, loadPageModel, type PageModel } from './model.js';
+import type { FromWorker, ToWorker } from './worker_protocol.js';
+
+/** The worker's global scope, typed for what is used here (the project's lib is DOM, not WebWorker). */
+const scope = globalThis as unknown as {
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+};
+
+class Cancelled extends Error {}
+
+let model: PageModel | undefined;
+/** Jobs queued or running, and those of them cancelled (a cancel for a finished job is dropped). */
+const pending = new Set<number>();
+const cancelled = new Set<number>();
+/** Jobs run one after another: a cancelled one ends at its next frame, then the next starts. */
+let queue: Promise<void> = Promise.resolve();
+
+/** Lets queued messages (a cancel) in between frames: a wasm forward pass never yields by itself. */
+function yieldToMessages(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
+async function load(base: string, threads?: number): Promise<void> {
+  try {
+    const backend = await initBackend(base, threads);
+    model = await loadPageModel(base);
+    scope.postMessage({
+      type: 'ready',
+      info: {
+        meta: model.meta,
+        ...backend,
+        crossOriginIsolated: globalThis.crossOriginIsolated === true,
+        weightsDtype: model.weightsDtype,
+        ...(model.unchecked ? { unchecked: model.unchecked } : {}),
+      },
+    });
+  } catch (err) {
+    scope.postMessage({ type: 'load-error', message: (err as Error).message ?? String(err) });
+  }
+}
+
+/** Every distinct buffer under `frames` and `extra`, to hand over rather than copy. */
+function buffersOf(frames: DecisionFrame[], extra?: Uint8Array): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const f of frames) buffers.add(f.rgb.buffer as ArrayBuffer);
+  if (extra) buffers.add(extra.buffer as ArrayBuffer);
+  return [...buffers];
+}
+
+async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<void> {
+  const { id, kind } = message;
+  try {
+    if (!model) throw new Error('the model is not loaded');
+    if (cancelled.has(id)) throw new Cancelled();
+    const sizes = { input: model.meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) };
+    const { source } = message;
+    const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
+    const frames = native.map((f) => toDecisionFrame(f, sizes));
+    const output = await decideFrames(model.decision, frames, kind, {
+      heatmap: true,
+      batchSize: 1,
+      onProgress: async (done, total) => {
+        scope.postMessage({ type: 'progress', id, done, total });
+        await yieldToMessages();
+        if (cancelled.has(id)) throw new Cancelled();
+      },
+    });
+    // The guard's own copies stay here: the page draws only the model-size frames.
+    const shown = frames.map(({ index, time, rgb }) => ({ index, time, rgb }));
+    scope.postMessage({ type: 'result', id, output, frames: shown }, buffersOf(shown, output.heatmapRgb));
+  } catch (err) {
+    if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
+    else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
+  } finally {
+    pending.delete(id);
+    cancelled.delete(id);
+  }
+}
+
+scope.onmessage = (event) => {
+  const message = event.data;
+  if (message.type === 'load') queue = queue.then(() => load(message.base, message.threads));
+  else if (message.type === 'cancel') {
+    if (pending.has(message.id)) cancelled.add(message.id);
+  } else {
+    pending.add(message.id);
+    queue = queue.then(() => decide(message));
+  }
+};
