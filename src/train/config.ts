@@ -94,7 +94,7 @@ export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 
 /** The options a model's recipe sets when the command line leaves them unset. */
-export const RECIPE_FIELDS = ['head', 'trainableLayers', 'colour', 'classWeights', 'classBias', 'augment', 'sector'] as const;
+export const RECIPE_FIELDS = ['head', 'trainableLayers', 'colour', 'classWeights', 'classBias', 'augment', 'sector', 'inputBlur'] as const;
 export type RecipeField = (typeof RECIPE_FIELDS)[number];
 export type ModelRecipe = Partial<Pick<TrainConfigInput, RecipeField>>;
 
@@ -103,11 +103,13 @@ export type ModelRecipe = Partial<Pick<TrainConfigInput, RecipeField>>;
  * `pocovid train`, `cv` and `sweep` fill the recipe options a user leaves unset from here, before
  * the schema's own defaults. mobilenet_v1: a logistic head on the frozen ImageNet features of the
  * grey frame inside its imaging sector, every video weighing the same within its class, per-class
- * offsets fitted on patients the fit did not see. Models without an entry keep the schema's
+ * offsets fitted on patients the fit did not see, and a σ = 1 pixel low-pass on the input, which
+ * halves the labels a codec, a resize kernel or a grey level of noise flips at the same accuracy
+ * (docs/results.md#stability-of-decisions). Models without an entry keep the schema's
  * defaults (POCOVID-Net's recipe). The library (resolveTrainConfig) takes what it is given.
  */
 export const MODEL_RECIPES: Readonly<Record<string, ModelRecipe>> = {
-  mobilenet_v1: { head: 'logistic', trainableLayers: 0, colour: 'grey', classWeights: 'source', classBias: 'fitted', augment: false, sector: 'mask' },
+  mobilenet_v1: { head: 'logistic', trainableLayers: 0, colour: 'grey', classWeights: 'source', classBias: 'fitted', augment: false, sector: 'mask', inputBlur: 1 },
 };
 
 /** `input` with every recipe option it leaves unset taken from its model's recipe. */

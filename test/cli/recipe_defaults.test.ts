@@ -19,12 +19,12 @@ describe('default recipes through the CLI', () => {
     for (const field of RECIPE_FIELDS) if (recipe[field] !== undefined) expect(config[field], field).toEqual(recipe[field]);
     // The measured best honest recipe (docs/results.md): a logistic head on frozen grey features
     // inside the sector.
-    expect(config).toMatchObject({ head: 'logistic', trainableLayers: 0, colour: 'grey', sector: 'mask', augment: false });
+    expect(config).toMatchObject({ head: 'logistic', trainableLayers: 0, colour: 'grey', sector: 'mask', augment: false, inputBlur: 1 });
   });
 
   it('keeps what the command line sets, option by option', () => {
-    const config = configFor(['--model', 'mobilenet_v1', '--head', 'pocovid', '--trainable-layers', '2', '--augment', 'on', '--colour', 'rgb']);
-    expect(config).toMatchObject({ head: 'pocovid', trainableLayers: 2, augment: true, colour: 'rgb' });
+    const config = configFor(['--model', 'mobilenet_v1', '--head', 'pocovid', '--trainable-layers', '2', '--augment', 'on', '--colour', 'rgb', '--input-blur', '0']);
+    expect(config).toMatchObject({ head: 'pocovid', trainableLayers: 2, augment: true, colour: 'rgb', inputBlur: 0 });
     // The options it did not set still come from the recipe.
     expect(config.sector).toBe(MODEL_RECIPES['mobilenet_v1']!.sector);
   });
