@@ -58,6 +58,12 @@ describe('export --format onnx --int8', () => {
     expect(files['member-1/model.onnx']!.bytes).toBe(readFileSync(join(out, 'member-1', 'model.onnx')).length);
     expect(printed).toMatch(/wrote .*member-0\/model\.int8\.onnx \(same label as float on \d+\.\d% of 8 check frames, largest probability change \d\.\d{3}/);
     expect(printed).toContain(`wrote ${out}/int8.json (calibration on 6 frames from 6 files, mse)`);
+    // The CLI stores model.json's weights as float16 unless told otherwise (half the page's download).
+    expect(printed).toMatch(/wrote 2 member\(s\) of "tiny" \(.*, weights stored as float16\)/);
+    const manifest = (JSON.parse(readFileSync(join(out, 'member-0', 'model.json'), 'utf8')) as { weightsManifest: { weights: { quantization?: { dtype: string } }[] }[] }).weightsManifest;
+    const weights = manifest.flatMap((group) => group.weights);
+    expect(weights.length).toBeGreaterThan(0);
+    expect(weights.every((w) => w.quantization?.dtype === 'float16')).toBe(true);
     const report = JSON.parse(readFileSync(join(out, INT8_REPORT_FILE), 'utf8')) as Int8Report;
     expect(report.format).toBe('pocovid-int8');
     expect(report.method).toBe('mse');
