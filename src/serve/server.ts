@@ -55,6 +55,9 @@ export interface ServerOptions {
   metricsAggregate?: () => Promise<string>;
 }
 
+/** Form fields a request may carry besides its one file (the page and API send at most one). */
+const MAX_FORM_FIELDS = 8;
+
 /** Time limits (ms) on what clients send, and on a stop. */
 export interface ServerTimeouts {
   /** From connection to the end of the request headers. */
@@ -192,7 +195,10 @@ async function serveWith(
       socket.destroy();
     },
   });
-  await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 2, fields: 8, parts: 10, headerPairs: 100 } });
+  // The form's field limit is enforced in the handler (MAX_FORM_FIELDS), as the fields arrive: at
+  // busboy's own limit @fastify/multipart stops reading without ending the parts, so the client
+  // waited for the stall timeout and got a 408. Busboy's limits sit above ours as a backstop.
+  await app.register(fastifyMultipart, { limits: { fileSize: maxBytes, files: 2, fields: 4 * MAX_FORM_FIELDS, parts: 4 * MAX_FORM_FIELDS + 2, headerPairs: 100 } });
 
   const metrics = createServerMetrics(app, () => queue.size, options.metricsAggregate);
   metrics.modelLoadSeconds.set(loadSeconds);
@@ -248,8 +254,10 @@ async function serveWith(
     try {
       const fields: Record<string, string> = {};
       let received = false;
+      let fieldCount = 0;
       for await (const part of request.parts()) {
         if (part.type === 'field') {
+          if (++fieldCount > MAX_FORM_FIELDS) throw httpError(413, `too many form fields: at most ${MAX_FORM_FIELDS} besides the file`);
           fields[part.fieldname] = String(part.value);
           continue;
         }

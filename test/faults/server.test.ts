@@ -142,6 +142,25 @@ describe('a server facing stalled clients', () => {
     // One file still works, on the same server.
     expect((await upload(url, [{ name: 'first.png', data: png }])).status).toBe(200);
   });
+
+  it('refuses a request with more form fields than it allows (8 besides the file) at once with 413 as JSON, keeping no upload', async () => {
+    for (const fields of [9, 12, 40]) {
+      const form = new FormData();
+      for (let i = 0; i < fields; i++) form.append(`note${i}`, 'x');
+      form.append('file', new Blob([new Uint8Array(png)]), 'a.png');
+      const res = await fetch(`${url}/api/predict`, { method: 'POST', body: form });
+      expect(res.status, `${fields} fields`).toBe(413);
+      const body = (await res.json()) as { error?: string; label?: string };
+      expect(body.error, `${fields} fields`).toBe('too many form fields: at most 8 besides the file');
+      expect(body.label).toBeUndefined();
+    }
+    expect(await uploadsAfter(server.workDir)).toEqual([]);
+    // Within the limits (8 fields and the file) it answers.
+    const form = new FormData();
+    for (let i = 0; i < 8; i++) form.append(`note${i}`, 'x');
+    form.append('file', new Blob([new Uint8Array(png)]), 'a.png');
+    expect((await fetch(`${url}/api/predict`, { method: 'POST', body: form })).status).toBe(200);
+  });
 });
 
 describe('a model whose outputs are not finite', () => {
