@@ -5,6 +5,7 @@
 // channels and the same step applied to all three; `color` lets the channels move apart.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { separableFilterInPlace } from '../models/blur.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { classScorer, pickClass } from './scores.js';
@@ -67,27 +68,13 @@ function roll(src: Float32Array, h: number, w: number, dy: number, dx: number): 
   return out;
 }
 
+const BINOMIAL_3 = [0.25, 0.5, 0.25];
+
 /** 3×3 binomial blur per channel (edges clamped); the same on every channel, so grey stays grey. */
 export function blur(src: Float32Array, h: number, w: number): Float32Array {
-  const weights = [0.25, 0.5, 0.25];
-  const pass = (from: Float32Array, vertical: boolean): Float32Array => {
-    const out = new Float32Array(from.length);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        for (let c = 0; c < 3; c++) {
-          let v = 0;
-          for (let d = -1; d <= 1; d++) {
-            const yy = vertical ? Math.min(h - 1, Math.max(0, y + d)) : y;
-            const xx = vertical ? x : Math.min(w - 1, Math.max(0, x + d));
-            v += weights[d + 1]! * from[(yy * w + xx) * 3 + c]!;
-          }
-          out[(y * w + x) * 3 + c] = v;
-        }
-      }
-    }
-    return out;
-  };
-  return pass(pass(src, false), true);
+  const out = Float32Array.from(src);
+  for (let c = 0; c < 3; c++) separableFilterInPlace(out, h, w, 3, c, BINOMIAL_3);
+  return out;
 }
 
 /** One picture for `classIndex`. Seeded by options.rng; leaves no tensors behind. */

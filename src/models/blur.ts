@@ -21,28 +21,29 @@ export function gaussianTaps(sigma: number): Float32Array {
 }
 
 /**
- * Blurs channel `channel` of an interleaved H×W×C float plane in place, rows then columns; the edge
- * pixel is repeated past the border, so a flat picture stays flat and the sum of a row is kept.
+ * Filters channel `channel` of an interleaved H×W×C float plane in place with the same symmetric
+ * `taps` along rows, then along columns; the edge pixel is repeated past the border, so a flat
+ * picture stays flat.
  */
-export function gaussianBlurInPlace(data: Float32Array, height: number, width: number, channels: number, channel: number, sigma: number): void {
-  const taps = gaussianTaps(sigma);
+export function separableFilterInPlace(data: Float32Array, height: number, width: number, channels: number, channel: number, taps: ArrayLike<number>): void {
   const radius = (taps.length - 1) / 2;
   const line = new Float32Array(Math.max(height, width));
-  const at = (y: number, x: number) => (y * width + x) * channels + channel;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) line[x] = data[at(y, x)]!;
-    for (let x = 0; x < width; x++) {
-      let acc = 0;
-      for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[Math.min(width - 1, Math.max(0, x + k))]!;
-      data[at(y, x)] = acc;
+  // One line at a time: `lines` lines of `length` pixels, pixel i of line j at index(j, i).
+  const pass = (lines: number, length: number, index: (j: number, i: number) => number) => {
+    for (let j = 0; j < lines; j++) {
+      for (let i = 0; i < length; i++) line[i] = data[index(j, i)]!;
+      for (let i = 0; i < length; i++) {
+        let acc = 0;
+        for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[Math.min(length - 1, Math.max(0, i + k))]!;
+        data[index(j, i)] = acc;
+      }
     }
-  }
-  for (let x = 0; x < width; x++) {
-    for (let y = 0; y < height; y++) line[y] = data[at(y, x)]!;
-    for (let y = 0; y < height; y++) {
-      let acc = 0;
-      for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[Math.min(height - 1, Math.max(0, y + k))]!;
-      data[at(y, x)] = acc;
-    }
-  }
+  };
+  pass(height, width, (y, x) => (y * width + x) * channels + channel);
+  pass(width, height, (x, y) => (y * width + x) * channels + channel);
+}
+
+/** A Gaussian of `sigma` pixels on channel `channel` of an interleaved float plane, in place; a row's sum is kept. */
+export function gaussianBlurInPlace(data: Float32Array, height: number, width: number, channels: number, channel: number, sigma: number): void {
+  separableFilterInPlace(data, height, width, channels, channel, gaussianTaps(sigma));
 }

@@ -1,6 +1,7 @@
 // The input low-pass (cfg.blur): a Gaussian of σ pixels applied where pixels become network input
 // (src/models/preprocess.ts), so every front end and the trainer see the same smoothed frame.
 import { describe, expect, it } from 'vitest';
+import { blur as binomialBlur } from '../../src/explain/class_vis.js';
 import { gaussianBlurInPlace, gaussianTaps } from '../../src/models/blur.js';
 import { parseModelMeta } from '../../src/model_dir/meta.js';
 import { pixelsToInput, preprocessorFor } from '../../src/models/preprocess.js';
@@ -83,6 +84,20 @@ describe('input blur', () => {
     expect(plane[(4 * 9 + 4) * 3 + 2]).toBeLessThan(0.2);
     expect(plane[(4 * 9 + 5) * 3 + 2]).toBeGreaterThan(0.05);
     expect(plane[(4 * 9 + 5) * 3]).toBe(0);
+  });
+
+  it("the class pictures' 3×3 binomial blur: an impulse becomes ¼·½·¼ weights on every channel, the input untouched", () => {
+    const src = new Float32Array(5 * 5 * 3);
+    for (let c = 0; c < 3; c++) src[(2 * 5 + 2) * 3 + c] = 1;
+    const out = binomialBlur(src, 5, 5);
+    expect(src[(2 * 5 + 2) * 3]).toBe(1);
+    for (let c = 0; c < 3; c++) {
+      expect(out[(2 * 5 + 2) * 3 + c]).toBeCloseTo(0.25, 7);
+      expect(out[(2 * 5 + 3) * 3 + c]).toBeCloseTo(0.125, 7);
+      expect(out[(1 * 5 + 3) * 3 + c]).toBeCloseTo(0.0625, 7);
+      expect(out[(0 * 5 + 2) * 3 + c]).toBe(0);
+    }
+    expect(out.reduce((a, b) => a + b, 0)).toBeCloseTo(3, 6);
   });
 
   it('pixelsToInput with cfg.blur is the unblurred input blurred per channel, and shrinks the change ±1 grey level makes', () => {
