@@ -5,8 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.js';
 import { initEngine } from '../../src/engine/index.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { markdownToHtml, reportHtmlPage } from '../../src/eval/markdown_html.js';
@@ -17,8 +18,6 @@ import { trainFold } from '../../src/train/train_fold.js';
 import { describeNeeding } from '../helpers/prerequisites.js';
 import { writeTinyDataset } from '../helpers/tiny_dataset.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 
 describe('markdownToHtml', () => {
   it('turns the report subset into HTML: headings with ids, aligned tables, lists, images, emphasis', () => {
@@ -71,10 +70,7 @@ describeNeeding({ what: `Chromium at ${CHROMIUM}`, available: haveChromium }, 'r
     // A deliberately under-trained model, so there are errors to show.
     await trainFold({ data, out: run, fold: 0, model: 'grayscale_cnn', inputSize: [32, 32], batchSize: 8, seed: 1, dropout: 0, epochs: 1 }, { quiet: true });
     await explain({ run, methods: ['gradcam'], out: join(run, 'explain'), mcPasses: 0, limit: 1, runtime: 'tfjs' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -3,13 +3,14 @@
 // GIF and an H.264 MP4: same label, same frame count, probabilities within 1e-5), clear a previous
 // result before the next file, refuse what the guard refuses with the input's thumbnail, load the
 // video decoder only for videos, and never send a file anywhere.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.js';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../../scripts/build-page.mjs';
 import { main } from '../../src/cli/main.js';
@@ -24,8 +25,6 @@ import { createRng } from '../../src/util/rng.js';
 import { phantomFrames, writePhantomH264, writePhantomPng, writePhantomVideo } from '../helpers/phantom_media.js';
 import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.warn(`skipping the page test: ${CHROMIUM} is not installed`);
 
 let work: string;
@@ -93,10 +92,7 @@ beforeAll(async () => {
   statics = Fastify();
   await statics.register(fastifyStatic, { root: exported });
   url = await statics.listen({ port: 0, host: '127.0.0.1' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

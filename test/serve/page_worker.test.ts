@@ -4,14 +4,15 @@
 // 12-megapixel photo (decoded in the worker); Cancel in the
 // middle leaves a cancelled state and no result, and the worker goes on to the next file; the same
 // file chosen twice is analysed twice; and nothing the page asks for is missing (favicon included).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.js';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../../scripts/build-page.mjs';
 import { initEngine } from '../../src/engine/index.js';
@@ -22,8 +23,6 @@ import { createPipeline } from '../../src/infer/pipeline.js';
 import { createServer } from '../../src/serve/server.js';
 import { writePhantomH264, writePhantomPng } from '../helpers/phantom_media.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 
 let work: string;
 let exported: string;
@@ -62,10 +61,7 @@ beforeAll(async () => {
   statics = Fastify();
   await statics.register(fastifyStatic, { root: exported });
   url = await statics.listen({ port: 0, host: '127.0.0.1' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium();
 }, 300_000);
 
 afterAll(async () => {
