@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BadInputError } from '../errors.js';
+import { concatBytes } from '../util/bytes.js';
 
 export const WEIGHTS_FILE = 'weights.bin';
 
@@ -52,13 +53,7 @@ export async function layersModelFromFiles(files: LayersFiles): Promise<tfl.Laye
     }
   }
   checkWeightBytes(files);
-  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const joined = concatBytes(chunks);
   return tfl.loadLayersModel(
     tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs, weightData: joined.buffer }),
   );
@@ -75,7 +70,8 @@ export function weightFileNames(modelJson: tf.io.ModelJSON): string[] {
   return names;
 }
 
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+/** Bytes per stored value, by dtype (a quantised weight by its stored dtype). */
+export const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
 
 /** Bytes the weights of one manifest group occupy, or undefined when a dtype's size is not fixed (strings). */
 function groupBytes(group: tf.io.WeightsManifestConfig[number]): number | undefined {

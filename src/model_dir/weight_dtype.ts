@@ -6,12 +6,11 @@
 // page all run the same dequantised weights. Only the storage changes; every computation stays in
 // float32.
 import type * as tf from '@tensorflow/tfjs-core';
-import type { LayersFiles } from './layers_io.js';
+import { concatBytes } from '../util/bytes.js';
+import { DTYPE_BYTES, type LayersFiles } from './layers_io.js';
 
 export const WEIGHT_DTYPES = ['float32', 'float16', 'uint8'] as const;
 export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
-
-const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -91,30 +90,19 @@ export function storeWeightsAs(files: LayersFiles, dtype: WeightDtype, where: st
       if (!data) throw new Error(`${where}: weight file "${p}" named in model.json is missing`);
       return data;
     });
-    const joined = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-    let at = 0;
-    for (const c of chunks) {
-      joined.set(c, at);
-      at += c.byteLength;
-    }
+    const joined = concatBytes(chunks);
     const encoded: Encoded[] = [];
     let offset = 0;
     for (const spec of group.weights) {
       if (spec.quantization) throw new Error(`${where}: weight ${spec.name} is already stored as ${spec.quantization.dtype}; export from the float32 model`);
       const size = spec.shape.reduce((a: number, b: number) => a * b, 1);
-      const per = BYTES[spec.dtype];
+      const per = DTYPE_BYTES[spec.dtype];
       if (per === undefined) throw new Error(`${where}: weight ${spec.name} has dtype ${spec.dtype}, which cannot be re-stored`);
       const bytes = joined.slice(offset, offset + size * per);
       offset += size * per;
       encoded.push(spec.dtype === 'float32' ? encode(spec, new Float32Array(bytes.buffer), dtype, where) : { spec, bytes });
     }
-    const total = encoded.reduce((n, e) => n + e.bytes.byteLength, 0);
-    const data = new Uint8Array(total);
-    let pos = 0;
-    for (const e of encoded) {
-      data.set(e.bytes, pos);
-      pos += e.bytes.byteLength;
-    }
+    const data = concatBytes(encoded.map((e) => e.bytes));
     // One file for the group, under the group's first name (our members have one weights.bin).
     const name = group.paths[0]!;
     weightFiles.set(name, data);
