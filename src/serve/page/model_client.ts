@@ -3,7 +3,7 @@
 // cancelled job settles at once with CancelledError; whatever the worker still says about it is
 // dropped, so a cancelled analysis can never show a result.
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
-import { MODEL_WORKER_FILE, type DecideSource, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
+import { MODEL_WORKER_FILE, transferList, type DecideSource, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
 
 export class CancelledError extends Error {
   constructor() {
@@ -73,7 +73,7 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
         if (failed) return { id, done: Promise.reject(failed) };
         const done = new Promise<Decided>((resolve, reject) => jobs.set(id, { resolve, reject, onProgress }));
         const arrays = 'image' in source ? [source.image.bytes] : source.frames.map((f) => f.rgb);
-        post({ type: 'decide', id, kind, source }, [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))]);
+        post({ type: 'decide', id, kind, source }, transferList(arrays));
         return { id, done };
       },
       cancel(id) {

@@ -4,11 +4,11 @@
 // (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core
 // exactly as `predict` does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one
 // frame per forward pass so that progress is per frame, and checks for a cancel between frames.
-import { decideFrames, type DecisionFrame } from '../../decision/core.js';
+import { decideFrames } from '../../decision/core.js';
 import { decodeBrowserImage } from './browser_image.js';
 import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
 import { initBackend, loadPageModel, type PageModel } from './model.js';
-import type { FromWorker, ToWorker } from './worker_protocol.js';
+import { transferList, type FromWorker, type ToWorker } from './worker_protocol.js';
 
 /** The worker's global scope, typed for what is used here (the project's lib is DOM, not WebWorker). */
 const scope = globalThis as unknown as {
@@ -53,14 +53,6 @@ async function load(base: string, threads?: number): Promise<void> {
   }
 }
 
-/** Every distinct buffer under `frames` and `extra`, to hand over rather than copy. */
-function buffersOf(frames: DecisionFrame[], extra?: Uint8Array): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
-  for (const f of frames) buffers.add(f.rgb.buffer as ArrayBuffer);
-  if (extra) buffers.add(extra.buffer as ArrayBuffer);
-  return [...buffers];
-}
-
 async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<void> {
   const { id, kind } = message;
   try {
@@ -81,7 +73,7 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
     });
     // The guard's own copies stay here: the page draws only the model-size frames.
     const shown = frames.map(({ index, time, rgb }) => ({ index, time, rgb }));
-    scope.postMessage({ type: 'result', id, output, frames: shown }, buffersOf(shown, output.heatmapRgb));
+    scope.postMessage({ type: 'result', id, output, frames: shown }, transferList([...shown.map((f) => f.rgb), ...(output.heatmapRgb ? [output.heatmapRgb] : [])]));
   } catch (err) {
     if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
     else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });

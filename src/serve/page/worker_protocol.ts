@@ -9,6 +9,11 @@ import type { NativeFrame } from './decision_frames.js';
 /** The file the worker is bundled to by scripts/build-page.mjs, next to app.js. */
 export const MODEL_WORKER_FILE = 'model-worker.js';
 
+/** The distinct buffers under `arrays`, to hand over with a message rather than copy. */
+export function transferList(arrays: readonly Uint8Array[]): ArrayBuffer[] {
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
+}
+
 /** What a decision starts from: decoded native frames (videos, BMP), or an image file the worker decodes. */
 export type DecideSource = { frames: NativeFrame[] } | { image: EncodedImage };
 
