@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 import type { SniffedType } from '../media/formats.js';
 import { sniffFile } from '../media/sniff.js';
-import { labelFromFileName, listSources, type Probe } from './sources.js';
+import { labelFromFileName } from './label_rules.js';
+import { listSources, type Probe } from './sources.js';
 import { ALL_CLASSES, type ClassName } from './types.js';
 
 export type Layout = 'pocus' | 'class-folders';

@@ -2,26 +2,9 @@
 // type is taken from their bytes when they are read (src/media/sniff.ts), never from the name.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClassName } from './types.js';
 
 export type Probe = 'convex' | 'linear';
 export const ALL_PROBES: readonly Probe[] = ['convex', 'linear'];
-
-/** Class from the POCUS naming convention: Cov…, Pne…/pne…, Reg…, Vir… (any letter case). */
-export function labelFromFileName(name: string): ClassName | undefined {
-  switch (name.slice(0, 3).toLowerCase()) {
-    case 'cov':
-      return 'covid';
-    case 'pne':
-      return 'pneumonia';
-    case 'reg':
-      return 'regular';
-    case 'vir':
-      return 'viral';
-    default:
-      return undefined;
-  }
-}
 
 export interface SourceFile {
   /** Relative to the source folder, '/'-separated (the key used by crop.json and the manifest). */

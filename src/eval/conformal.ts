@@ -52,9 +52,10 @@ export interface ConformalCalibration extends ScoreRule {
   /**
    * 'validation': each fold's own validation split (never trained on, but it chose the checkpoint);
    * 'out-of-fold': a cross-validation's pooled test predictions, for a model refit on all the data
-   * or the fold ensemble (their scores come from the fold models, not from this model).
+   * or the fold ensemble (their scores come from the fold models, not from this model);
+   * 'held-out': the files a site held back when it adapted the model in the page (src/adapt).
    */
-  calibratedOn: 'validation' | 'out-of-fold';
+  calibratedOn: 'validation' | 'out-of-fold' | 'held-out';
   levels: Partial<Record<ConformalLevel, LevelCalibration>>;
 }
 
@@ -243,7 +244,7 @@ export function conformalProblem(value: unknown): string | undefined {
   if (!isFiniteNumber(value.lambda) || value.lambda < 0 || !isFiniteNumber(value.kReg) || value.kReg < 0) return 'lambda and kReg must be numbers >= 0';
   if (!Array.isArray(value.classes) || value.classes.length < 2 || !value.classes.every((c) => typeof c === 'string')) return 'classes must be at least two names';
   if (!isFiniteNumber(value.coverage) || !(value.coverage > 0 && value.coverage < 1)) return 'coverage must be between 0 and 1';
-  if (value.calibratedOn !== 'validation' && value.calibratedOn !== 'out-of-fold') return 'calibratedOn must be "validation" or "out-of-fold"';
+  if (!['validation', 'out-of-fold', 'held-out'].includes(value.calibratedOn as string)) return 'calibratedOn must be "validation", "out-of-fold" or "held-out"';
   if (!isObject(value.levels)) return 'levels must be an object';
   for (const [level, cal] of Object.entries(value.levels)) {
     if (!(CONFORMAL_LEVELS as readonly string[]).includes(level)) return `unknown level "${level}"`;

@@ -146,7 +146,7 @@ function runInferenceWhenFrozen(layer: Layer): void {
 }
 
 /** Disposes a built model's weights once (backbone and head share the flat model's layers). */
-export function disposeBuiltModel(built: BuiltModel): void {
+export function disposeBuiltModel(built: Pick<BuiltModel, 'model' | 'head'>): void {
   built.model.dispose();
   if (built.head !== built.model) built.head.dispose();
 }

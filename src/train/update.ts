@@ -9,16 +9,16 @@
 // own test fold (the forgetting), all four with the same forward pass.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
 import { openDataset } from '../data/dataset.js';
 import { readImageAsInput } from '../data/image.js';
 import type { ManifestRow } from '../data/types.js';
-import { BadInputError, PocovidError } from '../errors.js';
+import { BadInputError } from '../errors.js';
 import { writePredictionsCsv } from '../eval/csv.js';
 import { computeMetrics } from '../eval/evaluate.js';
 import { aggregateVideos } from '../eval/video.js';
 import type { PredictionRow } from '../eval/types.js';
 import { layersModelFromFiles, type LayersFiles } from '../model_dir/layers_io.js';
+import { insertLayerBeforeClassifier, type UpdateMode } from '../models/insert_layer.js';
 import { loadModelDir, readMemberFiles, readModelMeta } from '../model_dir/model_dir.js';
 import { runFoldDirs } from '../model_dir/run.js';
 import { cutModel, freezeAllButLast } from '../models/cut.js';
@@ -32,8 +32,7 @@ import { createProgress } from './progress.js';
 import { trainFold } from './train_fold.js';
 import { toolVersions } from './versions.js';
 
-export const UPDATE_MODES = ['head', 'new-layer'] as const;
-export type UpdateMode = (typeof UPDATE_MODES)[number];
+export { UPDATE_MODES, type UpdateMode } from '../models/insert_layer.js';
 
 /** Options of `pocovid update`; the rest of the recipe is the run's own (its fold's config.json). */
 export interface UpdateOptions {
@@ -81,73 +80,6 @@ export function runFolds(run: string): RunFold[] {
     return [{ fold: config.fold, modelDir: join(run, 'model'), config }];
   }
   throw new BadInputError(run, 'not a training run (no model/pocovid.json or fold-<k>/model/pocovid.json)');
-}
-
-/** Name of the layer `update` adds: update_1, update_2... (a model updated twice keeps both). */
-function newLayerName(layers: { name: string }[]): string {
-  let n = 1;
-  while (layers.some((l) => l.name === `update_${n}`)) n++;
-  return `update_${n}`;
-}
-
-interface KerasLayerJson {
-  name: string;
-  class_name: string;
-  config: Record<string, unknown>;
-  inbound_nodes: unknown[];
-}
-
-/**
- * The member's files with a Dense layer inserted before `classifier`: identity kernel, zero bias,
- * ReLU, and every other layer marked untrainable. Done on model.json so that the result is an
- * ordinary saved model (it loads in predict, serve, export and the page like any other).
- */
-export function insertLayerBeforeClassifier(files: LayersFiles, classifier: string): { files: LayersFiles; layer: string } {
-  const json = structuredClone(files.modelJson) as tf.io.ModelJSON;
-  const topology = json.modelTopology as { config?: { layers?: KerasLayerJson[] } };
-  const layers = topology.config?.layers;
-  if (!Array.isArray(layers)) throw new PocovidError('model.json: not a functional Layers model (no config.layers)');
-  const at = layers.findIndex((l) => l.name === classifier);
-  if (at < 0) throw new PocovidError(`model.json: no layer "${classifier}" (the classifier) to put a layer before`);
-  const target = layers[at]!;
-  const specs = json.weightsManifest.flatMap((g) => g.weights);
-  const kernel = specs.find((w) => w.name === `${classifier}/kernel`);
-  if (!kernel || kernel.shape.length !== 2) throw new PocovidError(`model.json: the classifier "${classifier}" has no 2-d kernel`);
-  const width = kernel.shape[0]!;
-  const name = newLayerName(layers);
-  for (const layer of layers) layer.config.trainable = false;
-  const inserted: KerasLayerJson = {
-    name,
-    class_name: 'Dense',
-    config: {
-      units: width,
-      activation: 'relu',
-      use_bias: true,
-      kernel_initializer: { class_name: 'Identity', config: { gain: 1 } },
-      bias_initializer: { class_name: 'Zeros', config: {} },
-      kernel_regularizer: null,
-      bias_regularizer: null,
-      activity_regularizer: null,
-      kernel_constraint: null,
-      bias_constraint: null,
-      name,
-      trainable: true,
-    },
-    inbound_nodes: target.inbound_nodes,
-  };
-  target.inbound_nodes = [[[name, 0, 0, {}]]];
-  layers.splice(at, 0, inserted);
-  // Identity kernel and zero bias, appended to the one weight file after the member's own weights.
-  const values = new Float32Array(width * width + width);
-  for (let i = 0; i < width; i++) values[i * width + i] = 1;
-  const group = json.weightsManifest[0]!;
-  if (json.weightsManifest.length !== 1 || group.paths.length !== 1) throw new PocovidError('model.json: expected one weight file');
-  group.weights.push({ name: `${name}/kernel`, shape: [width, width], dtype: 'float32' }, { name: `${name}/bias`, shape: [width], dtype: 'float32' });
-  const old = files.weightFiles.get(group.paths[0]!)!;
-  const joined = new Uint8Array(old.byteLength + values.byteLength);
-  joined.set(old, 0);
-  joined.set(new Uint8Array(values.buffer), old.byteLength);
-  return { files: { modelJson: json, weightFiles: new Map([[group.paths[0]!, joined]]) }, layer: name };
 }
 
 /** A saved fold model as the trainer's BuiltModel: frozen as its saved flags say, cut into backbone and head. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatCsv, parseCsv, parseCsvRecords } from '../../src/data/csv.js';
 import { parseCropJson } from '../../src/data/crop.js';
 import { PatientIndex } from '../../src/data/metadata.js';
-import { labelFromFileName } from '../../src/data/sources.js';
+import { labelFromFileName } from '../../src/data/label_rules.js';
 
 describe('CSV', () => {
   it('parses quoted fields holding commas, quotes and newlines', () => {

@@ -3,19 +3,19 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { renderPhantomFrame, samplePhantomScene, type PhantomClass } from '../../src/data/phantom.js';
+import { renderPhantomFrame, samplePhantomScene, type PhantomClass, type PhantomSite } from '../../src/data/phantom.js';
 import { encodeVideo, findFfmpeg } from '../../src/media/ffmpeg.js';
 import { createRng } from '../../src/util/rng.js';
 
-/** `count` frames of one phantom scene (motion only between them), side×side RGB. */
-export function phantomFrames(label: PhantomClass, side: number, count: number, seed: number): Uint8Array[] {
+/** `count` frames of one phantom scene (motion only between them), side×side RGB, seen at `site`. */
+export function phantomFrames(label: PhantomClass, side: number, count: number, seed: number, site?: PhantomSite): Uint8Array[] {
   const rng = createRng(seed);
-  const scene = samplePhantomScene(label, side, rng);
+  const scene = samplePhantomScene(label, side, rng, site);
   return Array.from({ length: count }, (_, t) => renderPhantomFrame(scene, t, rng));
 }
 
-export async function writePhantomPng(file: string, label: PhantomClass, side: number, seed: number): Promise<string> {
-  const [frame] = phantomFrames(label, side, 1, seed);
+export async function writePhantomPng(file: string, label: PhantomClass, side: number, seed: number, site?: PhantomSite): Promise<string> {
+  const [frame] = phantomFrames(label, side, 1, seed, site);
   await sharp(Buffer.from(frame!), { raw: { width: side, height: side, channels: 3 } }).png().toFile(file);
   return file;
 }

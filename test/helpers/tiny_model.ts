@@ -20,14 +20,15 @@ export function tinyCfg(size = 32): PretrainedCfg {
 }
 
 /** conv → conv (CAM layer) → GAP → [Dense+Dropout] → Dense softmax. */
-export function tinyModel(seed: number, options: { hidden?: boolean; size?: number } = {}): tfl.LayersModel {
+export function tinyModel(seed: number, options: { hidden?: boolean; size?: number; filters?: [number, number] } = {}): tfl.LayersModel {
   const size = options.size ?? 32;
+  const [f1, f2] = options.filters ?? [4, 8];
   const input = tfl.input({ shape: [size, size, 3], name: 'input' });
   let x = tfl.layers
-    .conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: tfl.initializers.glorotUniform({ seed }) })
+    .conv2d({ filters: f1, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: tfl.initializers.glorotUniform({ seed }) })
     .apply(input) as tfl.SymbolicTensor;
   x = tfl.layers
-    .conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'cam_conv', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) })
+    .conv2d({ filters: f2, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'cam_conv', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) })
     .apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tfl.SymbolicTensor;
   if (options.hidden !== false) {
