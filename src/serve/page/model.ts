@@ -7,8 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
+import type { AdaptedModelKey } from '../../adapt/record.js';
 import type { MemberForward } from '../../decision/classify.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
+import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
 import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
 import { digestProblem } from '../../util/digest_rule.js';
@@ -22,6 +24,10 @@ export interface PageModel {
   unchecked?: string;
   /** How the members' weights are stored (export --weights-dtype): float32, float16, uint8 or mixed. */
   weightsDtype: string;
+  /** Each member's files as served: what an adaptation starts from, and what a reset goes back to. */
+  memberFiles: LayersFiles[];
+  /** Which model this is, for the adaptations kept in the browser (src/adapt/record.ts). */
+  key: AdaptedModelKey;
 }
 
 function hex(buffer: ArrayBuffer): string {
@@ -53,7 +59,7 @@ function checkedFetch(meta: ModelDirMeta, base: string): { fetchFunc?: typeof fe
   return { fetchFunc };
 }
 
-function tfjsForward(model: tfl.LayersModel, shape: [number, number, number]): MemberForward {
+export function tfjsForward(model: tfl.LayersModel, shape: [number, number, number]): MemberForward {
   return async (batch, n) => {
     const y = tf.tidy(() => model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor);
     try {
@@ -121,9 +127,10 @@ export async function initBackend(base: string, maxThreads?: number): Promise<Ba
 export async function loadPageModel(base: string): Promise<PageModel> {
   const response = await fetch(new URL('pocovid.json', base));
   if (!response.ok) throw new Error(`pocovid.json: HTTP ${response.status}`);
+  const metaBytes = await response.arrayBuffer();
   let meta: ModelDirMeta;
   try {
-    meta = parseModelMeta(await response.json());
+    meta = parseModelMeta(JSON.parse(new TextDecoder().decode(metaBytes)));
   } catch (err) {
     throw new Error(`pocovid.json: ${(err as Error).message}`);
   }
@@ -136,8 +143,16 @@ export async function loadPageModel(base: string): Promise<PageModel> {
     if (response.ok && url.endsWith('/model.json')) stored.add(storedWeightDtype(await response.clone().json()));
     return response;
   };
+  // Each member is read into memory as its files and built from them: an adaptation (src/adapt)
+  // rebuilds members from the same files, with a new layer or new head weights.
+  const memberFiles: LayersFiles[] = [];
   const members: tfl.LayersModel[] = [];
-  for (const member of meta.members) members.push(await tfl.loadLayersModel(new URL(`${member}/model.json`, base).href, { fetchFunc }));
+  for (const member of meta.members) {
+    const artifacts = await tf.io.http(new URL(`${member}/model.json`, base).href, { fetchFunc }).load!();
+    const files = filesOfArtifacts(artifacts, `${member}/model.json`);
+    memberFiles.push(files);
+    members.push(await layersModelFromFiles(files));
+  }
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
@@ -153,5 +168,33 @@ export async function loadPageModel(base: string): Promise<PageModel> {
     ...(guardSide ? { guardSide } : {}),
     ...(unchecked ? { unchecked } : {}),
     weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
+    memberFiles,
+    key: { name: meta.name, key: await modelKey(metaBytes, meta) },
   };
+}
+
+/** A member's loaded artifacts as the files layers_io builds models from (one weights file). */
+function filesOfArtifacts(artifacts: tf.io.ModelArtifacts, where: string): LayersFiles {
+  if (!artifacts.modelTopology || !artifacts.weightSpecs) throw new Error(`${where}: no topology or weights manifest`);
+  const data = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  return {
+    modelJson: {
+      modelTopology: artifacts.modelTopology,
+      format: artifacts.format ?? 'layers-model',
+      generatedBy: artifacts.generatedBy ?? 'TensorFlow.js',
+      convertedBy: artifacts.convertedBy ?? null,
+      weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
+    },
+    weightFiles: new Map([[WEIGHTS_FILE, new Uint8Array(data)]]),
+  };
+}
+
+/**
+ * The model's identity for adaptations: the sha256 of its pocovid.json as served (it records every
+ * member file's sha256, so another model or another export has another key). Without WebCrypto
+ * (plain HTTP to another host) the name and creation time stand in.
+ */
+async function modelKey(metaBytes: ArrayBuffer, meta: ModelDirMeta): Promise<string> {
+  if (globalThis.crypto?.subtle) return hex(await crypto.subtle.digest('SHA-256', metaBytes));
+  return `${meta.name}@${meta.createdAt}`;
 }
