@@ -20,6 +20,8 @@ export interface PredictFilesOptions {
   heatmaps?: string;
   /** Called after each file (progress, streaming output). */
   onResult?: (outcome: FileOutcome) => void;
+  /** Number of the first file's heatmap PNG (predict --exam numbers them across its exams). */
+  firstIndex?: number;
 }
 
 function heatmapName(file: string, index: number): string {
@@ -30,7 +32,8 @@ function heatmapName(file: string, index: number): string {
 /** Classifies every file; a bad file becomes {file, error} and the rest go on. */
 export async function predictFiles(pipeline: Pipeline, files: string[], options: PredictFilesOptions = {}): Promise<FileOutcome[]> {
   const outcomes: FileOutcome[] = [];
-  for (const [index, file] of files.entries()) {
+  for (const [position, file] of files.entries()) {
+    const index = (options.firstIndex ?? 0) + position;
     let outcome: FileOutcome;
     try {
       const { heatmap, ...result } = await pipeline.predictFile(file, {
@@ -56,9 +59,9 @@ export async function predictFiles(pipeline: Pipeline, files: string[], options:
   return outcomes;
 }
 
-const fixed = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '' : v.toFixed(digits));
+export const fixed = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '' : v.toFixed(digits));
 
-function csvCell(value: string): string {
+export function csvCell(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
