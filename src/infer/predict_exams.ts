@@ -70,10 +70,13 @@ export function examsFromMapping(csvFile: string): ExamInputs {
     if (!name || !patient) throw new BadInputError(csvFile, `line ${line}: every row needs a file and a patient`);
     const path = isAbsolute(name) ? name : join(dirname(csvFile), name);
     if (!existsSync(path)) throw new BadInputError(csvFile, `line ${line}: ${name} does not exist (files are named relative to the CSV's folder)`);
-    const earlier = listedAt.get(resolve(path));
-    if (earlier !== undefined) throw new BadInputError(csvFile, `line ${line}: ${name} is listed already on line ${earlier}`);
-    listedAt.set(resolve(path), line);
     const found = collectInputs([path]);
+    // A zone counts once in its exam, and belongs to one exam (also when a folder row covers a file row).
+    const again = found.files.find((f) => listedAt.has(resolve(f)));
+    if (again !== undefined) {
+      throw new BadInputError(csvFile, `line ${line}: ${again === path ? name : again} is listed already on line ${listedAt.get(resolve(again))}`);
+    }
+    for (const f of found.files) listedAt.set(resolve(f), line);
     skipped.push(...found.skipped);
     byPatient.set(patient, [...(byPatient.get(patient) ?? []), ...found.files]);
   }

@@ -283,6 +283,12 @@ describe('pocovid predict --exam / --exam-map', () => {
     const twice = join(work, 'exams', 'twice.csv');
     writeFileSync(twice, 'file,patient\nP001/zone1.png,anon-3\nP001/zone1.png,anon-4\n');
     expect((await run(['predict', '--model', join(work, 'spread'), '--exam-map', twice])).err).toMatch(/twice\.csv: line 3: P001\/zone1\.png is listed already on line 2$/);
+    // A folder row takes its files: one of them listed again is the same zone twice.
+    const covered = join(work, 'exams', 'covered.csv');
+    writeFileSync(covered, 'file,patient\nP002,anon-7\nP002/zone2.png,anon-8\n');
+    expect((await run(['predict', '--model', join(work, 'spread'), '--exam-map', covered])).err).toBe(
+      `pocovid: ${covered}: line 3: P002/zone2.png is listed already on line 2`,
+    );
   });
 
   it('refuses what an exam cannot be: a file given with --exam, paths with --exam-map, a vote; and predict without paths', async () => {
