@@ -1,8 +1,11 @@
-// `pocovid predict`: parse options, run the inference pipeline over files and folders, print results.
+// `pocovid predict`: parse options, run the inference pipeline over files and folders (or exams),
+// print results.
 import { Command, Option } from 'commander';
-import { createPipeline, PRECISIONS, RUNTIMES, type Precision } from '../infer/pipeline.js';
+import { PocovidError } from '../errors.js';
+import { createPipeline, PRECISIONS, RUNTIMES, type Pipeline, type Precision } from '../infer/pipeline.js';
 import type { RuntimeChoice } from '../onnx/runtime.js';
 import { collectInputs } from '../media/inputs.js';
+import { examLines, examsFromFolders, examsFromMapping, examsToCsv, examSummaryLine, predictExams, type ExamInputs } from '../infer/predict_exams.js';
 import { noFilesError, predictFiles, summaryLine, toCsv, toLine } from '../infer/predict_files.js';
 import type { VideoAggregation } from '../decision/combine.js';
 
@@ -22,6 +25,8 @@ interface PredictOptions {
   guard: boolean;
   runtime: RuntimeChoice;
   precision: Precision;
+  exam?: boolean;
+  examMap?: string;
 }
 
 export function register(program: Command): void {
@@ -31,13 +36,15 @@ export function register(program: Command): void {
       'classify images (png, jpg, bmp, webp, tif) and videos (mp4, avi, mov, gif, mpeg, m4v, webm, mkv); folders are searched recursively. ' +
         'A file that cannot be read is reported (stderr, and as {file, error} in JSON/CSV) and the rest go on. ' +
         'Files in those folders that are not images or videos are listed as skipped. ' +
+        'With a calibrated model each result carries its conformal prediction set, and the text line says when it cannot decide. ' +
+        'With --exam or --exam-map the files are zones of exams (one per patient): each zone is decided, then the exam by the mean of its diagnosed zones\' probabilities. ' +
         'Exit code 0 when at least one file was read (diagnosed, or refused by the not-ultrasound guard), 1 when none could be read. Research use only, not a diagnostic device.',
     )
-    .argument('<paths...>', 'image or video files, or folders')
+    .argument('[paths...]', 'image or video files, or folders (with --exam: one folder per exam)')
     .requiredOption('--model <dir>', 'exported model folder (pocovid.json) or a training run (ensemble of its folds)')
     .option('--fold <k>', 'with a run: use this fold only', integer(0))
-    .addOption(new Option('--json', 'print a JSON array of results').conflicts('csv'))
-    .addOption(new Option('--csv', 'print CSV (one row per file)').conflicts('json'))
+    .addOption(new Option('--json', 'print a JSON array of results (with --exam: one object per exam, its zones inside)').conflicts('csv'))
+    .addOption(new Option('--csv', 'print CSV (one row per file; with --exam: per exam)').conflicts('json'))
     .option('--heatmaps <dir>', 'write a Grad-CAM overlay PNG per file into this folder')
     .option('--fps <n>', 'video frames sampled per second', fps, 3)
     .option('--max-frames <n>', 'at most this many frames per video', integer(1), 30)
@@ -47,11 +54,15 @@ export function register(program: Command): void {
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto); Grad-CAM and MC dropout use TF.js').choices([...RUNTIMES]).default('auto'))
     .addOption(new Option('--precision <p>', 'fp32, or int8: the members export --format onnx --int8 wrote (ONNX Runtime; see README for its accuracy)').choices([...PRECISIONS]).default('fp32'))
     .option('--no-guard', 'diagnose even inputs that do not look like lung ultrasound (the guard is on by default)')
+    .option('--exam', 'each path is a folder holding one exam: a patient\'s zone images and videos (searched recursively), named by the folder')
+    .addOption(new Option('--exam-map <csv>', 'exams from a CSV with the columns file,patient (files relative to the CSV\'s folder; a folder maps all its files); no paths').conflicts('exam'))
     .action(async (paths: string[], o: PredictOptions) => {
+      if (o.exam || o.examMap) return predictExamsCommand(paths, o);
+      if (paths.length === 0) throw new PocovidError('predict needs files or folders (or --exam-map <csv>)');
       const { files, skipped } = collectInputs(paths);
       for (const file of skipped) console.error(`pocovid: skipped ${file}: not an image or video file name (name it .png, .mp4… to include it)`);
       if (files.length === 0) throw noFilesError(paths);
-      const pipeline = await createPipeline(o.model, { fold: o.fold, runtime: o.runtime, precision: o.precision, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
+      const pipeline = await loadPipeline(o);
       const streaming = !o.json && !o.csv;
       const outcomes = await predictFiles(pipeline, files, {
         fps: o.fps,
@@ -71,4 +82,38 @@ export function register(program: Command): void {
       (streaming ? console.log : console.error)(summaryLine(outcomes, skipped.length));
       process.exitCode = read > 0 ? 0 : 1;
     });
+}
+
+function loadPipeline(o: PredictOptions): Promise<Pipeline> {
+  return createPipeline(o.model, { fold: o.fold, runtime: o.runtime, precision: o.precision, mcDropout: o.mcDropout, seed: o.seed, ...(o.guard ? {} : { guard: false }) });
+}
+
+/** predict --exam / --exam-map: the exams' zones, then each exam's decision (src/infer/predict_exams.ts). */
+async function predictExamsCommand(paths: string[], o: PredictOptions): Promise<void> {
+  if (o.aggregate === 'vote') throw new PocovidError('--aggregate vote does not apply to exams: the exam rule averages each zone\'s mean probabilities');
+  if (o.examMap && paths.length > 0) throw new PocovidError(`--exam-map names the files; give no paths (got ${paths.join(', ')})`);
+  if (!o.examMap && paths.length === 0) throw new PocovidError('predict --exam needs one folder per exam');
+  const { exams, skipped }: ExamInputs = o.examMap ? examsFromMapping(o.examMap) : examsFromFolders(paths);
+  for (const file of skipped) console.error(`pocovid: skipped ${file}: not an image or video file name (name it .png, .mp4… to include it)`);
+  for (const { exam, files } of exams) if (files.length === 0) console.error(`pocovid: exam ${exam}: no image or video files`);
+  if (exams.every((e) => e.files.length === 0)) throw noFilesError(o.examMap ? [o.examMap] : paths);
+  const pipeline = await loadPipeline(o);
+  const streaming = !o.json && !o.csv;
+  const outcomes = await predictExams(pipeline, exams, {
+    fps: o.fps,
+    maxFrames: o.maxFrames,
+    heatmaps: o.heatmaps,
+    onZone: (zone) => {
+      if ('error' in zone) console.error(`pocovid: ${zone.error}`);
+    },
+    onExam: (exam) => {
+      if (streaming) console.log(examLines(exam).join('\n'));
+    },
+  });
+  if (o.json) console.log(JSON.stringify(outcomes, null, 2));
+  if (o.csv) process.stdout.write(examsToCsv(outcomes, pipeline.classes));
+  await pipeline.dispose();
+  const read = outcomes.flatMap((e) => e.zones).filter((z) => !('error' in z)).length;
+  (streaming ? console.log : console.error)(examSummaryLine(outcomes, skipped.length));
+  process.exitCode = read > 0 ? 0 : 1;
 }

@@ -2,11 +2,12 @@
 // guard → forward pass of every ensemble member → ensemble → video decision → the frame shown →
 // Grad-CAM of the members → result. The front ends differ only in how they get frames (ffmpeg and
 // sharp in Node, the browser's decoders and ffmpeg.wasm in the page) and how a member's forward
-// pass runs (ONNX Runtime or TF.js); every rule is here.
+// pass runs (ONNX Runtime or TF.js); every rule is here, the prediction set included.
 //
 // Browser-safe: TF.js and plain TypeScript, no Node module (a test bundles it for the browser).
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import type { ConformalCalibration } from '../eval/conformal.js';
 import { gradCam } from '../explain/gradcam.js';
 import { overlayMap } from '../explain/overlay.js';
 import { GUARD_SIZE } from '../guard/features.js';
@@ -15,6 +16,7 @@ import { clipInputs } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { classifyInputsWith, type MemberForward } from './classify.js';
 import { argMax, byClass, decide, type FrameScores, type Uncertainty, type VideoAggregation } from './combine.js';
+import { predictionSetOf, type PredictionSet } from './prediction_set.js';
 
 /** Verdict of the not-ultrasound guard (src/guard); `threshold` when it is the fitted guard. */
 export interface GuardResult {
@@ -77,6 +79,8 @@ export interface PredictionResult {
   uncertainty: Uncertainty | null;
   /** Set when the uncertainty is high enough to doubt the label (see uncertaintyWarning). */
   warning?: string;
+  /** The conformal prediction set, when the model carries a calibration for this level (see decideFrames). */
+  predictionSet?: PredictionSet;
   /** Videos: how the frames were combined. */
   aggregation?: VideoAggregation;
   frames?: FrameResult[];
@@ -97,6 +101,8 @@ export interface DecisionModel {
   forwards: MemberForward[];
   /** The guard, or undefined for none (--no-guard, or a model without one). */
   guard?: Guard;
+  /** The model folder's split-conformal calibration (pocovid.json "conformal"), when it has one. */
+  conformal?: ConformalCalibration;
 }
 
 export interface DecideOptions {
@@ -196,6 +202,16 @@ function heatmapOf(model: DecisionModel, frame: DecisionFrame, input: Float32Arr
 }
 
 /**
+ * The calibration level of a decision: an image is a frame; a video is one when its probabilities
+ * are the mean of its frames', as the video scores were calibrated (src/eval/conformal_rows.ts).
+ * A vote's shares of frames are another quantity, for which those scores promise nothing: no set.
+ */
+function setLevel(kind: 'image' | 'video', aggregation: VideoAggregation): 'frame' | 'video' | undefined {
+  if (kind === 'image') return 'frame';
+  return aggregation === 'mean' ? 'video' : undefined;
+}
+
+/**
  * Decides an image (one frame) or a video (its sampled frames). Frames the guard flags take no
  * part in the decision; when most frames are flagged there is no diagnosis (label null).
  */
@@ -239,6 +255,9 @@ export async function decideFrames(model: DecisionModel, frames: DecisionFrame[]
   result.uncertainty = decision.uncertainty;
   const warning = uncertaintyWarning(decision.uncertainty);
   if (warning) result.warning = warning;
+  const level = setLevel(kind, aggregation);
+  const set = model.conformal && level ? predictionSetOf(model.conformal, level, decision.probabilities, classes) : undefined;
+  if (set) result.predictionSet = set;
   // The frame shown: the usable one that gives the decided class its highest probability.
   const shown = usable.reduce((a, b) => (b.s.probabilities[decision.classIndex]! > a.s.probabilities[decision.classIndex]! ? b : a)).i;
   const output: DecisionOutput = { result, shown };

@@ -1,8 +1,9 @@
 // The Node inference pipeline (CLI and server): loads a model folder or run, makes each member's
 // forward pass (ONNX Runtime where it loads, else TF.js), decodes files into frames at the model's
 // input size (and at the guard's from the same pixels when it needs its own), and hands them to
-// the one decision core (src/decision/core.ts), which the in-browser page calls too.
-import { decideFrames, guardFrameSide, storedGuard, type DecisionFrame, type Guard, type PredictionResult } from '../decision/core.js';
+// the one decision core (src/decision/core.ts), which the in-browser page calls too. The model's
+// conformal calibration goes with it, so every answer carries its prediction set.
+import { decideFrames, guardFrameSide, storedGuard, type DecisionFrame, type DecisionModel, type Guard, type PredictionResult } from '../decision/core.js';
 import type { MemberForward } from '../decision/classify.js';
 import type { VideoAggregation } from '../decision/combine.js';
 import { initEngine } from '../engine/index.js';
@@ -112,7 +113,8 @@ export async function createPipeline(source: string | LoadedModel, options: Pipe
   const guardSide = guardFrameSide(cfg, options.guard === false || !guard ? 'none' : options.guard ? 'custom' : 'stored');
   const alsoSizes: [number, number][] | undefined = guardSide ? [[guardSide, guardSide]] : undefined;
   const decodeOptions = (type?: SniffedType) => ({ ...(type ? { type } : {}), ...(options.limits ? { limits: options.limits } : {}), ...(alsoSizes ? { alsoSizes } : {}) });
-  const decisionModel = { classes, cfg, members: model.members, forwards, ...(guard ? { guard } : {}) };
+  const conformal = model.meta.conformal;
+  const decisionModel: DecisionModel = { classes, cfg, members: model.members, forwards, ...(guard ? { guard } : {}), ...(conformal ? { conformal } : {}) };
 
   const toDecisionFrame = (f: Frame): DecisionFrame => ({ index: f.index, time: f.time, rgb: f.rgb, ...(f.also?.[0] ? { guardFrame: f.also[0] } : {}) });
 

@@ -6,6 +6,7 @@ import { sniffFileSync } from '../media/sniff.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { VideoAggregation } from '../decision/combine.js';
 import type { PredictionResult } from '../decision/core.js';
+import { abstentionNote, setCell } from '../decision/prediction_set.js';
 import type { Pipeline } from './pipeline.js';
 import { dataUrlToBytes } from './png.js';
 
@@ -19,6 +20,8 @@ export interface PredictFilesOptions {
   heatmaps?: string;
   /** Called after each file (progress, streaming output). */
   onResult?: (outcome: FileOutcome) => void;
+  /** Number of the first file's heatmap PNG (predict --exam numbers them across its exams). */
+  firstIndex?: number;
 }
 
 function heatmapName(file: string, index: number): string {
@@ -29,7 +32,8 @@ function heatmapName(file: string, index: number): string {
 /** Classifies every file; a bad file becomes {file, error} and the rest go on. */
 export async function predictFiles(pipeline: Pipeline, files: string[], options: PredictFilesOptions = {}): Promise<FileOutcome[]> {
   const outcomes: FileOutcome[] = [];
-  for (const [index, file] of files.entries()) {
+  for (const [position, file] of files.entries()) {
+    const index = (options.firstIndex ?? 0) + position;
     let outcome: FileOutcome;
     try {
       const { heatmap, ...result } = await pipeline.predictFile(file, {
@@ -55,19 +59,20 @@ export async function predictFiles(pipeline: Pipeline, files: string[], options:
   return outcomes;
 }
 
-const fixed = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '' : v.toFixed(digits));
+export const fixed = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '' : v.toFixed(digits));
 
-function csvCell(value: string): string {
+export function csvCell(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
 export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
-  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'frames', 'flagged', 'reason', 'warning', 'heatmap', 'error'];
+  // `set`: the prediction set's classes joined by "|" (one class = decided), empty without a calibration.
+  const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'set', 'frames', 'flagged', 'reason', 'warning', 'heatmap', 'error'];
   const rows = outcomes.map((o) => {
-    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', '', '', o.error];
+    if ('error' in o) return [o.file, '', '', '', '', '', '', ...classes.map(() => ''), '', '', '', '', '', '', o.error];
     return [
       o.file, o.kind, o.label ?? '', fixed(o.confidence), fixed(o.uncertainty?.entropy), fixed(o.uncertainty?.ensembleStd), fixed(o.uncertainty?.mcDropoutStd),
-      ...classes.map((c) => fixed(o.probabilities?.[c])), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '',
+      ...classes.map((c) => fixed(o.probabilities?.[c])), setCell(o.predictionSet), String(o.frames?.length ?? 1), o.guard ? String(o.guard.flagged) : '',
       // The guard's reason: why there is no diagnosis, or which frames of a video it left out.
       o.guard?.reason ?? '', o.warning ?? '', o.heatmapFile ?? '', '',
     ];
@@ -75,7 +80,7 @@ export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 
-/** One human-readable line per file. */
+/** One human-readable line per file; an abstaining prediction set is said next to the label. */
 export function toLine(outcome: FileOutcome, cwd = process.cwd()): string {
   const name = relative(cwd, outcome.file) || outcome.file;
   if ('error' in outcome) return `${name}  ERROR  ${outcome.error}`;
@@ -83,7 +88,8 @@ export function toLine(outcome: FileOutcome, cwd = process.cwd()): string {
   const probs = Object.entries(outcome.probabilities ?? {}).map(([c, p]) => `${c}=${p.toFixed(3)}`).join(' ');
   const frames = outcome.frames ? `  ${outcome.frames.length} frames (${outcome.aggregation})` : '';
   const warning = outcome.warning ? `  [${outcome.warning}]` : '';
-  return `${name}  ${outcome.label}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}${warning}`;
+  const note = abstentionNote(outcome.predictionSet);
+  return `${name}  ${outcome.label}${note ? ` — ${note}` : ''}  confidence=${fixed(outcome.confidence, 3)}  entropy=${fixed(outcome.uncertainty?.entropy, 3)}  ${probs}${frames}${warning}`;
 }
 
 /** What happened to the files, in words: diagnosed, refused by the guard, unreadable, skipped. */

@@ -1,11 +1,13 @@
 // The one decision core: the guard's majority rule, flagged frames left out, the guard's own
-// frames, mean and vote, the frame shown and its Grad-CAM, the uncertainty warning.
+// frames, mean and vote, the frame shown and its Grad-CAM, the uncertainty warning, the
+// prediction set.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MemberForward } from '../../src/decision/classify.js';
 import { argMax, decide } from '../../src/decision/combine.js';
 import { decideFrames, guardFrameSide, uncertaintyWarning, type DecisionFrame, type DecisionModel, type Guard } from '../../src/decision/core.js';
+import { conformalScore, conformalSet, rankClasses, type ConformalCalibration, type LevelCalibration } from '../../src/eval/conformal.js';
 import { initEngine } from '../../src/engine/index.js';
 import { GUARD_SIZE } from '../../src/guard/features.js';
 import { pixelsToInput } from '../../src/models/preprocess.js';
@@ -36,9 +38,27 @@ function frames(count: number, bright: number[] = []): DecisionFrame[] {
   }));
 }
 
-function model(guard?: Guard, count = 2): DecisionModel {
-  return { classes: TINY_CLASSES, cfg, members: members.slice(0, count), forwards: members.slice(0, count).map(tfjsForward), ...(guard ? { guard } : {}) };
+function model(guard?: Guard, count = 2, conformal?: ConformalCalibration): DecisionModel {
+  return {
+    classes: TINY_CLASSES,
+    cfg,
+    members: members.slice(0, count),
+    forwards: members.slice(0, count).map(tfjsForward),
+    ...(guard ? { guard } : {}),
+    ...(conformal ? { conformal } : {}),
+  };
 }
+
+/** A hand-made APS calibration: `levels` as given, at 90%. */
+function calibration(levels: ConformalCalibration['levels'], classes = TINY_CLASSES): ConformalCalibration {
+  return { kind: 'pocovid-conformal', version: 1, method: 'aps', lambda: 0, kReg: 0, classes, coverage: 0.9, calibratedOn: 'validation', levels };
+}
+
+/** n equal scores: the threshold at 90% is that score (n ≥ 9). */
+const flat = (score: number, n = 19): LevelCalibration => ({ n, scores: new Array<number>(n).fill(score) });
+
+/** Mean of vectors, computed here rather than by the code under test. */
+const mean = (rows: number[][]): number[] => rows[0]!.map((_, c) => rows.reduce((a, r) => a + r[c]!, 0) / rows.length);
 
 /** Each frame's ensemble-mean probabilities, computed directly. */
 function frameProbabilities(list: DecisionFrame[], count = 2): number[][] {
@@ -140,6 +160,70 @@ describe('decideFrames', () => {
     const image = await decideFrames(model(), frames(1), 'image', { heatmap: true });
     expect(image.heatmapRgb).toHaveLength(32 * 32 * 3);
     expect(image.result.heatmapFrame).toBeUndefined();
+  });
+});
+
+describe('the prediction set', () => {
+  // Scores spread over [0.3, 1]: sets of one, two or three classes depending on the input.
+  const spread: LevelCalibration = { n: 20, scores: Array.from({ length: 20 }, (_, i) => 0.3 + (0.7 * i) / 19) };
+
+  it('is the conformal set of the image\'s probabilities at frame level, and of the video\'s mean at video level', async () => {
+    const cal = calibration({ frame: spread, video: { n: 12, scores: spread.scores.slice(4, 16) } });
+    const image = frames(1);
+    const imageProbs = frameProbabilities(image)[0]!;
+    const { result: imageResult } = await decideFrames(model(undefined, 2, cal), image, 'image');
+    const wantImage = conformalSet(cal, 'frame', imageProbs);
+    expect(imageResult.predictionSet).toMatchObject({
+      classes: wantImage.classes.map((k) => TINY_CLASSES[k]),
+      coverage: 0.9,
+      level: 'frame',
+      decided: wantImage.classes.length === 1,
+      calibrationSize: 20,
+    });
+    const video = frames(4);
+    const videoProbs = mean(frameProbabilities(video));
+    const { result: videoResult } = await decideFrames(model(undefined, 2, cal), video, 'video');
+    const wantVideo = conformalSet(cal, 'video', videoProbs);
+    expect(videoResult.predictionSet).toMatchObject({ classes: wantVideo.classes.map((k) => TINY_CLASSES[k]), level: 'video', calibrationSize: 12 });
+    // The top class always leads the set, and the label is it.
+    expect(videoResult.predictionSet!.classes[0]).toBe(videoResult.label);
+  });
+
+  it('abstains when the threshold lets a second class in, and says between which', async () => {
+    const image = frames(1);
+    const probs = frameProbabilities(image)[0]!;
+    const [top, second, third] = rankClasses(probs);
+    // A threshold just above the second class's score (and below the third's, which is 1).
+    const two = conformalScore(probs, second!, { method: 'aps', lambda: 0, kReg: 0 }) + 1e-6;
+    const { result } = await decideFrames(model(undefined, 2, calibration({ frame: flat(two) })), image, 'image');
+    expect(result.predictionSet).toMatchObject({
+      classes: [TINY_CLASSES[top!], TINY_CLASSES[second!]],
+      decided: false,
+      text: `cannot decide between ${TINY_CLASSES[top!]} and ${TINY_CLASSES[second!]}`,
+    });
+    const all = await decideFrames(model(undefined, 2, calibration({ frame: flat(1) })), image, 'image');
+    expect(all.result.predictionSet).toMatchObject({ decided: false, text: `cannot decide between ${TINY_CLASSES[top!]}, ${TINY_CLASSES[second!]} and ${TINY_CLASSES[third!]}` });
+    // A threshold below every score: the top class alone, a decision.
+    const one = await decideFrames(model(undefined, 2, calibration({ frame: flat(0.01) })), image, 'image');
+    expect(one.result.predictionSet).toMatchObject({ classes: [result.label], decided: true, text: result.label });
+  });
+
+  it('is left out without a calibration, without the level, for a vote, and when the guard refused', async () => {
+    expect((await decideFrames(model(), frames(1), 'image')).result.predictionSet).toBeUndefined();
+    const frameOnly = calibration({ frame: spread });
+    const video = await decideFrames(model(undefined, 2, frameOnly), frames(3), 'video');
+    expect(video.result.label).not.toBeNull();
+    expect(video.result.predictionSet).toBeUndefined();
+    const vote = await decideFrames(model(undefined, 2, calibration({ frame: spread, video: spread })), frames(3), 'video', { aggregation: 'vote' });
+    expect(vote.result.predictionSet).toBeUndefined();
+    const refused = await decideFrames(model(brightnessGuard(200), 2, frameOnly), frames(1, [0]), 'image');
+    expect(refused.result.label).toBeNull();
+    expect(refused.result.predictionSet).toBeUndefined();
+  });
+
+  it('refuses a calibration made for another class order', async () => {
+    const swapped = calibration({ frame: spread }, ['pneumonia', 'covid', 'regular']);
+    await expect(decideFrames(model(undefined, 2, swapped), frames(1), 'image')).rejects.toThrow(/calibration is for classes pneumonia, covid, regular, the model gives covid, pneumonia, regular/);
   });
 });
 

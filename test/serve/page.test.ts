@@ -1,8 +1,9 @@
 // End-to-end: the exported folder served as plain static files, the page in headless Chromium.
 // The page must give the answer `pocovid predict --json` gives for the same files (a phantom PNG, a
-// GIF and an H.264 MP4: same label, same frame count, probabilities within 1e-5), clear a previous
-// result before the next file, refuse what the guard refuses with the input's thumbnail, load the
-// video decoder only for videos, and never send a file anywhere.
+// GIF and an H.264 MP4: same label, same frame count, probabilities within 1e-5, the same
+// prediction set, shown on the card), clear a previous result before the next file, refuse what
+// the guard refuses with the input's thumbnail, load the video decoder only for videos, and never
+// send a file anywhere.
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
@@ -19,7 +20,8 @@ import { initEngine, tf } from '../../src/engine/index.js';
 import { frameFeatures } from '../../src/guard/features.js';
 import { fitGuard } from '../../src/guard/guard.js';
 import { exportRun } from '../../src/infer/export.js';
-import { saveModelDir } from '../../src/model_dir/model_dir.js';
+import type { ConformalCalibration } from '../../src/eval/conformal.js';
+import { saveModelDir, setModelConformal } from '../../src/model_dir/model_dir.js';
 import { createServer } from '../../src/serve/server.js';
 import { createRng } from '../../src/util/rng.js';
 import { phantomFrames, writePhantomH264, writePhantomPng, writePhantomVideo } from '../helpers/phantom_media.js';
@@ -44,8 +46,18 @@ interface PredictJson {
   probabilities: Record<string, number> | null;
   frames?: { index: number; time: number; label: string | null; probabilities: Record<string, number> }[];
   guard?: { flagged: boolean; reason: string };
+  predictionSet?: { classes: string[]; coverage: number; level: string; decided: boolean; text: string; calibrationSize: number };
   error?: string;
 }
+
+/**
+ * Far from any borderline, so that float rounding between the engines cannot change a set: every
+ * image's set holds every class (scores all 1), every video's only its label (scores all 0.01).
+ */
+const CALIBRATION: ConformalCalibration = {
+  kind: 'pocovid-conformal', version: 1, method: 'aps', lambda: 0, kReg: 0, classes: TINY_CLASSES, coverage: 0.9, calibratedOn: 'out-of-fold',
+  levels: { frame: { n: 9, scores: new Array<number>(9).fill(1) }, video: { n: 9, scores: new Array<number>(9).fill(0.01) } },
+};
 
 /** `pocovid predict --json` in this process: what the page must agree with. */
 async function predictJson(files: string[]): Promise<PredictJson[]> {
@@ -77,6 +89,8 @@ beforeAll(async () => {
   exported = join(work, 'export');
   const { pageFiles } = await exportRun(join(work, 'run'), exported, { pageDir });
   expect(pageFiles).toEqual(expect.arrayContaining(['index.html', 'app.js', 'ffmpeg-core.wasm', 'ffmpeg-worker.js']));
+  // The calibration travels in pocovid.json, which the page reads as predict does.
+  await setModelConformal(exported, CALIBRATION);
   media.png = await writePhantomPng(join(work, 'scan.png'), 'covid', 160, 7);
   media.gif = await writePhantomVideo(join(work, 'clip.gif'), 'pneumonia', 120, 12, 5, 8);
   media.mp4 = writePhantomH264(join(work, 'clip.mp4'), 'regular', 128, 25, 10, 9);
@@ -132,6 +146,7 @@ function expectSameAnswer(pageResult: PredictJson, cli: PredictJson): void {
   // The issue asks for 1e-3; the same decoder command and resize leave only float rounding
   // (ONNX Runtime in Node, TF.js in the page), so this holds to 1e-5.
   for (const c of TINY_CLASSES) expect(Math.abs(pageResult.probabilities![c]! - cli.probabilities![c]!)).toBeLessThan(1e-5);
+  expect(pageResult.predictionSet).toEqual(cli.predictionSet);
   expect(pageResult.frames?.length).toBe(cli.frames?.length);
   pageResult.frames?.forEach((f, i) => {
     const want = cli.frames![i]!;
@@ -161,6 +176,11 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       const image = await analyse(page, media.png);
       expectSameAnswer(image!, cli[0]!);
       expect(await page.textContent('#label')).toBe(cli[0]!.label);
+      const imageSet = cli[0]!.predictionSet!;
+      expect(imageSet).toMatchObject({ level: 'frame', decided: false });
+      await expect(page.textContent('[data-testid="prediction-set"]')).resolves.toBe(
+        `90% prediction set: ${imageSet.classes[0]}, ${imageSet.classes[1]} or ${imageSet.classes[2]} — cannot decide`,
+      );
       expect(await page.$eval('#heatmap-canvas', (c) => (c as HTMLCanvasElement).width)).toBe(32);
     await expect(page.textContent('#timing')).resolves.toMatch(/^1 frame in [\d.]+ s on this device: \d+ ms per frame$/);
       // The video decoder is not fetched for an image.
@@ -170,6 +190,8 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       for (const [k, file] of [[1, media.gif], [2, media.mp4], [3, media.avi], [4, media.mpeg4]] as const) {
         const video = await analyse(page, file);
         expectSameAnswer(video!, cli[k]!);
+        expect(cli[k]!.predictionSet).toMatchObject({ level: 'video', classes: [cli[k]!.label], decided: true });
+        await expect(page.textContent('[data-testid="prediction-set"]')).resolves.toBe(`90% prediction set: ${cli[k]!.label} — decided`);
         // A GIF is a video: a timeline with one column per frame, on a time axis.
         expect(await page.$$eval('#timeline .frame', (cols) => cols.length)).toBe(cli[k]!.frames!.length);
         expect(await page.isVisible('#timeline-wrap')).toBe(true);
@@ -218,6 +240,9 @@ describe.skipIf(!haveChromium)('in-browser page', () => {
       expect(cli!.label).toBeNull();
       expect(refused!.guard!.reason).toBe(cli!.guard!.reason);
       expect(await page.textContent('#label')).toBe('no diagnosis');
+      // No diagnosis, no set; the previous file's is gone.
+      expect(refused!.predictionSet).toBeUndefined();
+      expect(await page.isHidden('[data-testid="prediction-set"]')).toBe(true);
       await expect(page.textContent('#guard')).resolves.toBe(`No diagnosis: ${cli!.guard!.reason}.`);
       expect(await page.isHidden('#heatmap-figure')).toBe(true);
       // The thumbnail is the input the guard saw (at the model's input size), not a blank canvas.

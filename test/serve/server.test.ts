@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
+import { rankClasses, type ConformalCalibration } from '../../src/eval/conformal.js';
 import { probeWithDemuxer } from '../../src/media/probe.js';
 import { resolveLimits } from '../../src/media/limits.js';
 import { decodeVideoFrames } from '../../src/media/video.js';
@@ -29,7 +30,12 @@ async function upload(data: Uint8Array | string, name: string, query = ''): Prom
 beforeAll(async () => {
   await initEngine();
   work = mkdtempSync(join(tmpdir(), 'pocovid-srv-'));
-  await saveModelDir(join(work, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(1), tinyModel(2)] });
+  // Calibrated so that every image's set holds every class (scores all 1): the answer carries it.
+  const conformal: ConformalCalibration = {
+    kind: 'pocovid-conformal', version: 1, method: 'aps', lambda: 0, kReg: 0, classes: TINY_CLASSES, coverage: 0.9, calibratedOn: 'validation',
+    levels: { frame: { n: 9, scores: new Array<number>(9).fill(1) } },
+  };
+  await saveModelDir(join(work, 'model'), { name: 'tiny', classes: TINY_CLASSES, cfg: tinyCfg(), members: [tinyModel(1), tinyModel(2)], conformal });
   await writePng(join(work, 'a.png'), 64, 48, 2);
   png = readFileSync(join(work, 'a.png'));
   server = await createServer({ model: join(work, 'model'), maxUploadMb: 0.25, pageDir: join(work, 'no-page') });
@@ -69,6 +75,9 @@ describe('HTTP API', () => {
     expect(Object.values(body.probabilities as Record<string, number>).reduce((a, b) => a + b)).toBeCloseTo(1, 5);
     expect(body.uncertainty.ensembleStd).toBeGreaterThan(0);
     expect(body.heatmap).toMatch(/^data:image\/png;base64,/);
+    // The prediction set of the decision core, as predict --json gives it.
+    const ranked = rankClasses(TINY_CLASSES.map((c) => body.probabilities[c] as number)).map((k) => TINY_CLASSES[k]);
+    expect(body.predictionSet).toEqual({ classes: ranked, coverage: 0.9, level: 'frame', decided: false, text: `cannot decide between ${ranked[0]}, ${ranked[1]} and ${ranked[2]}`, calibrationSize: 9 });
     const plain = await upload(png, 'scan.png');
     expect(plain.body.heatmap).toBeUndefined();
     expect(plain.body.probabilities).toEqual(body.probabilities);

@@ -1,7 +1,8 @@
 // The model folder next to the page, loaded in the page's model worker (model_worker.ts):
 // pocovid.json checked by the same schema as the CLI's, every member file checked against the
 // sha256 pocovid.json records (as predict and serve check them), every member as a TF.js layers
-// model, and each member's forward pass on TF.js for the decision core (src/decision/core.ts).
+// model, and each member's forward pass on TF.js for the decision core (src/decision/core.ts),
+// with the folder's guard and conformal calibration as predict and serve use them.
 // No DOM here: URLs are resolved against the folder the caller names (`base`).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -164,6 +165,7 @@ export async function loadPageModel(base: string): Promise<PageModel> {
       members,
       forwards: members.map((m) => tfjsForward(m, shape)),
       ...(meta.guard ? { guard: storedGuard(meta.guard) } : {}),
+      ...(meta.conformal ? { conformal: meta.conformal } : {}),
     },
     ...(guardSide ? { guardSide } : {}),
     ...(unchecked ? { unchecked } : {}),

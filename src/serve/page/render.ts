@@ -1,9 +1,10 @@
 // The result card: cleared before every new file (a previous diagnosis must never sit under a new
 // file's name), then filled from the decision core's result: label, probabilities, uncertainty and
-// its warning, the frame shown with its Grad-CAM, the per-frame timeline on a time axis, the time
+// its warning, the conformal prediction set, the frame shown with its Grad-CAM, the per-frame timeline on a time axis, the time
 // per frame, the guard's refusal with the input's thumbnail, and the result as JSON in the shape of
 // one element of `pocovid predict --json` (data-testid="result-json").
 import type { DecisionFrame, DecisionOutput, PredictionResult } from '../../decision/core.js';
+import { setLine } from '../../decision/prediction_set.js';
 import { rgbToRgba } from '../../explain/overlay.js';
 
 const CLASS_COLOURS: Record<string, string> = { covid: '#c0392b', pneumonia: '#d68910', regular: '#1e8449', viral: '#7d3c98' };
@@ -44,9 +45,11 @@ function blank(canvas: HTMLCanvasElement): void {
 /** Empties and hides the card: called first for every new file. */
 export function clearResult(): void {
   $('result').hidden = true;
-  for (const id of ['result-file', 'label', 'confidence', 'timing', 'uncertainty', 'warning', 'guard', 'result-json', 'frame-caption']) $(id).textContent = '';
+  for (const id of ['result-file', 'label', 'confidence', 'timing', 'uncertainty', 'prediction-set', 'warning', 'guard', 'result-json', 'frame-caption']) $(id).textContent = '';
   $('label').style.color = '';
   delete $('uncertainty').dataset['entropy'];
+  delete $('prediction-set').dataset['decided'];
+  $('prediction-set').hidden = true;
   $('warning').hidden = true;
   $('guard').hidden = true;
   $('bars').replaceChildren();
@@ -198,6 +201,11 @@ export async function showResult(shown: ShownResult, current: () => boolean): Pr
     `Uncertainty <strong>${(100 * u.entropy).toFixed(0)}%</strong>` +
     (u.ensembleStd !== null ? `<br><span class="muted">ensemble spread ${(100 * u.ensembleStd).toFixed(1)}%</span>` : '');
   $('uncertainty').dataset['entropy'] = String(u.entropy);
+  if (result.predictionSet) {
+    $('prediction-set').textContent = setLine(result.predictionSet);
+    $('prediction-set').dataset['decided'] = String(result.predictionSet.decided);
+    $('prediction-set').hidden = false;
+  }
   if (result.warning) {
     $('warning').textContent = `Treat this label with caution — ${result.warning}.`;
     $('warning').hidden = false;
