@@ -1,7 +1,7 @@
 // Bundles the in-browser page (src/serve/page/) with esbuild into dist/page/ (or a given folder):
 // app.js (the main thread: file reading, drawing; no TF.js), model-worker.js (the module worker
 // with TF.js core + layers + cpu/wasm backends, the model loader and the decision core),
-// index.html, style.css, favicon.svg, the TF.js wasm binaries (plain, SIMD, and threaded SIMD for
+// sw.js (the service worker that keeps the page usable offline), index.html, style.css, favicon.svg, the TF.js wasm binaries (plain, SIMD, and threaded SIMD for
 // cross-origin isolated pages), and the video decoder the page loads only when a video comes in:
 // ffmpeg.wasm (@ffmpeg/core's ffmpeg-core.js + .wasm) and @ffmpeg/ffmpeg's worker, bundled as
 // ffmpeg-worker.js. Everything is served from the page's own folder, never from a CDN.
@@ -21,6 +21,7 @@ export async function buildPage(outDir = join(root, 'dist', 'page')) {
   const define = { 'process.env.NODE_ENV': '"production"' };
   await build({ ...common, entryPoints: [join(root, 'src/serve/page/app.ts')], outfile: join(outDir, 'app.js'), define });
   await build({ ...common, entryPoints: [join(root, 'src/serve/page/model_worker.ts')], outfile: join(outDir, 'model-worker.js'), define });
+  await build({ ...common, entryPoints: [join(root, 'src/serve/page/service_worker.ts')], outfile: join(outDir, 'sw.js'), define });
   await build({ ...common, entryPoints: [join(root, 'node_modules/@ffmpeg/ffmpeg/dist/esm/worker.js')], outfile: join(outDir, 'ffmpeg-worker.js') });
   for (const name of ['index.html', 'style.css', 'favicon.svg']) await copyFile(join(root, 'src/serve/page', name), join(outDir, name));
   for (const name of WASM_FILES) await copyFile(join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', name), join(outDir, name));

@@ -41,7 +41,7 @@ export interface AdaptSettings {
   heldOutFraction: number;
 }
 
-export const DEFAULT_ADAPT_SETTINGS: AdaptSettings = { mode: 'head', epochs: 40, lr: 1e-3, batchSize: 16, seed: 0, heldOutFraction: DEFAULT_HELD_OUT_FRACTION };
+export const DEFAULT_ADAPT_SETTINGS: AdaptSettings = { mode: 'head', epochs: 40, lr: 3e-3, batchSize: 16, seed: 0, heldOutFraction: DEFAULT_HELD_OUT_FRACTION };
 
 /** One labelled file: its frames as model inputs (src/models/preprocess.ts clipInputs). */
 export interface AdaptFile {

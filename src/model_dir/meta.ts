@@ -9,7 +9,7 @@ import { fileDigestsSchema, type FileDigests } from '../util/digest_rule.js';
 
 export const MODEL_DIR_FORMAT = 'pocovid-model';
 export const MODEL_DIR_VERSION = 1;
-export const MODEL_META_FILE = 'pocovid.json';
+export { MODEL_META_FILE } from './names.js';
 
 export type Aggregation = 'mean' | 'vote';
 

@@ -4,21 +4,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The video decoder (ffmpeg-*) is loaded by the page only when a video comes in; the threaded
-// TF.js binary only by a cross-origin isolated page (README: what a static host must send).
-export const PAGE_FILES = [
-  'index.html',
-  'app.js',
-  'model-worker.js',
-  'style.css',
-  'favicon.svg',
-  'tfjs-backend-wasm.wasm',
-  'tfjs-backend-wasm-simd.wasm',
-  'tfjs-backend-wasm-threaded-simd.wasm',
-  'ffmpeg-worker.js',
-  'ffmpeg-core.js',
-  'ffmpeg-core.wasm',
-];
+// The page's files: one list (page/page_files.ts), shared with its service worker.
+export { PAGE_FILES } from './page/page_files.js';
 
 /**
  * Headers that make the page cross-origin isolated, so that browsers give it SharedArrayBuffer and

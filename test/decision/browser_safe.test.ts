@@ -4,7 +4,7 @@
 import { build, type Metafile } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
-const SHARED = ['src/decision/core.ts', 'src/media/sampling.ts', 'src/media/video_info.ts', 'src/media/formats.ts', 'src/media/resize.ts', 'src/model_dir/meta.ts'];
+const SHARED = ['src/decision/core.ts', 'src/adapt/adapt.ts', 'src/adapt/record.ts', 'src/adapt/labels.ts', 'src/serve/page/service_worker.ts', 'src/media/sampling.ts', 'src/media/video_info.ts', 'src/media/formats.ts', 'src/media/resize.ts', 'src/model_dir/meta.ts'];
 const NODE_ONLY = /node_modules\/(sharp|onnxruntime-node|@ffmpeg-installer|commander|fastify|@fastify|h5wasm|protobufjs|cli-progress)\//;
 
 async function bundleForBrowser(entry: string): Promise<Metafile> {
@@ -32,6 +32,11 @@ describe('browser-safe modules', () => {
     const worker = Object.keys((await bundleForBrowser('src/serve/page/model_worker.ts')).inputs);
     for (const file of ['src/decision/core.ts', 'src/serve/page/model.ts', 'src/media/resize.ts']) expect(worker).toContain(file);
     expect(worker.filter((file) => NODE_ONLY.test(file) || file.startsWith('node:') || /@ffmpeg\//.test(file))).toEqual([]);
+  });
+
+  it('the service worker bundles nothing but its own rules (no schema, no TF.js)', async () => {
+    const inputs = Object.keys((await bundleForBrowser('src/serve/page/service_worker.ts')).inputs);
+    expect(inputs.filter((file) => file.includes('node_modules'))).toEqual([]);
   });
 
   it('refuses the Node pipeline (the check can fail)', async () => {

@@ -5,10 +5,12 @@
 // Grad-CAM). The model and the decision run in a worker (model_worker.ts), so the page never
 // freezes; this file only wires the page: start the worker, read a dropped file, show progress and
 // the result, cancel.
+import { startAdaptPanel } from './adapt_panel.js';
 import { CancelledError, startModelWorker, type ModelClient } from './model_client.js';
 import { readInput } from './frames.js';
 import { clearResult, setProgress, setStatus, showResult } from './render.js';
-import type { ModelInfo } from './worker_protocol.js';
+import { registerOffline } from './offline.js';
+import type { AdaptedSummary, ModelInfo } from './worker_protocol.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
@@ -102,7 +104,18 @@ function describeModel(info: ModelInfo): string {
   return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s)${weights}, ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
 }
 
+/** The line under the model's: whether the model in use was adapted in this browser, and how it did. */
+function showAdapted(summary: AdaptedSummary | undefined): void {
+  const line = $('adapted-info');
+  line.hidden = !summary;
+  document.body.dataset['adapted'] = String(Boolean(summary));
+  if (!summary) return;
+  const mode = summary.mode === 'head' ? 'head' : 'new layer';
+  line.textContent = `Adapted in this browser on ${summary.createdAt.slice(0, 10)} (${mode}, ${summary.trainFrames} frames): held-back frame accuracy ${summary.before.toFixed(2)} → ${summary.after.toFixed(2)}.`;
+}
+
 async function start(): Promise<void> {
+  registerOffline();
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
@@ -129,6 +142,12 @@ async function start(): Promise<void> {
     document.body.dataset['threads'] = String(info.threads);
     document.body.dataset['isolated'] = String(info.crossOriginIsolated);
     if (info.unchecked) setStatus(`Warning: the model files were not checked for damage (${info.unchecked}).`, true);
+    if (info.adaptProblem) setStatus(`Warning: ${info.adaptProblem}.`, true);
+    showAdapted(info.adapted);
+    const panel = startAdaptPanel(model, (summary) => {
+      showAdapted(summary);
+      panel.showAdapted(summary);
+    });
     document.body.dataset['ready'] = 'true';
   } catch (err) {
     $('model-info').textContent = `Model could not be loaded: ${(err as Error).message}`;

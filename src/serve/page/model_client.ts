@@ -3,7 +3,7 @@
 // cancelled job settles at once with CancelledError; whatever the worker still says about it is
 // dropped, so a cancelled analysis can never show a result.
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
-import { MODEL_WORKER_FILE, transferList, type DecideSource, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
+import { MODEL_WORKER_FILE, transferList, type AdaptCall, type AdaptReplies, type DecideSource, type FromWorker, type ModelInfo, type ToWorker } from './worker_protocol.js';
 
 export class CancelledError extends Error {
   constructor() {
@@ -18,15 +18,26 @@ export interface Decided {
 }
 
 interface Job {
-  resolve: (decided: Decided) => void;
+  /** A decision's Decided, or an adaptation call's reply value. */
+  resolve: (value: never) => void;
   reject: (err: Error) => void;
-  onProgress: (done: number, total: number) => void;
+  onProgress: (done: number, total: number, stage?: 'features' | 'training') => void;
 }
+
+/** An adaptation call without its id (the client numbers it). */
+type CallBody = AdaptCall extends infer C ? (C extends AdaptCall ? Omit<C, 'id'> : never) : never;
 
 export interface ModelClient {
   info: ModelInfo;
   decide(source: DecideSource, kind: 'image' | 'video', onProgress: (done: number, total: number) => void): { id: number; done: Promise<Decided> };
+  /** An "Adapt to my data" call (adapt_worker.ts); its buffers are handed over, not copied. */
+  call<M extends CallBody>(message: M, onProgress?: Job['onProgress']): { id: number; done: Promise<AdaptReplies[M['type']]> };
   cancel(id: number): void;
+}
+
+/** The pixel buffers of a source, handed to the worker rather than copied. */
+function sourceArrays(source: DecideSource): Uint8Array[] {
+  return 'image' in source ? [source.image.bytes] : source.frames.map((f) => f.rgb);
 }
 
 /** Starts the worker and loads the model folder at `base`; rejects with the worker's reason. */
@@ -53,10 +64,11 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
       else {
         const job = jobs.get(message.id);
         if (!job) return; // cancelled: nothing it says is shown
-        if (message.type === 'progress') job.onProgress(message.done, message.total);
+        if (message.type === 'progress') job.onProgress(message.done, message.total, message.stage);
         else {
           jobs.delete(message.id);
-          if (message.type === 'result') job.resolve({ output: message.output, frames: message.frames });
+          if (message.type === 'result') (job.resolve as (d: Decided) => void)({ output: message.output, frames: message.frames });
+          else if (message.type === 'reply') (job.resolve as (v: unknown) => void)(message.value);
           else if (message.type === 'error') job.reject(new Error(message.message));
           else job.reject(new CancelledError());
         }
@@ -71,9 +83,16 @@ export function startModelWorker(base: string, threads?: number): Promise<ModelC
       decide(source, kind, onProgress) {
         const id = nextId++;
         if (failed) return { id, done: Promise.reject(failed) };
-        const done = new Promise<Decided>((resolve, reject) => jobs.set(id, { resolve, reject, onProgress }));
-        const arrays = 'image' in source ? [source.image.bytes] : source.frames.map((f) => f.rgb);
-        post({ type: 'decide', id, kind, source }, transferList(arrays));
+        const done = new Promise<Decided>((resolve, reject) => jobs.set(id, { resolve: resolve as Job['resolve'], reject, onProgress }));
+        post({ type: 'decide', id, kind, source }, transferList(sourceArrays(source)));
+        return { id, done };
+      },
+      call(message, onProgress = () => {}) {
+        const id = nextId++;
+        if (failed) return { id, done: Promise.reject(failed) };
+        const done = new Promise<never>((resolve, reject) => jobs.set(id, { resolve: resolve as Job['resolve'], reject, onProgress }));
+        const full = { ...message, id } as AdaptCall;
+        post(full, full.type === 'adapt-add' ? transferList(sourceArrays(full.source)) : []);
         return { id, done };
       },
       cancel(id) {

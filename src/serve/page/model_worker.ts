@@ -4,11 +4,14 @@
 // (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core
 // exactly as `predict` does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one
 // frame per forward pass so that progress is per frame, and checks for a cancel between frames.
+import { DEFAULT_ADAPT_SETTINGS } from '../../adapt/adapt.js';
+import { ADAPTATION_FILE } from '../../adapt/record.js';
 import { decideFrames } from '../../decision/core.js';
 import { decodeBrowserImage } from './browser_image.js';
 import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
+import { adaptedSummary, adaptOnFiles, addFile, exportAdaptation, importAdaptation, removeFiles, resetAdaptation, restoreKept } from './adapt_worker.js';
 import { initBackend, loadPageModel, type PageModel } from './model.js';
-import { transferList, type FromWorker, type ToWorker } from './worker_protocol.js';
+import { transferList, type AdaptCall, type AdaptReplies, type FromWorker, type ToWorker } from './worker_protocol.js';
 
 /** The worker's global scope, typed for what is used here (the project's lib is DOM, not WebWorker). */
 const scope = globalThis as unknown as {
@@ -38,6 +41,8 @@ async function load(base: string, threads?: number): Promise<void> {
   try {
     const backend = await initBackend(base, threads);
     model = await loadPageModel(base);
+    const adaptProblem = await restoreKept(model);
+    const adapted = adaptedSummary();
     scope.postMessage({
       type: 'ready',
       info: {
@@ -46,6 +51,9 @@ async function load(base: string, threads?: number): Promise<void> {
         crossOriginIsolated: globalThis.crossOriginIsolated === true,
         weightsDtype: model.weightsDtype,
         ...(model.unchecked ? { unchecked: model.unchecked } : {}),
+        ...(adapted ? { adapted } : {}),
+        ...(adaptProblem ? { adaptProblem } : {}),
+        adaptDefaults: DEFAULT_ADAPT_SETTINGS,
       },
     });
   } catch (err) {
@@ -83,13 +91,65 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
   }
 }
 
+/** One "Adapt to my data" call (adapt_worker.ts), answered with a 'reply'. */
+async function adapt(message: AdaptCall): Promise<void> {
+  const { id } = message;
+  const reply = <K extends AdaptCall['type']>(_type: K, value: AdaptReplies[K]): void => scope.postMessage({ type: 'reply', id, value });
+  try {
+    if (!model) throw new Error('the model is not loaded');
+    if (cancelled.has(id)) throw new Cancelled();
+    const summary = (): { adapted?: ReturnType<typeof adaptedSummary> } => {
+      const adapted = adaptedSummary();
+      return adapted ? { adapted } : {};
+    };
+    switch (message.type) {
+      case 'adapt-add':
+        reply(message.type, await addFile(model, id, message.name, message.kind, message.source));
+        break;
+      case 'adapt-remove':
+        removeFiles(message.files);
+        reply(message.type, null);
+        break;
+      case 'adapt-run': {
+        const ran = await adaptOnFiles(model, message.files, { ...DEFAULT_ADAPT_SETTINGS, ...message.settings }, async (stage, done, total) => {
+          scope.postMessage({ type: 'progress', id, done, total, stage });
+          await yieldToMessages();
+          if (cancelled.has(id)) throw new Cancelled();
+        });
+        reply(message.type, { ...ran, ...summary() });
+        break;
+      }
+      case 'adapt-export':
+        reply(message.type, { json: exportAdaptation(), fileName: ADAPTATION_FILE });
+        break;
+      case 'adapt-import':
+        await importAdaptation(model, message.text, message.source);
+        reply(message.type, summary());
+        break;
+      case 'adapt-reset':
+        await resetAdaptation(model);
+        reply(message.type, summary());
+        break;
+    }
+  } catch (err) {
+    if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
+    else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
+  } finally {
+    pending.delete(id);
+    cancelled.delete(id);
+  }
+}
+
 scope.onmessage = (event) => {
   const message = event.data;
   if (message.type === 'load') queue = queue.then(() => load(message.base, message.threads));
   else if (message.type === 'cancel') {
     if (pending.has(message.id)) cancelled.add(message.id);
-  } else {
+  } else if (message.type === 'decide') {
     pending.add(message.id);
     queue = queue.then(() => decide(message));
+  } else {
+    pending.add(message.id);
+    queue = queue.then(() => adapt(message));
   }
 };

@@ -1,6 +1,7 @@
 // The messages between the page's main thread (model_client.ts) and its model worker
 // (model_worker.ts). Pixels travel as transferred buffers, never copied: native frames to the
 // worker, the model-size frames and the Grad-CAM overlay back.
+import type { AdaptResult, AdaptSettings } from '../../adapt/adapt.js';
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
 import type { ModelDirMeta } from '../../model_dir/meta.js';
 import type { EncodedImage } from './browser_image.js';
@@ -22,7 +23,43 @@ export type ToWorker =
   | { type: 'load'; base: string; threads?: number }
   | { type: 'decide'; id: number; kind: 'image' | 'video'; source: DecideSource }
   /** Stop job `id` at the next frame boundary; it answers 'cancelled' and never a result. */
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  | AdaptCall;
+
+/**
+ * "Adapt to my data" (adapt_worker.ts). Each is answered by a 'reply' whose value is AdaptReplies[type],
+ * or an 'error'; 'adapt-run' sends 'progress' on the way and can be cancelled.
+ */
+export type AdaptCall =
+  /** A labelled file's frames (id: the page's number for the file), to wait for 'adapt-run'. */
+  | { type: 'adapt-add'; id: number; name: string; kind: 'image' | 'video'; source: DecideSource }
+  /** Files no longer wanted (all without `files`). */
+  | { type: 'adapt-remove'; id: number; files?: number[] }
+  /** Settings left out take the defaults (ModelInfo.adaptDefaults). */
+  | { type: 'adapt-run'; id: number; files: { id: number; label: string; group: string }[]; settings: Partial<AdaptSettings> }
+  | { type: 'adapt-export'; id: number }
+  | { type: 'adapt-import'; id: number; text: string; source: string }
+  | { type: 'adapt-reset'; id: number };
+
+/** What the page shows of the adapted model in use. */
+export interface AdaptedSummary {
+  createdAt: string;
+  mode: string;
+  trainFrames: number;
+  heldOutFrames: number;
+  /** Held-back frame accuracy of the shipped and the adapted model. */
+  before: number;
+  after: number;
+}
+
+export interface AdaptReplies {
+  'adapt-add': { frames: number; flagged: number };
+  'adapt-remove': null;
+  'adapt-run': { result: AdaptResult; kept: boolean; keepProblem?: string; adapted?: AdaptedSummary };
+  'adapt-export': { json: string; fileName: string };
+  'adapt-import': { adapted?: AdaptedSummary };
+  'adapt-reset': { adapted?: AdaptedSummary };
+}
 
 export interface ModelInfo {
   meta: ModelDirMeta;
@@ -34,12 +71,20 @@ export interface ModelInfo {
   unchecked?: string;
   /** How the members' weights are stored: float32, float16, uint8 (export --weights-dtype) or mixed. */
   weightsDtype: string;
+  /** The adaptation kept in this browser and in use, when there is one. */
+  adapted?: AdaptedSummary;
+  /** Why a kept adaptation could not be used. */
+  adaptProblem?: string;
+  /** What "Adapt to my data" does unless told otherwise (src/adapt/adapt.ts). */
+  adaptDefaults: AdaptSettings;
 }
 
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'load-error'; message: string }
-  | { type: 'progress'; id: number; done: number; total: number }
+  /** `stage`: what an adaptation is doing (features, then training); absent for a decision's frames. */
+  | { type: 'progress'; id: number; done: number; total: number; stage?: 'features' | 'training' }
+  | { type: 'reply'; id: number; value: unknown }
   /** `frames`: the decision's frames at the model's input size (without the guard's copies). */
   | { type: 'result'; id: number; output: DecisionOutput; frames: DecisionFrame[] }
   | { type: 'cancelled'; id: number }
