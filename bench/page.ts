@@ -60,7 +60,7 @@ try {
   const bytes: Record<'model' | 'decoder' | 'page', number> = { model: 0, decoder: 0, page: 0 };
   server.addHook('onResponse', async (request, reply) => {
     const path = request.url.split('?')[0]!;
-    bytes[/^\/(pocovid\.json|member-\d+\/)/.test(path) ? 'model' : /ffmpeg/.test(path) ? 'decoder' : 'page'] += Number(reply.getHeader('content-length') ?? 0);
+    bytes[/^\/(pocovid\.json|shared-weights\.bin|member-\d+\/)/.test(path) ? 'model' : /ffmpeg/.test(path) ? 'decoder' : 'page'] += Number(reply.getHeader('content-length') ?? 0);
   });
   await server.register(fastifyStatic, {
     root: pageDir === modelDir ? modelDir : [pageDir, modelDir],

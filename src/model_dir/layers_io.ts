@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BadInputError } from '../errors.js';
 import { concatBytes } from '../util/bytes.js';
+import { SHARED_WEIGHTS_PATH } from './names.js';
 
 export const WEIGHTS_FILE = 'weights.bin';
 
@@ -59,10 +60,14 @@ export async function layersModelFromFiles(files: LayersFiles): Promise<tfl.Laye
   );
 }
 
-/** Weight-file names in a manifest must be plain names: a model folder never reaches outside itself. */
+/**
+ * Weight-file names in a manifest must be plain names, or the model folder's shared weights one
+ * level up (shared_weights.ts): a model folder never reaches outside itself.
+ */
 export function weightFileNames(modelJson: tf.io.ModelJSON): string[] {
   const names = modelJson.weightsManifest.flatMap((group) => group.paths);
   for (const name of names) {
+    if (name === SHARED_WEIGHTS_PATH) continue;
     if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) {
       throw new Error(`weight file name "${name}" is not a plain file name`);
     }

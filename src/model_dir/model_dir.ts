@@ -3,10 +3,11 @@
 //   <dir>/pocovid.json          ModelDirMeta (format "pocovid-model", version 1; src/model_dir/meta.ts)
 //   <dir>/member-<k>/model.json TF.js layers format, one per ensemble member
 //   <dir>/member-<k>/weights.bin
+//   <dir>/shared-weights.bin    weights every member has in common, stored once (shared_weights.ts)
 // A training run holds one such folder per fold at <run>/fold-<k>/model/ (src/model_dir/run.ts
 // reads a run as the ensemble of its folds).
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { BadInputError } from '../errors.js';
@@ -18,6 +19,7 @@ import { parseJsonText, readJsonFile } from '../util/json_file.js';
 import type { ConformalCalibration } from '../eval/conformal.js';
 import { checkWeightBytes, layersModelFromFiles, layersModelToFiles, weightFileNames, type LayersFiles } from './layers_io.js';
 import { MODEL_DIR_FORMAT, MODEL_DIR_VERSION, MODEL_META_FILE, metaSchema, parseModelMeta, type Aggregation, type ModelDirMeta } from './meta.js';
+import { shareCommonWeights } from './shared_weights.js';
 
 export interface SaveModelDirOptions {
   name: string;
@@ -57,8 +59,10 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
 export async function writeModelDirFiles(
   dir: string,
   info: Pick<ModelDirMeta, 'name' | 'classes' | 'cfg' | 'aggregation' | 'source' | 'guard' | 'conformal'>,
-  members: LayersFiles[],
+  given: LayersFiles[],
 ): Promise<ModelDirMeta> {
+  // The weights every member has in common are written once (a fold ensemble's frozen backbone).
+  const members = shareCommonWeights(given);
   const memberNames = members.map((_, k) => `member-${k}`);
   const files: FileDigests = {};
   const meta: ModelDirMeta = {
@@ -83,8 +87,10 @@ export async function writeModelDirFiles(
     const memberDir = join(dir, memberNames[k]!);
     // The digests are of the very bytes written, so a later change to any file is seen on load.
     for (const [name, data] of member.weightFiles) {
-      await writeFileAtomic(join(memberDir, name), data);
-      files[`${memberNames[k]}/${name}`] = digestOf(data);
+      const rel = posix.normalize(`${memberNames[k]}/${name}`);
+      if (files[rel]) continue; // the shared file, written with the first member
+      await writeFileAtomic(join(dir, rel), data);
+      files[rel] = digestOf(data);
     }
     const modelJson = new TextEncoder().encode(JSON.stringify(member.modelJson));
     await writeFileAtomic(join(memberDir, 'model.json'), modelJson);
@@ -151,7 +157,9 @@ function warnUnchecked(metaFile: string): void {
 const DAMAGED_HINT = 'export the model again from its run, or retrain the fold';
 
 /** One member file, checked against the digest pocovid.json records for it (when it records one). */
-function readMemberFile(dir: string, rel: string, digests: FileDigests | undefined, hint: string): Uint8Array {
+function readMemberFile(dir: string, given: string, digests: FileDigests | undefined, hint: string): Uint8Array {
+  // "member-0/../shared-weights.bin" is recorded as "shared-weights.bin".
+  const rel = posix.normalize(given);
   const path = join(dir, rel);
   const expected = digests?.[rel];
   if (expected) return readVerified(path, expected, join(dir, MODEL_META_FILE), hint);

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { BadInputError, ModelOutputError, PocovidError } from '../errors.js';
 import { exportRun } from '../infer/export.js';
 import { MODEL_META_FILE, type ModelDirMeta } from '../model_dir/meta.js';
+import { SHARED_WEIGHTS_FILE } from '../model_dir/names.js';
 import { readModelMeta } from '../model_dir/model_dir.js';
 import type { Guard } from '../decision/core.js';
 import { createPipeline, type Pipeline, type PipelineOptions } from '../infer/pipeline.js';
@@ -326,7 +327,11 @@ async function serveWith(
       for (const [name, value] of Object.entries(ISOLATION_HEADERS)) res.setHeader(name, value);
     },
     allowedPath: (pathName) =>
-      PAGE_FILES.includes(pathName.slice(1)) || pathName === '/' || pathName === `/${MODEL_META_FILE}` || /^\/member-\d+\/[A-Za-z0-9._-]+\.(json|bin)$/.test(pathName),
+      PAGE_FILES.includes(pathName.slice(1)) ||
+      pathName === '/' ||
+      pathName === `/${MODEL_META_FILE}` ||
+      pathName === `/${SHARED_WEIGHTS_FILE}` ||
+      /^\/member-\d+\/[A-Za-z0-9._-]+\.(json|bin)$/.test(pathName),
   });
   if (!pageDir) {
     app.get('/', async (_request, reply) => reply.status(503).send({ error: 'the page has not been built (npm run build:page)' }));

@@ -4,14 +4,17 @@
 // model is then what classifies, it survives a reload (IndexedDB), it is exported as a file,
 // reset, and loaded again from that file; the page keeps working offline after its first load;
 // and no request ever carries image data.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { vi } from 'vitest';
 import { adaptModel, disposeMember } from '../../src/adapt/adapt.js';
+import { main } from '../../src/cli/main.js';
 import { PHANTOM_CLASSES } from '../../src/data/phantom.js';
 import { initEngine } from '../../src/engine/index.js';
 import { exportRun } from '../../src/infer/export.js';
@@ -40,6 +43,7 @@ const siteB: string[] = [];
 let unlabelled: string;
 let broken: string;
 let probe: string;
+let shared: string;
 
 beforeAll(async () => {
   if (!haveChromium) return;
@@ -64,11 +68,21 @@ beforeAll(async () => {
   const model = trained.members[0]!.model;
   for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
   await saveModelDir(join(work, 'run', 'fold-0', 'model'), { name: 'site-a', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
+  // A two-fold run whose folds share that frozen backbone and differ in their classifier, as the
+  // default recipe's folds do: its export stores the backbone once and the page runs it once.
+  await saveModelDir(join(work, 'run2', 'fold-0', 'model'), { name: 'site-a', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
+  const [kernel, bias] = model.getLayer('classifier').getWeights();
+  const nudged = tf.tidy(() => tf.add(kernel!, tf.randomNormal(kernel!.shape, 0, 0.3, 'float32', 4)));
+  model.getLayer('classifier').setWeights([nudged, bias!]);
+  nudged.dispose();
+  await saveModelDir(join(work, 'run2', 'fold-1', 'model'), { name: 'site-a', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
   trained.members.forEach(disposeMember);
   fresh.dispose();
   const exported = join(work, 'export');
   const { pageFiles } = await exportRun(join(work, 'run'), exported, { pageDir });
   expect(pageFiles).toContain('sw.js');
+  shared = join(work, 'export-shared');
+  await exportRun(join(work, 'run2'), shared, { pageDir });
   // Site B: 12 labelled PNGs per class (the class in the POCUS file-name prefix), one more whose
   // class must be chosen by hand, one that is not an image at all, and one to classify.
   const files = join(work, 'site-b');
@@ -201,4 +215,38 @@ describe.skipIf(!haveChromium)('adapting in the page', () => {
     }
     expect(errors).toEqual([]);
   }, 300_000);
+
+  it('loads an ensemble that shares its frozen backbone once, runs it once per frame, and gives predict\'s answer', async () => {
+    expect(existsSync(join(shared, 'shared-weights.bin'))).toBe(true);
+    const out: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+    try {
+      await main(['node', 'pocovid', 'predict', '--model', shared, '--json', probe]);
+    } finally {
+      log.mockRestore();
+      process.exitCode = 0;
+    }
+    const cli = (JSON.parse(out.join('\n')) as { probabilities: Record<string, number> }[])[0]!;
+    const server = Fastify();
+    await server.register(fastifyStatic, { root: shared });
+    const address = await server.listen({ port: 0, host: '127.0.0.1' });
+    const context = await browser!.newContext();
+    const fetched: string[] = [];
+    context.on('request', (r) => fetched.push(new URL(r.url()).pathname));
+    try {
+      const page = await context.newPage();
+      await page.goto(`${address}/`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+      await expect(page.textContent('#model-info')).resolves.toMatch(/— 2 member\(s\) sharing one frozen backbone, 48×48 input, /);
+      await page.setInputFiles('#file-input', probe);
+      await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
+      const result = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as { probabilities: Record<string, number> };
+      for (const c of PHANTOM_CLASSES) expect(Math.abs(result.probabilities[c]! - cli.probabilities[c]!)).toBeLessThan(1e-5);
+      // Fetched once, though both members' model.json name it.
+      expect(fetched.filter((p) => p === '/shared-weights.bin')).toHaveLength(1);
+    } finally {
+      await context.close();
+      await server.close();
+    }
+  }, 120_000);
 });

@@ -13,7 +13,8 @@ import { clipInputs } from '../../models/preprocess.js';
 import { forgetAdaptation, keepAdaptation, loadKeptAdaptation } from './adapt_store.js';
 import { decodeBrowserImage } from './browser_image.js';
 import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
-import { tfjsForward, type PageModel } from './model.js';
+import { disposePageMember, memberForwards, pageMember, type PageMember } from './member_forwards.js';
+import type { PageModel } from './model.js';
 import type { AdaptedSummary, DecideSource } from './worker_protocol.js';
 
 /** Frames one adaptation may hold: each is a 224² float input (0.6 MB) until the adaptation runs. */
@@ -29,8 +30,6 @@ interface Waiting {
 const waiting = new Map<number, Waiting>();
 /** The shipped model's calibration, restored by a reset. */
 let shippedConformal: ConformalCalibration | undefined;
-/** The members in use when they are adapted ones (undefined: the shipped members). */
-let adaptedMembers: AdaptableMember[] | undefined;
 let adaptedRecord: AdaptationRecord | undefined;
 
 const frameCount = (): number => [...waiting.values()].reduce((n, f) => n + f.inputs.length, 0);
@@ -44,17 +43,17 @@ export function adaptedSummary(): AdaptedSummary | undefined {
 
 /** Puts `members` (adapted, or undefined for the shipped ones) and `conformal` in the decision. */
 async function install(model: PageModel, members: AdaptableMember[] | undefined, conformal: ConformalCalibration | undefined): Promise<void> {
-  const old = { adapted: adaptedMembers, plain: adaptedMembers ? [] : model.decision.members };
-  const models = members ? members.map((m) => m.model) : await Promise.all(model.memberFiles.map(layersModelFromFiles));
+  const old = model.pageMembers;
+  const next: PageMember[] = members ?? (await Promise.all(model.memberFiles.map(layersModelFromFiles))).map(pageMember);
   const [height, width] = model.meta.cfg.inputSize;
-  const shape: [number, number, number] = [height, width, model.meta.cfg.channels];
-  model.decision.members = models;
-  model.decision.forwards = models.map((m) => tfjsForward(m, shape));
+  const run = memberForwards(next, [height, width, model.meta.cfg.channels]);
+  model.pageMembers = next;
+  model.sharedTrunk = run.sharedTrunk;
+  model.decision.members = next.map((m) => m.model);
+  model.decision.forwards = run.forwards;
   if (conformal) model.decision.conformal = conformal;
   else delete model.decision.conformal;
-  adaptedMembers = members;
-  old.adapted?.forEach(disposeMember);
-  old.plain.forEach((m) => m.dispose());
+  old.forEach(disposePageMember);
 }
 
 /** Builds the members an adaptation record describes and puts them in use. */

@@ -101,7 +101,7 @@ function describeModel(info: ModelInfo): string {
   const runtime = info.backend === 'wasm' ? `TF.js wasm${info.simd ? ' SIMD' : ''}, ${threads} (${isolation})` : `TF.js ${info.backend}`;
   // float32 goes unsaid; smaller storage is said, since the weights were rounded (export --weights-dtype).
   const weights = info.weightsDtype === 'float32' ? '' : `, ${info.weightsDtype} weights`;
-  return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s)${weights}, ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
+  return `Model "${meta.name}" — ${meta.classes.join(' / ')} — ${meta.members.length} member(s)${info.sharedTrunk ? ' sharing one frozen backbone' : ''}${weights}, ${meta.cfg.inputSize.join('×')} input, ${runtime}`;
 }
 
 /** The line under the model's: whether the model in use was adapted in this browser, and how it did. */

@@ -9,11 +9,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { AdaptedModelKey } from '../../adapt/record.js';
-import type { MemberForward } from '../../decision/classify.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
 import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
 import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
+import { memberForwards, pageMember, type PageMember } from './member_forwards.js';
 import { digestProblem } from '../../util/digest_rule.js';
 
 export interface PageModel {
@@ -25,6 +25,10 @@ export interface PageModel {
   unchecked?: string;
   /** How the members' weights are stored (export --weights-dtype): float32, float16, uint8 or mixed. */
   weightsDtype: string;
+  /** The members in use with their cuts (the decision's `members` are their flat models). */
+  pageMembers: PageMember[];
+  /** Whether the members share their frozen backbone, which then runs once per frame (member_forwards.ts). */
+  sharedTrunk: boolean;
   /** Each member's files as served: what an adaptation starts from, and what a reset goes back to. */
   memberFiles: LayersFiles[];
   /** Which model this is, for the adaptations kept in the browser (src/adapt/record.ts). */
@@ -49,7 +53,8 @@ function checkedFetch(meta: ModelDirMeta, base: string): { fetchFunc?: typeof fe
     const response = await fetch(input, init);
     if (!response.ok) return response;
     const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, base);
-    const rel = url.pathname.split('/').slice(-2).join('/');
+    // The file's path in the folder, as pocovid.json records it ("member-0/weights.bin", "shared-weights.bin").
+    const rel = url.href.startsWith(base) ? url.pathname.slice(new URL(base).pathname.length) : url.pathname.split('/').slice(-2).join('/');
     const data = await response.arrayBuffer();
     const expected = files[rel];
     if (!expected) throw new Error(`${rel}: not recorded in pocovid.json: the folder was changed after it was written`);
@@ -58,17 +63,6 @@ function checkedFetch(meta: ModelDirMeta, base: string): { fetchFunc?: typeof fe
     return new Response(data, { status: response.status, headers: response.headers });
   };
   return { fetchFunc };
-}
-
-export function tfjsForward(model: tfl.LayersModel, shape: [number, number, number]): MemberForward {
-  return async (batch, n) => {
-    const y = tf.tidy(() => model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor);
-    try {
-      return (await y.data()) as Float32Array;
-    } finally {
-      y.dispose();
-    }
-  };
 }
 
 export interface BackendInfo {
@@ -138,8 +132,16 @@ export async function loadPageModel(base: string): Promise<PageModel> {
   const { fetchFunc: checked, unchecked } = checkedFetch(meta, base);
   // Each member's model.json, read on its way to TF.js, says how its weights are stored.
   const stored = new Set<string>();
+  // Every member names the shared weights (shared-weights.bin): fetched and checked once.
+  const fetched = new Map<string, Promise<Response>>();
+  const fetchOnce = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const key = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, base).href;
+    let response = fetched.get(key);
+    if (!response) fetched.set(key, (response = (checked ?? fetch)(input, init)));
+    return response.then((r) => r.clone());
+  };
   const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const response = await (checked ?? fetch)(input, init);
+    const response = await fetchOnce(input, init);
     const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
     if (response.ok && url.endsWith('/model.json')) stored.add(storedWeightDtype(await response.clone().json()));
     return response;
@@ -157,19 +159,23 @@ export async function loadPageModel(base: string): Promise<PageModel> {
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
+  const pageMembers = members.map(pageMember);
+  const run = memberForwards(pageMembers, shape);
   return {
     meta,
     decision: {
       classes: meta.classes,
       cfg: meta.cfg,
       members,
-      forwards: members.map((m) => tfjsForward(m, shape)),
+      forwards: run.forwards,
       ...(meta.guard ? { guard: storedGuard(meta.guard) } : {}),
       ...(meta.conformal ? { conformal: meta.conformal } : {}),
     },
     ...(guardSide ? { guardSide } : {}),
     ...(unchecked ? { unchecked } : {}),
     weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
+    pageMembers,
+    sharedTrunk: run.sharedTrunk,
     memberFiles,
     key: { name: meta.name, key: await modelKey(metaBytes, meta) },
   };

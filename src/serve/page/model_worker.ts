@@ -50,6 +50,7 @@ async function load(base: string, threads?: number): Promise<void> {
         ...backend,
         crossOriginIsolated: globalThis.crossOriginIsolated === true,
         weightsDtype: model.weightsDtype,
+        sharedTrunk: model.sharedTrunk,
         ...(model.unchecked ? { unchecked: model.unchecked } : {}),
         ...(adapted ? { adapted } : {}),
         ...(adaptProblem ? { adaptProblem } : {}),

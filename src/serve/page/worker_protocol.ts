@@ -71,6 +71,8 @@ export interface ModelInfo {
   unchecked?: string;
   /** How the members' weights are stored: float32, float16, uint8 (export --weights-dtype) or mixed. */
   weightsDtype: string;
+  /** The members share their frozen backbone, which runs once per frame (member_forwards.ts). */
+  sharedTrunk: boolean;
   /** The adaptation kept in this browser and in use, when there is one. */
   adapted?: AdaptedSummary;
   /** Why a kept adaptation could not be used. */
