@@ -1,6 +1,6 @@
 // "Adapt to my data" in headless Chromium, timed as a user meets it:
 //   npx tsx bench/adapt_page.ts --model <exported folder> [--frames <folder>] [--count 100]
-//       [--mode head|new-layer] [--epochs N] [--threads N] [--json]
+//       [--mode head|new-layer] [--epochs N] [--lr R] [--threads N] [--json]
 // prints {"frames", "addSeconds", "adaptSeconds", "trainFrames", "heldOutFrames", "before", "after", "mode", "members"}:
 //   addSeconds    from choosing the folder to every frame waiting in the model worker (decode,
 //                 the one resize, the guard, the sector, the input)
@@ -33,11 +33,12 @@ const { values } = parseArgs({
     count: { type: 'string', default: '100' },
     mode: { type: 'string', default: 'head' },
     epochs: { type: 'string' },
+    lr: { type: 'string' },
     threads: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
-if (!values.model) throw new Error('usage: npx tsx bench/adapt_page.ts --model <exported folder> [--frames <folder>] [--count 100] [--mode head|new-layer] [--epochs N] [--threads N] [--json]');
+if (!values.model) throw new Error('usage: npx tsx bench/adapt_page.ts --model <exported folder> [--frames <folder>] [--count 100] [--mode head|new-layer] [--epochs N] [--lr R] [--threads N] [--json]');
 const modelDir = resolve(values.model);
 const meta = readModelMeta(modelDir);
 const count = Number(values.count);
@@ -103,6 +104,7 @@ try {
     const modelInfo = await page.textContent('#model-info');
     await page.selectOption('#adapt-mode', values.mode!);
     if (values.epochs) await page.fill('#adapt-epochs', values.epochs);
+    if (values.lr) await page.fill('#adapt-lr', values.lr);
     const started = Date.now();
     await page.setInputFiles('#adapt-folder', site);
     await page.waitForFunction(() => !/reading/.test(document.getElementById('adapt-rows')!.textContent!), undefined, { timeout: 1_200_000 });
@@ -123,6 +125,7 @@ try {
       after: { accuracy: round(result.after.accuracy, 3), balancedAccuracy: round(result.after.balancedAccuracy, 3) },
       mode: result.settings.mode,
       epochs: result.settings.epochs,
+      lr: result.settings.lr,
       members: meta.members.length,
     };
     if (values.json) console.log(JSON.stringify(out));

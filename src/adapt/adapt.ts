@@ -21,6 +21,7 @@ import { confusionMatrix, metricsFromConfusion } from '../eval/metrics.js';
 import { PocovidError } from '../errors.js';
 import { layersModelFromFiles, type LayersFiles } from '../model_dir/layers_io.js';
 import { cutModel, disposeBuiltModel, freezeAllButLast } from '../models/cut.js';
+import { sameTrunk } from '../models/same_trunk.js';
 import { insertLayerBeforeClassifier, type UpdateMode } from '../models/insert_layer.js';
 import type { PretrainedCfg } from '../models/types.js';
 import { trainStep } from '../train/head_trainer.js';
@@ -41,7 +42,19 @@ export interface AdaptSettings {
   heldOutFraction: number;
 }
 
-export const DEFAULT_ADAPT_SETTINGS: AdaptSettings = { mode: 'head', epochs: 40, lr: 3e-3, batchSize: 16, seed: 0, heldOutFraction: DEFAULT_HELD_OUT_FRACTION };
+/**
+ * What an adaptation does unless told otherwise, for a mode and the width of the classifier's input
+ * (the new layer is width × width). The learning rates were set on real frames (bench/adapt_page.ts,
+ * README): a head of 1024 × 3 weights learns well at 0.003, but a new 1024 × 1024 layer sums a
+ * thousand Adam steps into each output and collapsed every held-back frame into one class at 0.0003
+ * and above, and learned at 0.0001; grayscale_cnn's 64-wide new layer learned at 0.003 and not at
+ * 0.0001. So the new layer's rate is 0.1 / width (at most 0.003): each output moves by about the
+ * same whatever the width.
+ */
+export function defaultAdaptSettings(mode: UpdateMode, width: number): AdaptSettings {
+  const lr = mode === 'head' ? 3e-3 : Math.min(3e-3, Number((0.1 / Math.max(1, width)).toPrecision(2)));
+  return { mode, epochs: 40, lr, batchSize: 16, seed: 0, heldOutFraction: DEFAULT_HELD_OUT_FRACTION };
+}
 
 /** One labelled file: its frames as model inputs (src/models/preprocess.ts clipInputs). */
 export interface AdaptFile {
@@ -212,7 +225,7 @@ export async function adaptModel(
   base: readonly LayersFiles[],
   model: { classes: readonly string[]; cfg: PretrainedCfg; conformal?: ConformalCalibration },
   files: readonly AdaptFile[],
-  settings: AdaptSettings = DEFAULT_ADAPT_SETTINGS,
+  settings: AdaptSettings = defaultAdaptSettings('head', 0),
   hooks: AdaptHooks = {},
 ): Promise<{ members: AdaptableMember[]; weights: MemberWeights[]; result: AdaptResult; conformal: ConformalCalibration }> {
   const now = hooks.now ?? (() => Date.now());
@@ -248,14 +261,24 @@ export async function adaptModel(
   const members: AdaptableMember[] = [];
   const before: number[][][] = [];
   const after: number[][][] = [];
+  // Members whose frozen part is the same (a fold ensemble's shared backbone) share its features.
+  let firstFeatures: tf.Tensor[] | undefined;
   try {
     for (const [m, files_m] of base.entries()) {
       const member = await adaptableMember(files_m, cfg.classifier, settings.mode);
       members.push(member);
-      const features = await headInputs(member, inputs, shape, async (n) => {
-        featuresDone += n;
+      const reuse = firstFeatures !== undefined && members[0]!.backbone !== undefined && member.backbone !== undefined && sameTrunk(members[0]!.backbone, member.backbone);
+      const features = reuse
+        ? firstFeatures!
+        : await headInputs(member, inputs, shape, async (n) => {
+            featuresDone += n;
+            await hooks.onProgress?.('features', featuresDone, totalFeatures);
+          });
+      if (m === 0) firstFeatures = features;
+      if (reuse) {
+        featuresDone += inputs.length;
         await hooks.onProgress?.('features', featuresDone, totalFeatures);
-      });
+      }
       try {
         before.push(headProbabilities(member.head, features, heldIdx));
         const optimizer = new ScheduledAdam(settings.lr);
@@ -283,12 +306,14 @@ export async function adaptModel(
         }
         after.push(headProbabilities(member.head, features, heldIdx));
       } finally {
-        tf.dispose(features);
+        if (features !== firstFeatures) tf.dispose(features);
       }
     }
   } catch (err) {
     members.forEach(disposeMember);
     throw err;
+  } finally {
+    if (firstFeatures) tf.dispose(firstFeatures);
   }
 
   // The ensemble's frame probabilities: the mean of its members', as the decision core combines them.

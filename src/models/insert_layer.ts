@@ -26,6 +26,13 @@ interface KerasLayerJson {
   inbound_nodes: unknown[];
 }
 
+/** Width of the classifier's input (rows of its kernel): the new layer is width × width. */
+export function classifierWidth(files: LayersFiles, classifier: string): number {
+  const kernel = files.modelJson.weightsManifest.flatMap((g) => g.weights).find((w) => w.name === `${classifier}/kernel`);
+  if (!kernel || kernel.shape.length !== 2) throw new PocovidError(`model.json: the classifier "${classifier}" has no 2-d kernel`);
+  return kernel.shape[0]!;
+}
+
 /**
  * The member's files with a Dense layer inserted before `classifier`: identity kernel, zero bias,
  * ReLU, and every other layer marked untrainable. Done on model.json so that the result is an
@@ -39,10 +46,7 @@ export function insertLayerBeforeClassifier(files: LayersFiles, classifier: stri
   const at = layers.findIndex((l) => l.name === classifier);
   if (at < 0) throw new PocovidError(`model.json: no layer "${classifier}" (the classifier) to put a layer before`);
   const target = layers[at]!;
-  const specs = json.weightsManifest.flatMap((g) => g.weights);
-  const kernel = specs.find((w) => w.name === `${classifier}/kernel`);
-  if (!kernel || kernel.shape.length !== 2) throw new PocovidError(`model.json: the classifier "${classifier}" has no 2-d kernel`);
-  const width = kernel.shape[0]!;
+  const width = classifierWidth(files, classifier);
   const name = newLayerName(layers);
   for (const layer of layers) layer.config.trainable = false;
   const inserted: KerasLayerJson = {

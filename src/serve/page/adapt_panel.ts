@@ -285,11 +285,18 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
       status('Reset: the shipped model is in use, and the adaptation kept in this browser is forgotten.');
     }),
   );
-  const defaults = model.info.adaptDefaults;
-  $<HTMLSelectElement>('adapt-mode').value = defaults.mode;
-  $<HTMLInputElement>('adapt-epochs').value = String(defaults.epochs);
-  $<HTMLInputElement>('adapt-lr').value = String(defaults.lr);
-  $<HTMLInputElement>('adapt-held-out').value = String(Math.round(defaults.heldOutFraction * 100));
+  // Each mode has its own learning rate and epochs; choosing a mode fills them in.
+  const { adaptDefaults } = model.info;
+  const modeSelect = $<HTMLSelectElement>('adapt-mode');
+  const fillDefaults = (): void => {
+    const defaults = adaptDefaults.settings[modeSelect.value as 'head' | 'new-layer'];
+    $<HTMLInputElement>('adapt-epochs').value = String(defaults.epochs);
+    $<HTMLInputElement>('adapt-lr').value = String(defaults.lr);
+    $<HTMLInputElement>('adapt-held-out').value = String(Math.round(defaults.heldOutFraction * 100));
+  };
+  modeSelect.value = adaptDefaults.mode;
+  modeSelect.addEventListener('change', fillDefaults);
+  fillDefaults();
   refresh();
 
   const panel: AdaptPanel = {

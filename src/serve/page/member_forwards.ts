@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { MemberForward } from '../../decision/classify.js';
 import { cutModel, disposeBuiltModel } from '../../models/cut.js';
+import { sameTrunk } from '../../models/same_trunk.js';
 
 /** A member as the page keeps it: the flat model (Grad-CAM, MC dropout) and its cut, when it has one. */
 export interface PageMember {
@@ -41,20 +42,6 @@ function wholeForward(model: tfl.LayersModel, shape: [number, number, number]): 
       y.dispose();
     }
   };
-}
-
-/** Same layers, same configuration, same weights: the frozen parts compute the same function. */
-export function sameTrunk(a: tfl.LayersModel, b: tfl.LayersModel): boolean {
-  if (a === b) return true;
-  const config = (m: tfl.LayersModel): string => JSON.stringify(m.layers.map((l) => [l.getClassName(), l.getConfig()]));
-  if (a.weights.length !== b.weights.length || config(a) !== config(b)) return false;
-  return a.weights.every((w, i) => {
-    const v = b.weights[i]!;
-    if (w.originalName !== v.originalName || w.shape.join() !== v.shape.join()) return false;
-    const [x, y] = [w.read().dataSync(), v.read().dataSync()];
-    for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return false;
-    return true;
-  });
 }
 
 /**

@@ -9,6 +9,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { AdaptedModelKey } from '../../adapt/record.js';
+import { registerGradients } from '../../engine/gradients.js';
+import { registerWasmKernels } from '../../engine/kernels/index.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
 import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
@@ -108,6 +110,10 @@ export async function initBackend(base: string, maxThreads?: number): Promise<Ba
     const threads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(8, cores, maxThreads ?? cores)) : 1;
     if (threads > 1) setThreadsCount(threads);
     if (await withCoreCount(2 * cores, threads > 1, () => tf.setBackend('wasm'))) {
+      // The gradient kernels TF.js's wasm backend lacks or gets wrong, and the fused batch-norm
+      // gradient, as the Node engine registers them (src/engine): "Adapt to my data" trains here.
+      registerWasmKernels();
+      registerGradients();
       const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
       return { backend: 'wasm', threads: getThreadsCount(), simd };
     }

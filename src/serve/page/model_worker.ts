@@ -4,7 +4,8 @@
 // (browser_image.ts), resizes the native frames (decision_frames.ts), calls the decision core
 // exactly as `predict` does (decideFrames: guard, members, ensemble, video decision, Grad-CAM) one
 // frame per forward pass so that progress is per frame, and checks for a cancel between frames.
-import { DEFAULT_ADAPT_SETTINGS } from '../../adapt/adapt.js';
+import { defaultAdaptSettings } from '../../adapt/adapt.js';
+import { classifierWidth } from '../../models/insert_layer.js';
 import { ADAPTATION_FILE } from '../../adapt/record.js';
 import { decideFrames } from '../../decision/core.js';
 import { decodeBrowserImage } from './browser_image.js';
@@ -54,7 +55,7 @@ async function load(base: string, threads?: number): Promise<void> {
         ...(model.unchecked ? { unchecked: model.unchecked } : {}),
         ...(adapted ? { adapted } : {}),
         ...(adaptProblem ? { adaptProblem } : {}),
-        adaptDefaults: DEFAULT_ADAPT_SETTINGS,
+        adaptDefaults: { mode: defaultAdaptMode(model), settings: { head: adaptDefaults(model, 'head'), 'new-layer': adaptDefaults(model, 'new-layer') } },
       },
     });
   } catch (err) {
@@ -92,6 +93,16 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
   }
 }
 
+/** The default settings of a mode for this model (its classifier's width sets the new layer's rate). */
+function adaptDefaults(page: PageModel, mode: 'head' | 'new-layer'): ReturnType<typeof defaultAdaptSettings> {
+  return defaultAdaptSettings(mode, classifierWidth(page.memberFiles[0]!, page.meta.cfg.classifier));
+}
+
+/** The mode offered first: the head, unless the model trained every layer (no frozen part to keep). */
+function defaultAdaptMode(page: PageModel): 'head' | 'new-layer' {
+  return page.pageMembers[0]?.backbone ? 'head' : 'new-layer';
+}
+
 /** One "Adapt to my data" call (adapt_worker.ts), answered with a 'reply'. */
 async function adapt(message: AdaptCall): Promise<void> {
   const { id } = message;
@@ -112,7 +123,7 @@ async function adapt(message: AdaptCall): Promise<void> {
         reply(message.type, null);
         break;
       case 'adapt-run': {
-        const ran = await adaptOnFiles(model, message.files, { ...DEFAULT_ADAPT_SETTINGS, ...message.settings }, async (stage, done, total) => {
+        const ran = await adaptOnFiles(model, message.files, { ...adaptDefaults(model, message.settings.mode ?? defaultAdaptMode(model)), ...message.settings }, async (stage, done, total) => {
           scope.postMessage({ type: 'progress', id, done, total, stage });
           await yieldToMessages();
           if (cancelled.has(id)) throw new Cancelled();

@@ -77,8 +77,12 @@ export interface ModelInfo {
   adapted?: AdaptedSummary;
   /** Why a kept adaptation could not be used. */
   adaptProblem?: string;
-  /** What "Adapt to my data" does unless told otherwise (src/adapt/adapt.ts). */
-  adaptDefaults: AdaptSettings;
+  /**
+   * What "Adapt to my data" does unless told otherwise (src/adapt/adapt.ts): the settings of each
+   * mode, and the mode offered first (a new layer for a model that trained every layer, whose
+   * "head" is the whole network: minutes rather than seconds in a browser).
+   */
+  adaptDefaults: { mode: AdaptSettings['mode']; settings: Record<AdaptSettings['mode'], AdaptSettings> };
 }
 
 export type FromWorker =
