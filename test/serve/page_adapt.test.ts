@@ -44,6 +44,7 @@ let unlabelled: string;
 let broken: string;
 let probe: string;
 let shared: string;
+let whole: string;
 
 beforeAll(async () => {
   if (!haveChromium) return;
@@ -66,6 +67,8 @@ beforeAll(async () => {
   const trained = await adaptModel([await layersModelToFiles(fresh)], { classes: PHANTOM_CLASSES, cfg }, siteA, { mode: 'head', epochs: 60, lr: 1e-2, batchSize: 16, seed: 0, heldOutFraction: 0.3 });
   expect(trained.result.after.accuracy).toBeGreaterThan(0.8);
   const model = trained.members[0]!.model;
+  // The same model with every layer trainable (as a model trained from scratch is saved).
+  await saveModelDir(join(work, 'run3', 'fold-0', 'model'), { name: 'site-a-whole', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
   for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
   await saveModelDir(join(work, 'run', 'fold-0', 'model'), { name: 'site-a', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
   // A two-fold run whose folds share that frozen backbone and differ in their classifier, as the
@@ -83,6 +86,8 @@ beforeAll(async () => {
   expect(pageFiles).toContain('sw.js');
   shared = join(work, 'export-shared');
   await exportRun(join(work, 'run2'), shared, { pageDir });
+  whole = join(work, 'export-whole');
+  await exportRun(join(work, 'run3'), whole, { pageDir });
   // Site B: 12 labelled PNGs per class (the class in the POCUS file-name prefix), one more whose
   // class must be chosen by hand, one that is not an image at all, and one to classify.
   const files = join(work, 'site-b');
@@ -244,6 +249,33 @@ describe.skipIf(!haveChromium)('adapting in the page', () => {
       for (const c of PHANTOM_CLASSES) expect(Math.abs(result.probabilities[c]! - cli.probabilities[c]!)).toBeLessThan(1e-5);
       // Fetched once, though both members' model.json name it.
       expect(fetched.filter((p) => p === '/shared-weights.bin')).toHaveLength(1);
+    } finally {
+      await context.close();
+      await server.close();
+    }
+  }, 120_000);
+
+  it('trains convolutions in the browser (the gradient kernels TF.js wasm lacks), and offers a new layer first for a model that trained every layer', async () => {
+    const server = Fastify();
+    await server.register(fastifyStatic, { root: whole });
+    const address = await server.listen({ port: 0, host: '127.0.0.1' });
+    const context = await browser!.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${address}/`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+      expect(await page.inputValue('[data-testid="adapt-mode"]')).toBe('new-layer');
+      expect(Number(await page.inputValue('#adapt-lr'))).toBe(Math.min(0.003, 0.1 / 32)); // the classifier reads 32 features
+      await page.selectOption('[data-testid="adapt-mode"]', 'head');
+      expect(Number(await page.inputValue('#adapt-lr'))).toBe(0.003);
+      await page.fill('#adapt-epochs', '2');
+      await page.setInputFiles('[data-testid="adapt-files"]', siteB.filter((_, i) => i % 4 === 0));
+      await page.waitForFunction(() => !/reading/.test(document.getElementById('adapt-rows')!.textContent!) && !(document.getElementById('adapt-run') as HTMLButtonElement).disabled, undefined, { timeout: 60_000 });
+      await page.click('[data-testid="adapt-run"]');
+      await page.waitForSelector('body[data-adapt="done"], body[data-adapt="error"]', { timeout: 120_000 });
+      await expect(page.textContent('#adapt-status')).resolves.toMatch(/^Adapted\./);
+      const record = JSON.parse((await page.textContent('[data-testid="adapt-result"]'))!);
+      expect(record.settings).toMatchObject({ mode: 'head', epochs: 2 });
     } finally {
       await context.close();
       await server.close();
