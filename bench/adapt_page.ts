@@ -8,20 +8,24 @@
 //                 member, training, scoring before and after, recalibration)
 //   before/after  held-back frame accuracy and balanced accuracy
 // --frames: a folder in the layout the panel reads (<class>/<patient>/<images>), of which the first
-// --count images (sorted by path, spread over the classes) are used; without it, phantom frames
+// --count images (sorted by path, spread over the classes) are used; --dataset D [--fold K]: such a
+// folder made from a dataset's test fold K (`data build`): a folder per source video under its class,
+// with frames spread over each source's length, about --count / classes per class; without either, phantom frames
 // (src/data/phantom.ts) of another probe geometry and gain, at the model's input size, one patient
 // folder per scene. The model folder gets a freshly built page (its own may be older), served from
 // 127.0.0.1 with the COOP/COEP headers `pocovid serve` sends, so TF.js runs on every core.
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import fastifyStatic from '@fastify/static';
 import Fastify from 'fastify';
 import { chromium } from 'playwright-core';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../scripts/build-page.mjs';
+import { openDataset } from '../src/data/dataset.js';
 import { PHANTOM_CLASSES } from '../src/data/phantom.js';
+import type { ManifestRow } from '../src/data/types.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 import { ISOLATION_HEADERS } from '../src/serve/page_dir.js';
 import { writePhantomPng } from '../test/helpers/phantom_media.js';
@@ -30,6 +34,8 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string' },
     frames: { type: 'string' },
+    dataset: { type: 'string' },
+    fold: { type: 'string', default: '0' },
     count: { type: 'string', default: '100' },
     mode: { type: 'string', default: 'head' },
     epochs: { type: 'string' },
@@ -59,6 +65,29 @@ try {
   const pageDir = await buildPage(join(work, 'page'));
   // The site folder the panel is given: <class>/<patient>/<image>.
   const site = join(work, 'site');
+  if (values.dataset) {
+    // A dataset's test fold as a site's folder: <class>/<source>/<frame>.png.
+    const from = join(work, 'from-dataset');
+    const dataset = openDataset(resolve(values.dataset));
+    const fold = Number(values.fold);
+    const bySource = new Map<string, ManifestRow[]>();
+    for (const row of dataset.rows.filter((r) => r.fold === fold && meta.classes.includes(r.label))) bySource.set(row.source, [...(bySource.get(row.source) ?? []), row]);
+    for (const cls of meta.classes) {
+      const sources = [...bySource.values()].filter((rows) => rows[0]!.label === cls);
+      const perSource = Math.max(1, Math.ceil(count / meta.classes.length / Math.max(1, sources.length)));
+      for (const rows of sources) {
+        const take = Math.min(perSource, rows.length);
+        for (let j = 0; j < take; j++) {
+          const row = rows[Math.floor((j * rows.length) / take)]!;
+          const dir = join(from, cls, basename(row.source).replace(/[^A-Za-z0-9_.-]/g, '_'));
+          mkdirSync(dir, { recursive: true });
+          cpSync(join(dataset.dir, row.path), join(dir, basename(row.path)));
+        }
+      }
+    }
+    // Then as a --frames folder: the first --count of it.
+    values.frames = from;
+  }
   if (values.frames) {
     const root = resolve(values.frames);
     const byClass = new Map(meta.classes.map((c) => [c, imagesUnder(join(root, c)).length ? imagesUnder(join(root, c)) : []]));
@@ -72,7 +101,7 @@ try {
         left--;
       }
     }
-  } else {
+  } else if (!values.frames) {
     const side = meta.cfg.inputSize[0];
     const siteB = { gain: 1.7, sectorDegrees: 16, apex: 1.2 };
     for (let i = 0; i < count; i++) {
