@@ -35,9 +35,51 @@ export interface AdaptPanel {
 
 const fixed = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
-/** A file's path as the user sees its layout: the folder pick's relative path, else its name. */
-function pathOf(file: File): string {
-  return file.webkitRelativePath || file.name;
+/** A file with its path in what the user gave (a folder pick's relative path, a dropped folder's, or its name). */
+interface GivenFile {
+  file: File;
+  path: string;
+}
+
+const given = (file: File): GivenFile => ({ file, path: file.webkitRelativePath || file.name });
+
+/** Minimal typing of the File and Directory Entries API (dropped folders). */
+interface Entry {
+  isFile: boolean;
+  isDirectory: boolean;
+  fullPath: string;
+  file?(ok: (file: File) => void, fail: (err: unknown) => void): void;
+  createReader?(): { readEntries(ok: (entries: Entry[]) => void, fail: (err: unknown) => void): void };
+}
+
+/** Every file under a dropped entry, with its path from the dropped item (folders walked). */
+async function filesOf(entry: Entry): Promise<GivenFile[]> {
+  if (entry.isFile) {
+    const file = await new Promise<File>((ok, fail) => entry.file!(ok, fail));
+    return [{ file, path: entry.fullPath.replace(/^\//, '') }];
+  }
+  const reader = entry.createReader!();
+  const out: GivenFile[] = [];
+  // readEntries answers in pages (100 at a time in Chromium) until it answers none.
+  for (;;) {
+    const page = await new Promise<Entry[]>((ok, fail) => reader.readEntries(ok, fail));
+    if (page.length === 0) break;
+    for (const child of page.sort((a, b) => a.fullPath.localeCompare(b.fullPath))) out.push(...(await filesOf(child)));
+  }
+  return out;
+}
+
+/** What was dropped: files and whole folders (their layout gives classes and patients). */
+async function droppedFiles(transfer: DataTransfer): Promise<GivenFile[]> {
+  const items = Array.from(transfer.items).filter((item) => item.kind === 'file');
+  // Entries must be taken before the first await: the list empties once the drop event is over.
+  const taken = items.map((item) => ({ entry: (item as unknown as { webkitGetAsEntry(): Entry | null }).webkitGetAsEntry?.() ?? null, file: item.getAsFile() }));
+  const out: GivenFile[] = [];
+  for (const { entry, file } of taken) {
+    if (entry) out.push(...(await filesOf(entry)));
+    else if (file) out.push(given(file));
+  }
+  return out;
 }
 
 export function startAdaptPanel(model: ModelClient, onAdapted: (summary: AdaptedSummary | undefined) => void): AdaptPanel {
@@ -67,8 +109,7 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
     $('adapt-count').textContent = rows.length === 0 ? '' : `${ready.length} file(s), ${frames} frame(s)${unlabelled ? `; choose a class for ${unlabelled}` : ''}`;
   };
 
-  function addRow(file: File): Row {
-    const path = pathOf(file);
+  function addRow(path: string): Row {
     const read = labelOfPath(path, classes);
     const tr = document.createElement('tr');
     const name = document.createElement('td');
@@ -104,9 +145,10 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
   }
 
   /** Decodes each file and hands its frames to the worker; a bad file is marked and the rest go on. */
-  function addFiles(files: File[]): void {
+  function addFiles(files: GivenFile[]): void {
+    if (files.length === 0) return;
     $('adapt-table').hidden = false;
-    const added = files.map((file) => ({ file, row: addRow(file) }));
+    const added = files.map(({ file, path }) => ({ file, row: addRow(path) }));
     refresh();
     reading = reading.then(async () => {
       for (const { file, row } of added) {
@@ -240,10 +282,22 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
   const folderInput = $<HTMLInputElement>('adapt-folder');
   for (const input of [filesInput, folderInput]) {
     input.addEventListener('change', () => {
-      addFiles(Array.from(input.files ?? []));
+      addFiles(Array.from(input.files ?? [], given));
       input.value = '';
     });
   }
+  const panel$ = $('adapt');
+  panel$.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    panel$.classList.add('over');
+  });
+  panel$.addEventListener('dragleave', () => panel$.classList.remove('over'));
+  panel$.addEventListener('drop', (e) => {
+    e.preventDefault();
+    panel$.classList.remove('over');
+    if (!e.dataTransfer || running !== undefined) return;
+    droppedFiles(e.dataTransfer).then(addFiles, (err: unknown) => status(`Drop: ${(err as Error).message}`, true));
+  });
   $('adapt-run').addEventListener('click', () => void run());
   $('adapt-cancel').addEventListener('click', () => {
     if (running !== undefined) model.cancel(running);
