@@ -63,11 +63,24 @@ async function load(base: string, threads?: number): Promise<void> {
   }
 }
 
-async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<void> {
-  const { id, kind } = message;
+/** Runs job `id`: its failure or cancel is answered as such, and it leaves the pending sets. */
+async function job(id: number, work: (page: PageModel) => Promise<void>): Promise<void> {
   try {
     if (!model) throw new Error('the model is not loaded');
     if (cancelled.has(id)) throw new Cancelled();
+    await work(model);
+  } catch (err) {
+    if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
+    else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
+  } finally {
+    pending.delete(id);
+    cancelled.delete(id);
+  }
+}
+
+function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<void> {
+  const { id, kind } = message;
+  return job(id, async (model) => {
     const sizes = { input: model.meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) };
     const { source } = message;
     const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
@@ -84,13 +97,7 @@ async function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<v
     // The guard's own copies stay here: the page draws only the model-size frames.
     const shown = frames.map(({ index, time, rgb }) => ({ index, time, rgb }));
     scope.postMessage({ type: 'result', id, output, frames: shown }, transferList([...shown.map((f) => f.rgb), ...(output.heatmapRgb ? [output.heatmapRgb] : [])]));
-  } catch (err) {
-    if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
-    else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
-  } finally {
-    pending.delete(id);
-    cancelled.delete(id);
-  }
+  });
 }
 
 /** The default settings of a mode for this model (its classifier's width sets the new layer's rate). */
@@ -104,12 +111,10 @@ function defaultAdaptMode(page: PageModel): 'head' | 'new-layer' {
 }
 
 /** One "Adapt to my data" call (adapt_worker.ts), answered with a 'reply'. */
-async function adapt(message: AdaptCall): Promise<void> {
+function adapt(message: AdaptCall): Promise<void> {
   const { id } = message;
   const reply = <K extends AdaptCall['type']>(_type: K, value: AdaptReplies[K]): void => scope.postMessage({ type: 'reply', id, value });
-  try {
-    if (!model) throw new Error('the model is not loaded');
-    if (cancelled.has(id)) throw new Cancelled();
+  return job(id, async (model) => {
     const summary = (): { adapted?: ReturnType<typeof adaptedSummary> } => {
       const adapted = adaptedSummary();
       return adapted ? { adapted } : {};
@@ -143,13 +148,7 @@ async function adapt(message: AdaptCall): Promise<void> {
         reply(message.type, summary());
         break;
     }
-  } catch (err) {
-    if (err instanceof Cancelled) scope.postMessage({ type: 'cancelled', id });
-    else scope.postMessage({ type: 'error', id, message: (err as Error).message ?? String(err) });
-  } finally {
-    pending.delete(id);
-    cancelled.delete(id);
-  }
+  });
 }
 
 scope.onmessage = (event) => {
