@@ -1,0 +1,28 @@
+// The prediction sets of the inputs whose label flips under `pocovid robustness`: for each source
+// that flipped under any perturbation, its clean video-level probabilities (the mean of its frames,
+// from the run's predictions.csv) and the set its fold's model gives them (video level; frame level
+// for a still image), with that fold's own calibration.
+//   npx tsx scripts/flipped-sets.ts RUN        (RUN: a cv run with RUN/robustness/robustness.json)
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { conformalSet } from '../src/eval/conformal.js';
+import { readPredictionsCsv } from '../src/eval/csv.js';
+import { readModelMeta } from '../src/model_dir/model_dir.js';
+
+const run = process.argv[2];
+if (!run) throw new Error('usage: npx tsx scripts/flipped-sets.ts RUN');
+const report = JSON.parse(readFileSync(join(run, 'robustness', 'robustness.json'), 'utf8')) as { perturbations: { name: string; flippedVideos: string[] }[] };
+const bySource = new Map<string, string[]>();
+for (const p of report.perturbations) for (const source of p.flippedVideos) bySource.set(source, [...(bySource.get(source) ?? []), p.name]);
+const { rows, classes } = readPredictionsCsv(join(run, 'predictions.csv'));
+console.log('| source | label | clean probabilities (' + classes.join(' / ') + ') | flips under | set (level, calibration size) |');
+console.log('|---|---|---|---|---|');
+for (const [source, perturbations] of bySource) {
+  const mine = rows.filter((r) => r.source === source);
+  const mean = classes.map((_, k) => mine.reduce((a, r) => a + r.probs[k]!, 0) / mine.length);
+  const conformal = readModelMeta(join(run, `fold-${mine[0]!.fold}`, 'model')).conformal;
+  const level = mine.length === 1 ? 'frame' : 'video';
+  const set = conformal ? conformalSet(conformal, level, mean) : undefined;
+  const shown = set ? `${set.classes.map((k) => classes[k]).join(' or ')} (${level}, ${set.calibrationSize})` : 'no calibration';
+  console.log(`| ${source} | ${mine[0]!.label} | ${mean.map((p) => p.toFixed(3)).join(' / ')} | ${perturbations.join(', ')} | ${shown} |`);
+}
