@@ -117,7 +117,7 @@ describe('every command refuses a bad value the same way', () => {
     [['data', 'build', '--source', 's', '--out', 'o', '--folds', '1'], "pocovid: option '--folds <k>' argument '1' is invalid. Expected a whole number ≥ 2."],
     [['export', '--run', 'r', '--out', 'o', '--opset', '9'], "pocovid: option '--opset <n>' argument '9' is invalid. Expected a whole number from 11 to 21."],
     [['bench', '--runtimes', 'auto'], "pocovid: option '--runtimes <list>' argument 'auto' is invalid. \"auto\": Expected one of ort, tfjs."],
-    [['predict', '--model', 'm'], "pocovid: missing required argument 'paths'"],
+    [['predict', '--model', 'm'], 'pocovid: predict needs files or folders (or --exam-map <csv>)'],
     [['cv', '--lr-decay', 'fast', '--data', 'd', '--model', 'm', '--out', 'o'], "pocovid: option '--lr-decay <kind>' argument 'fast' is invalid. Allowed choices are original, none."],
   ];
   for (const [args, line] of others) {
