@@ -20,7 +20,6 @@ import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import fastifyStatic from '@fastify/static';
 import Fastify from 'fastify';
-import { chromium } from 'playwright-core';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../scripts/build-page.mjs';
 import { openDataset } from '../src/data/dataset.js';
@@ -28,6 +27,7 @@ import { PHANTOM_CLASSES } from '../src/data/phantom.js';
 import type { ManifestRow } from '../src/data/types.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 import { ISOLATION_HEADERS } from '../src/serve/page_dir.js';
+import { launchChromium } from '../test/helpers/browser.js';
 import { writePhantomPng } from '../test/helpers/phantom_media.js';
 
 const { values } = parseArgs({
@@ -121,10 +121,7 @@ try {
     },
   });
   const address = await server.listen({ port: 0, host: '127.0.0.1' });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`${address}/${values.threads ? `?threads=${Number(values.threads)}` : ''}`);

@@ -20,13 +20,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import fastifyStatic from '@fastify/static';
 import Fastify from 'fastify';
-import { chromium } from 'playwright-core';
 // @ts-expect-error plain ESM build script without types
 import { buildPage } from '../scripts/build-page.mjs';
 import { renderPhantomFrame, samplePhantomScene } from '../src/data/phantom.js';
 import { findFfmpeg } from '../src/media/ffmpeg.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 import { ISOLATION_HEADERS } from '../src/serve/page_dir.js';
+import { launchChromium } from '../test/helpers/browser.js';
 import { createRng } from '../src/util/rng.js';
 
 const { values } = parseArgs({
@@ -69,10 +69,7 @@ try {
     },
   });
   const address = await server.listen({ port: 0, host: '127.0.0.1' });
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.addInitScript(() => {

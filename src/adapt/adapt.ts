@@ -15,6 +15,7 @@
 // Browser-safe: TF.js and plain TypeScript.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { chunksOf } from '../decision/classify.js';
 import { argMax, meanVector } from '../decision/combine.js';
 import { calibrate, minimumCalibrationSize, DEFAULT_COVERAGE, type ConformalCalibration, type LabelledProbabilities } from '../eval/conformal.js';
 import { confusionMatrix, metricsFromConfusion } from '../eval/metrics.js';
@@ -129,12 +130,6 @@ export async function adaptableMember(base: LayersFiles, classifier: string, mod
   }
 }
 
-
-/** Frees a member's weights, once (the head and the backbone share the flat model's layers). */
-export function disposeMember(member: AdaptableMember): void {
-  disposeBuiltModel(member);
-}
-
 /** The trainable part's weights, to keep or to store (src/adapt/record.ts). */
 export function trainedWeights(member: AdaptableMember): MemberWeights {
   return {
@@ -173,21 +168,17 @@ export function setTrainedWeights(member: AdaptableMember, stored: MemberWeights
 /** The head's inputs for every example, stacked (one tensor per tensor the cut hands the head). */
 async function headInputs(member: AdaptableMember, inputs: readonly Float32Array[], shape: [number, number, number], onBatch: (n: number) => Promise<void>): Promise<tf.Tensor[]> {
   const batches: tf.Tensor[][] = [];
-  const size = shape[0] * shape[1] * shape[2];
   try {
-    for (let start = 0; start < inputs.length; start += 8) {
-      const chunk = inputs.slice(start, start + 8);
-      const flat = new Float32Array(chunk.length * size);
-      chunk.forEach((x, i) => flat.set(x, i * size));
+    for (const chunk of chunksOf(inputs, shape, 8)) {
       batches.push(
         tf.tidy(() => {
-          const x = tf.tensor4d(flat, [chunk.length, ...shape]);
+          const x = tf.tensor4d(chunk.flat, [chunk.n, ...shape]);
           if (!member.backbone) return [x];
           const out = member.backbone.predict(x);
           return Array.isArray(out) ? out : [out];
         }),
       );
-      await onBatch(chunk.length);
+      await onBatch(chunk.n);
     }
     return batches[0]!.map((_, t) => tf.concat(batches.map((b) => b[t]!)));
   } finally {
@@ -310,7 +301,7 @@ export async function adaptModel(
       }
     }
   } catch (err) {
-    members.forEach(disposeMember);
+    members.forEach(disposeBuiltModel);
     throw err;
   } finally {
     if (firstFeatures) tf.dispose(firstFeatures);

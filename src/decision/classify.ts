@@ -32,13 +32,14 @@ export function hasDropout(model: tfl.LayersModel): boolean {
 export type MemberForward = (batch: Float32Array, n: number) => Promise<Float32Array>;
 
 /** Up to `batchSize` consecutive inputs packed row-major, starting at input `start`. */
-interface Chunk {
+export interface Chunk {
   start: number;
   n: number;
   flat: Float32Array;
 }
 
-function* chunksOf(inputs: Float32Array[], inputShape: [number, number, number], batchSize: number): Generator<Chunk> {
+/** The inputs in batches of `batchSize`, each packed into one row-major array (n×H×W×C). */
+export function* chunksOf(inputs: readonly Float32Array[], inputShape: [number, number, number], batchSize: number): Generator<Chunk> {
   const size = inputShape[0] * inputShape[1] * inputShape[2];
   for (let start = 0; start < inputs.length; start += batchSize) {
     const chunk = inputs.slice(start, start + batchSize);

@@ -2,6 +2,7 @@
 import * as druid from '@saehrimnir/druidjs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { chunksOf } from '../decision/classify.js';
 import { PocovidError, UnknownChoiceError } from '../errors.js';
 import { findLayer, layerOutput, modelTo } from './graph.js';
 import { createForwardRunner, type ForwardRunnerOptions } from '../onnx/runtime.js';
@@ -13,14 +14,10 @@ export type EmbeddingMethod = (typeof EMBEDDING_METHODS)[number];
 export function extractFeatures(model: tfl.LayersModel, featureLayer: string, inputs: Float32Array[], shape: [number, number, number], batchSize = 16): number[][] {
   const features = modelTo(model, `features:${featureLayer}`, layerOutput(findLayer(model, featureLayer, 'features')));
   const out: number[][] = [];
-  const size = shape[0] * shape[1] * shape[2];
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const chunk = inputs.slice(start, start + batchSize);
-    const flat = new Float32Array(chunk.length * size);
-    chunk.forEach((x, i) => flat.set(x, i * size));
+  for (const chunk of chunksOf(inputs, shape, batchSize)) {
     const rows = tf.tidy(() => {
-      const f = features.predict(tf.tensor4d(flat, [chunk.length, ...shape])) as tf.Tensor;
-      return tf.reshape(f, [chunk.length, -1]).arraySync() as number[][];
+      const f = features.predict(tf.tensor4d(chunk.flat, [chunk.n, ...shape])) as tf.Tensor;
+      return tf.reshape(f, [chunk.n, -1]).arraySync() as number[][];
     });
     out.push(...rows);
   }

@@ -145,10 +145,14 @@ function runInferenceWhenFrozen(layer: Layer): void {
   layer.call = (inputs, kwargs) => call(inputs, layer.trainable ? kwargs : { ...kwargs, training: false });
 }
 
-/** Disposes a built model's weights once (backbone and head share the flat model's layers). */
-export function disposeBuiltModel(built: Pick<BuiltModel, 'model' | 'head'>): void {
+/**
+ * Disposes a model's weights once, with the head cut from it (the backbone and head share the flat
+ * model's layers; the head's were applied twice, so TF.js frees them only once both are disposed).
+ * A model never cut (no head) is disposed alone.
+ */
+export function disposeBuiltModel(built: { model: tfl.LayersModel; head?: tfl.LayersModel }): void {
   built.model.dispose();
-  if (built.head !== built.model) built.head.dispose();
+  if (built.head && built.head !== built.model) built.head.dispose();
 }
 
 /** What a backbone file tells buildBackboneModel about its network. */

@@ -5,7 +5,8 @@
 // give back the same model and be refused for another; nothing may leak.
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adaptableMember, adaptModel, disposeMember, setTrainedWeights, type AdaptFile, type AdaptSettings } from '../../src/adapt/adapt.js';
+import { adaptableMember, adaptModel, setTrainedWeights, type AdaptFile, type AdaptSettings } from '../../src/adapt/adapt.js';
+import { disposeBuiltModel } from '../../src/models/cut.js';
 import { labelOfPath } from '../../src/adapt/labels.js';
 import { recordFromJson, recordToJson, type AdaptationRecord } from '../../src/adapt/record.js';
 import { holdOut } from '../../src/adapt/split.js';
@@ -64,7 +65,7 @@ beforeAll(async () => {
     layer.config.trainable = layer.name === 'classifier';
   }
   siteA = [files];
-  trained.members.forEach((m) => disposeMember(m));
+  trained.members.forEach((m) => disposeBuiltModel(m));
   model.dispose();
   siteB = siteFiles(SITE_B, 5000, 12);
 }, 120_000);
@@ -137,7 +138,7 @@ describe('adaptModel', () => {
     expect(result.calibration).toEqual({ frames: result.heldOutFrames, videos: 0, needed: 9, coverage: 0.9 });
 
     shipped.dispose();
-    adapted.members.forEach((m) => disposeMember(m));
+    adapted.members.forEach((m) => disposeBuiltModel(m));
     expect(tf.memory().numTensors).toBe(start);
   }, 120_000);
 
@@ -156,7 +157,7 @@ describe('adaptModel', () => {
     const classifier = (m: { getLayer(n: string): { getWeights(): tf.Tensor[] } }) => m.getLayer('classifier').getWeights()[0]!.dataSync();
     expect(Array.from(classifier(member.model))).toEqual(Array.from(classifier(shipped)));
     shipped.dispose();
-    adapted.members.forEach((m) => disposeMember(m));
+    adapted.members.forEach((m) => disposeBuiltModel(m));
   }, 120_000);
 
   it('an ensemble scores the mean of its members, as the decision core combines them', async () => {
@@ -169,7 +170,7 @@ describe('adaptModel', () => {
     const correct = mean.filter((p, i) => p.indexOf(Math.max(...p)) === held.labels[i]).length;
     expect(adapted.result.before.accuracy).toBeCloseTo(correct / held.inputs.length, 12);
     shipped.forEach((m) => m.dispose());
-    adapted.members.forEach((m) => disposeMember(m));
+    adapted.members.forEach((m) => disposeBuiltModel(m));
   }, 120_000);
 
   it('refuses a file of a class the model does not have, and a file with no frame, naming the file', async () => {
@@ -188,7 +189,7 @@ describe('the adaptation record', () => {
     const adapted = await adaptModel(siteA, { classes: PHANTOM_CLASSES, cfg }, siteB, settings({ mode: 'new-layer', epochs: 5 }));
     record = { format: 'pocovid-adaptation', version: 1, model: key, createdAt: '2026-12-03T00:00:00.000Z', result: adapted.result, conformal: adapted.conformal, members: adapted.weights };
     adaptedPredictions = predict(adapted.members[0]!.model, siteB.slice(0, 6).flatMap((f) => f.inputs));
-    adapted.members.forEach((m) => disposeMember(m));
+    adapted.members.forEach((m) => disposeBuiltModel(m));
   }, 120_000);
 
   it('gives back the same model from its JSON, applied to the shipped files', async () => {
@@ -198,7 +199,7 @@ describe('the adaptation record', () => {
     const member = await adaptableMember(siteA[0]!, cfg.classifier, back.result.settings.mode);
     setTrainedWeights(member, back.members[0]!);
     expect(predict(member.model, siteB.slice(0, 6).flatMap((f) => f.inputs))).toEqual(adaptedPredictions);
-    disposeMember(member);
+    disposeBuiltModel(member);
   });
 
   it('is refused for another model, when damaged, or when its weights do not fit, with the reason', async () => {
@@ -216,6 +217,6 @@ describe('the adaptation record', () => {
     const nan = { weights: [{ name: 'classifier/kernel', shape: [32, 3], values: new Float32Array(96).fill(Number.NaN) }, { name: 'classifier/bias', shape: [3], values: new Float32Array(3) }] };
     expect(() => setTrainedWeights(member, nan)).toThrow('the adaptation\'s classifier/kernel holds a value that is not finite');
     expect(() => setTrainedWeights(member, { weights: nan.weights.slice(1) })).toThrow('the adaptation does not fit this model: no weights for classifier/kernel');
-    disposeMember(member);
+    disposeBuiltModel(member);
   });
 });

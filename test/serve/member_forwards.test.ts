@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { disposePageMember, memberForwards, pageMember } from '../../src/serve/page/member_forwards.js';
+import { disposeBuiltModel } from '../../src/models/cut.js';
+import { memberForwards, pageMember } from '../../src/serve/page/member_forwards.js';
 import { tinyModel } from '../helpers/tiny_model.js';
 
 const SHAPE: [number, number, number] = [32, 32, 3];
@@ -46,7 +47,7 @@ describe('memberForwards', () => {
     const got = await forwards[1]!(other.dataSync() as Float32Array, 2);
     expect(Array.from(got)).toEqual(Array.from(tf.tidy(() => (members[1]!.model.predict(other) as tf.Tensor).dataSync())));
     tf.dispose([batch, other]);
-    members.forEach(disposePageMember);
+    members.forEach(disposeBuiltModel);
     // At most the last batch's features stay (one 2 × 8 tensor).
     expect(tf.memory().numTensors - start).toBeLessThanOrEqual(1);
   });
@@ -60,6 +61,6 @@ describe('memberForwards', () => {
     const whole = [tinyModel(5), tinyModel(5)].map(pageMember);
     expect(whole.every((m) => m.backbone === undefined)).toBe(true);
     expect(memberForwards(whole, SHAPE).sharedTrunk).toBe(false);
-    [...differ, ...one, ...whole].forEach(disposePageMember);
+    [...differ, ...one, ...whole].forEach(disposeBuiltModel);
   });
 });

@@ -13,7 +13,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { vi } from 'vitest';
-import { adaptModel, disposeMember } from '../../src/adapt/adapt.js';
+import { adaptModel } from '../../src/adapt/adapt.js';
+import { disposeBuiltModel } from '../../src/models/cut.js';
 import { main } from '../../src/cli/main.js';
 import { PHANTOM_CLASSES } from '../../src/data/phantom.js';
 import { initEngine } from '../../src/engine/index.js';
@@ -79,7 +80,7 @@ beforeAll(async () => {
   model.getLayer('classifier').setWeights([nudged, bias!]);
   nudged.dispose();
   await saveModelDir(join(work, 'run2', 'fold-1', 'model'), { name: 'site-a', classes: [...PHANTOM_CLASSES], cfg, members: [model] });
-  trained.members.forEach(disposeMember);
+  trained.members.forEach(disposeBuiltModel);
   fresh.dispose();
   const exported = join(work, 'export');
   const { pageFiles } = await exportRun(join(work, 'run'), exported, { pageDir });

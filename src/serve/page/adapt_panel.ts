@@ -9,6 +9,7 @@
 import { labelOfPath } from '../../adapt/labels.js';
 import { CancelledError, type ModelClient } from './model_client.js';
 import { readInput } from './frames.js';
+import { setProgress, setStatus } from './render.js';
 import type { AdaptedSummary, AdaptReplies } from './worker_protocol.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -18,11 +19,9 @@ interface Row {
   id: number;
   path: string;
   label?: string;
-  from?: 'folder' | 'prefix' | 'chosen';
   group: string;
   frames?: number;
-  problem?: string;
-  select: HTMLSelectElement;
+  /** Its last cell: frames read, the reason it was left out, "held back" after a run. */
   status: HTMLElement;
 }
 
@@ -89,17 +88,8 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
   let reading = Promise.resolve();
   let running: number | undefined;
 
-  const status = (text: string, error = false): void => {
-    $('adapt-status').textContent = text;
-    $('adapt-status').classList.toggle('error', error);
-  };
-  const progress = (done: number | undefined, total = 0): void => {
-    const bar = $<HTMLProgressElement>('adapt-progress');
-    bar.hidden = done === undefined;
-    if (done === undefined) return;
-    bar.max = Math.max(1, total);
-    bar.value = done;
-  };
+  const status = (text: string, error = false): void => setStatus(text, error, 'adapt-status');
+  const progress = (done: number | undefined, total = 0): void => setProgress(done, total, 'adapt-progress');
   const refresh = (): void => {
     const ready = rows.filter((r) => r.frames !== undefined);
     const unlabelled = ready.filter((r) => !r.label).length;
@@ -131,11 +121,10 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
     state.textContent = 'reading…';
     tr.append(name, cell, source, group, state);
     $('adapt-rows').append(tr);
-    const row: Row = { id: 0, path, group: read.group, select, status: state, ...(read.label ? { label: read.label, from: read.from! } : {}) };
+    const row: Row = { id: 0, path, group: read.group, status: state, ...(read.label ? { label: read.label } : {}) };
     select.addEventListener('change', () => {
       if (select.value) {
         row.label = select.value;
-        row.from = 'chosen';
         source.textContent = 'chosen';
       } else delete row.label;
       refresh();
@@ -162,8 +151,7 @@ export function startAdaptPanel(model: ModelClient, onAdapted: (summary: Adapted
           row.status.textContent = `${reply.frames} frame(s)${reply.flagged ? `, ${reply.flagged} left out by the guard` : ''}`;
         } catch (err) {
           const message = (err as Error).message;
-          row.problem = message.startsWith(`${row.path}:`) || message.startsWith(`${file.name}:`) ? message : `${row.path}: ${message}`;
-          row.status.textContent = row.problem;
+          row.status.textContent = message.startsWith(`${row.path}:`) || message.startsWith(`${file.name}:`) ? message : `${row.path}: ${message}`;
           row.status.classList.add('error');
         }
         refresh();

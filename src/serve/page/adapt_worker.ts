@@ -4,16 +4,16 @@
 // (src/adapt/adapt.ts) trains and scores, and the adapted members replace the page's. The
 // adaptation is kept in IndexedDB (adapt_store.ts), exported and loaded as a file, or reset to the
 // shipped model. Nothing here touches the network.
-import { adaptableMember, adaptModel, disposeMember, setTrainedWeights, type AdaptableMember, type AdaptFile, type AdaptResult, type AdaptSettings } from '../../adapt/adapt.js';
+import { adaptableMember, adaptModel, setTrainedWeights, type AdaptableMember, type AdaptFile, type AdaptResult, type AdaptSettings } from '../../adapt/adapt.js';
 import { ADAPTATION_FORMAT, ADAPTATION_VERSION, recordFromJson, recordToJson, type AdaptationRecord } from '../../adapt/record.js';
 import { guardFrames } from '../../decision/core.js';
 import type { ConformalCalibration } from '../../eval/conformal.js';
 import { layersModelFromFiles } from '../../model_dir/layers_io.js';
 import { clipInputs } from '../../models/preprocess.js';
 import { forgetAdaptation, keepAdaptation, loadKeptAdaptation } from './adapt_store.js';
-import { decodeBrowserImage } from './browser_image.js';
-import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
-import { disposePageMember, memberForwards, pageMember, type PageMember } from './member_forwards.js';
+import { sourceFrames } from './decision_frames.js';
+import { disposeBuiltModel } from '../../models/cut.js';
+import { memberForwards, pageMember, type PageMember } from './member_forwards.js';
 import type { PageModel } from './model.js';
 import type { AdaptedSummary, DecideSource } from './worker_protocol.js';
 
@@ -53,7 +53,7 @@ async function install(model: PageModel, members: AdaptableMember[] | undefined,
   model.decision.forwards = run.forwards;
   if (conformal) model.decision.conformal = conformal;
   else delete model.decision.conformal;
-  old.forEach(disposePageMember);
+  old.forEach(disposeBuiltModel);
 }
 
 /** Builds the members an adaptation record describes and puts them in use. */
@@ -67,7 +67,7 @@ async function apply(model: PageModel, record: AdaptationRecord): Promise<void> 
       setTrainedWeights(member, record.members[m]!);
     }
   } catch (err) {
-    members.forEach(disposeMember);
+    members.forEach(disposeBuiltModel);
     throw err;
   }
   await install(model, members, record.conformal);
@@ -94,10 +94,8 @@ export async function restoreKept(model: PageModel): Promise<string | undefined>
 
 /** A labelled file's frames → model inputs, waiting for "adapt". Frames the guard flags are left out. */
 export async function addFile(model: PageModel, id: number, name: string, kind: 'image' | 'video', source: DecideSource): Promise<{ frames: number; flagged: number }> {
-  const sizes = { input: model.meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) };
-  const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
-  if (frameCount() + native.length > MAX_ADAPT_FRAMES) throw new Error(`${name}: more than ${MAX_ADAPT_FRAMES} frames in all; adapt on fewer files at a time`);
-  const frames = native.map((f) => toDecisionFrame(f, sizes));
+  const frames = await sourceFrames(source, model.sizes);
+  if (frameCount() + frames.length > MAX_ADAPT_FRAMES) throw new Error(`${name}: more than ${MAX_ADAPT_FRAMES} frames in all; adapt on fewer files at a time`);
   const guarded = await guardFrames(model.decision.guard, frames, model.meta.cfg);
   if (guarded.usable.length === 0) throw new Error(`${name}: ${guarded.summary?.reason ?? 'no frame'}: it does not look like lung ultrasound, so it is left out`);
   const [height, width] = model.meta.cfg.inputSize;

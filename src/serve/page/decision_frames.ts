@@ -4,6 +4,7 @@
 // the main thread only decodes (browser decoders, ffmpeg.wasm) and hands the native pixels over.
 import type { DecisionFrame } from '../../decision/core.js';
 import { resizeRgb, type RgbImage } from '../../media/resize.js';
+import { decodeBrowserImage, type EncodedImage } from './browser_image.js';
 
 export interface FrameSizes {
   /** The model's input [height, width]. */
@@ -29,4 +30,13 @@ export function toDecisionFrame(native: NativeFrame, sizes: FrameSizes): Decisio
     rgb: resizeRgb(native.rgb, native.width, native.height, w, h),
     ...(side ? { guardFrame: { width: side, height: side, rgb: resizeRgb(native.rgb, native.width, native.height, side, side) } } : {}),
   };
+}
+
+/** What a decision starts from: decoded native frames (videos, BMP), or an image file the worker decodes. */
+export type DecideSource = { frames: NativeFrame[] } | { image: EncodedImage };
+
+/** What the main thread handed over (an image file, or decoded frames) → the decision's frames. */
+export async function sourceFrames(source: DecideSource, sizes: FrameSizes): Promise<DecisionFrame[]> {
+  const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
+  return native.map((f) => toDecisionFrame(f, sizes));
 }

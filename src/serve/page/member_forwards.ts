@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { MemberForward } from '../../decision/classify.js';
-import { cutModel, disposeBuiltModel } from '../../models/cut.js';
+import { cutModel } from '../../models/cut.js';
 import { sameTrunk } from '../../models/same_trunk.js';
 
 /** A member as the page keeps it: the flat model (Grad-CAM, MC dropout) and its cut, when it has one. */
@@ -27,21 +27,18 @@ export function pageMember(model: tfl.LayersModel): PageMember {
   }
 }
 
-/** Frees a member's weights once (the head shares the flat model's layers, applied twice). */
-export function disposePageMember(member: PageMember): void {
-  if (member.head) disposeBuiltModel({ model: member.model, head: member.head });
-  else member.model.dispose();
+/** The values of a model's output, its tensors freed. */
+async function valuesOf(predict: () => tf.Tensor): Promise<Float32Array> {
+  const y = tf.tidy(predict);
+  try {
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
 }
 
 function wholeForward(model: tfl.LayersModel, shape: [number, number, number]): MemberForward {
-  return async (batch, n) => {
-    const y = tf.tidy(() => model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor);
-    try {
-      return (await y.data()) as Float32Array;
-    } finally {
-      y.dispose();
-    }
-  };
+  return (batch, n) => valuesOf(() => model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor);
 }
 
 /**
@@ -68,14 +65,9 @@ export function memberForwards(members: readonly PageMember[], shape: [number, n
   };
   const forwards = members.map(
     (m): MemberForward =>
-      async (batch, n) => {
+      (batch, n) => {
         const inputs = featuresOf(batch, n);
-        const y = tf.tidy(() => m.head!.predict(inputs.length === 1 ? inputs[0]! : inputs) as tf.Tensor);
-        try {
-          return (await y.data()) as Float32Array;
-        } finally {
-          y.dispose();
-        }
+        return valuesOf(() => m.head!.predict(inputs.length === 1 ? inputs[0]! : inputs) as tf.Tensor);
       },
   );
   return { forwards, sharedTrunk: true };

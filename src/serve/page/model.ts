@@ -15,14 +15,15 @@ import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/
 import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
 import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
+import type { FrameSizes } from './decision_frames.js';
 import { memberForwards, pageMember, type PageMember } from './member_forwards.js';
 import { digestProblem } from '../../util/digest_rule.js';
 
 export interface PageModel {
   meta: ModelDirMeta;
   decision: DecisionModel;
-  /** Side of the frames the guard gets of its own (undefined: it scores the model's frames). */
-  guardSide?: number;
+  /** The model's input size and the guard's own frame side (undefined: it scores the model's frames). */
+  sizes: FrameSizes;
   /** Why the member files could not be checked against their digests, when they could not. */
   unchecked?: string;
   /** How the members' weights are stored (export --weights-dtype): float32, float16, uint8 or mixed. */
@@ -177,7 +178,7 @@ export async function loadPageModel(base: string): Promise<PageModel> {
       ...(meta.guard ? { guard: storedGuard(meta.guard) } : {}),
       ...(meta.conformal ? { conformal: meta.conformal } : {}),
     },
-    ...(guardSide ? { guardSide } : {}),
+    sizes: { input: meta.cfg.inputSize, ...(guardSide ? { guardSide } : {}) },
     ...(unchecked ? { unchecked } : {}),
     weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
     pageMembers,

@@ -8,8 +8,7 @@ import { defaultAdaptSettings } from '../../adapt/adapt.js';
 import { classifierWidth } from '../../models/insert_layer.js';
 import { ADAPTATION_FILE } from '../../adapt/record.js';
 import { decideFrames } from '../../decision/core.js';
-import { decodeBrowserImage } from './browser_image.js';
-import { toDecisionFrame, type NativeFrame } from './decision_frames.js';
+import { sourceFrames } from './decision_frames.js';
 import { adaptedSummary, adaptOnFiles, addFile, exportAdaptation, importAdaptation, removeFiles, resetAdaptation, restoreKept } from './adapt_worker.js';
 import { initBackend, loadPageModel, type PageModel } from './model.js';
 import { transferList, type AdaptCall, type AdaptReplies, type FromWorker, type ToWorker } from './worker_protocol.js';
@@ -81,10 +80,7 @@ async function job(id: number, work: (page: PageModel) => Promise<void>): Promis
 function decide(message: Extract<ToWorker, { type: 'decide' }>): Promise<void> {
   const { id, kind } = message;
   return job(id, async (model) => {
-    const sizes = { input: model.meta.cfg.inputSize, ...(model.guardSide ? { guardSide: model.guardSide } : {}) };
-    const { source } = message;
-    const native: NativeFrame[] = 'image' in source ? [{ ...(await decodeBrowserImage(source.image)), index: 0, time: 0 }] : source.frames;
-    const frames = native.map((f) => toDecisionFrame(f, sizes));
+    const frames = await sourceFrames(message.source, model.sizes);
     const output = await decideFrames(model.decision, frames, kind, {
       heatmap: true,
       batchSize: 1,

@@ -16,15 +16,16 @@ export function colourOf(cls: string, index: number): string {
   return CLASS_COLOURS[cls] ?? FALLBACK_COLOURS[index % FALLBACK_COLOURS.length]!;
 }
 
-export function setStatus(text: string, error = false): void {
-  const status = $('status');
+/** A status line (the page's, or another such as the adaptation panel's `adapt-status`). */
+export function setStatus(text: string, error = false, id = 'status'): void {
+  const status = $(id);
   status.textContent = text;
   status.classList.toggle('error', error);
 }
 
-/** The progress bar under the status: `done` of `total` frames, or hidden (undefined). */
-export function setProgress(done: number | undefined, total = 0): void {
-  const bar = $<HTMLProgressElement>('progress');
+/** A progress bar (the status line's, or `id`): `done` of `total`, or hidden (undefined). */
+export function setProgress(done: number | undefined, total = 0, id = 'progress'): void {
+  const bar = $<HTMLProgressElement>(id);
   bar.hidden = done === undefined;
   if (done === undefined) return;
   bar.max = Math.max(1, total);

@@ -4,8 +4,7 @@
 import type { AdaptResult, AdaptSettings } from '../../adapt/adapt.js';
 import type { DecisionFrame, DecisionOutput } from '../../decision/core.js';
 import type { ModelDirMeta } from '../../model_dir/meta.js';
-import type { EncodedImage } from './browser_image.js';
-import type { NativeFrame } from './decision_frames.js';
+import type { DecideSource } from './decision_frames.js';
 
 /** The file the worker is bundled to by scripts/build-page.mjs, next to app.js. */
 export const MODEL_WORKER_FILE = 'model-worker.js';
@@ -15,8 +14,7 @@ export function transferList(arrays: readonly Uint8Array[]): ArrayBuffer[] {
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
-/** What a decision starts from: decoded native frames (videos, BMP), or an image file the worker decodes. */
-export type DecideSource = { frames: NativeFrame[] } | { image: EncodedImage };
+export type { DecideSource };
 
 export type ToWorker =
   /** Load the backend and the model folder at `base` (the page's folder); `threads`: at most this many. */
