@@ -44,7 +44,7 @@ export interface LogisticHeadResult {
   classBias: number[];
   innerFolds: number[];
   grid: PenaltyResult[];
-  /** Out-of-fold class probabilities of the scored entries under the chosen penalty (calibration data). */
+  /** Out-of-fold class probabilities of the scored entries under the chosen penalty, with the class offsets (calibration data). */
   outOfFold: { entry: number; probabilities: number[] }[];
   seconds: number;
 }
@@ -149,6 +149,15 @@ export function fitClassBias(probs: Float64Array, labels: ArrayLike<number>, wei
   return Array.from(delta);
 }
 
+/** softmax(log p + δ): class probabilities with per-class logit offsets added. */
+export function shiftProbabilities(probs: ArrayLike<number>, offsets: readonly number[]): number[] {
+  const z = Array.from({ length: probs.length }, (_, c) => Math.log(Math.max(probs[c]!, 1e-300)) + offsets[c]!);
+  const max = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
 export function fitLogisticHead(
   head: tfl.LayersModel,
   data: LogisticData,
@@ -208,7 +217,9 @@ export function fitLogisticHead(
     classBias,
     innerFolds,
     grid,
-    outOfFold: scoredRows.map((r) => ({ entry: r, probabilities: Array.from(chosen.subarray(r * classes, (r + 1) * classes)) })),
+    // The calibration data must be what the saved classifier outputs on unseen patients: the same
+    // offsets as its bias, or the prediction sets are calibrated on another model's scores.
+    outOfFold: scoredRows.map((r) => ({ entry: r, probabilities: shiftProbabilities(chosen.subarray(r * classes, (r + 1) * classes), classBias) })),
     seconds: (Date.now() - started) / 1000,
   };
   if (logFile) writeJsonAtomicSync(logFile, { ...result, outOfFold: undefined });

@@ -114,3 +114,30 @@ describe('class bias fitted on held-out predictions', () => {
     for (const [a, b] of [[0.1, 0], [-0.1, 0], [0, 0.1], [0, -0.1]]) expect(loss(delta)).toBeLessThan(loss([delta[0]! + a!, delta[1]! + b!, 0]));
   });
 });
+
+describe('a logistic head fitted with class offsets', () => {
+  it("calibrates on out-of-fold probabilities that carry the saved classifier's offsets", async () => {
+    const tfl = await import('@tensorflow/tfjs-layers');
+    await (await import('../../src/engine/index.js')).initEngine();
+    const { fitLogisticHead, fitClassBias } = await import('../../src/train/logistic_head.js');
+    // Four inner folds; class 0's features are weak, so held-out patients look less like class 0
+    // than the fit expects and the fitted offsets are far from zero.
+    const rng = createRng(21);
+    const n = 240;
+    const d = 4;
+    const x = new Float32Array(n * d);
+    const y = Int32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? 0 : i % 2 === 0 ? 1 : 2));
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) x[i * d + j] = rng.normal() + (j === y[i] ? (y[i] === 0 ? 0.6 : 2) : 0);
+    const data = { x, n, d, y, weights: new Float64Array(n).fill(1), group: Int32Array.from({ length: n }, (_, i) => i % 4), scored: new Uint8Array(n).fill(1) };
+    const input = tfl.input({ shape: [d] });
+    const head = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 3, activation: 'softmax' }).apply(input) as ReturnType<typeof tfl.input> });
+    const fit = fitLogisticHead(head, data, [0.01, 1], 3, undefined, { classBias: 'fitted' });
+    expect(Math.max(...fit.classBias.map(Math.abs))).toBeGreaterThan(0.05);
+    // Offsets fitted again on the calibration data are ~0: the offsets are already in it.
+    const probs = Float64Array.from(fit.outOfFold.flatMap((o) => o.probabilities));
+    const again = fitClassBias(probs, fit.outOfFold.map((o) => y[o.entry]!), fit.outOfFold.map(() => 1), 3);
+    for (const delta of again) expect(Math.abs(delta)).toBeLessThan(1e-5);
+    for (const o of fit.outOfFold) expect(o.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    head.dispose();
+  });
+});
