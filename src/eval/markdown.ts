@@ -7,6 +7,8 @@ import { VIDEO_AGGREGATIONS } from './types.js';
 const num = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
 const pm = (s: MeanStd | undefined, digits = 3): string => (!s || s.n === 0 || !Number.isFinite(s.mean) ? 'n/a' : `${num(s.mean, digits)} ± ${num(s.std, digits)}`);
 
+const LEARNED_VIDEO_NAME = 'learned attention over frames (fitted on the training folds)';
+
 const VIDEO_DECISION_NAMES: Record<VideoAggregation, string> = {
   mean: 'mean probability',
   vote: 'majority vote',
@@ -203,13 +205,21 @@ export function formatReportMarkdown(report: Report, options: MarkdownOptions = 
   out.push(
     table(
       ['Decision', 'Accuracy', 'Balanced accuracy', 'MCC', 'F1 (macro)', ...report.classes.map((c) => `${c} recall`)],
-      VIDEO_AGGREGATIONS.filter((a) => report.videoByAggregation[a]).map((a) => {
-        const m = report.videoByAggregation[a];
-        return [VIDEO_DECISION_NAMES[a], num(m.accuracy), num(m.balancedAccuracy), num(m.mcc), num(m.macro.f1), ...report.classes.map((c) => num(m.perClass[c]?.recall ?? Number.NaN))];
-      }),
+      [
+        ...VIDEO_AGGREGATIONS.filter((a) => report.videoByAggregation[a]).map((a) => [VIDEO_DECISION_NAMES[a], report.videoByAggregation[a]] as const),
+        ...(report.learnedVideo ? [[LEARNED_VIDEO_NAME, report.learnedVideo.metrics] as const] : []),
+      ].map(([name, m]) => [name, num(m.accuracy), num(m.balancedAccuracy), num(m.mcc), num(m.macro.f1), ...report.classes.map((c) => num(m.perClass[c]?.recall ?? Number.NaN))]),
     ),
     '',
   );
+  if (report.learnedVideo) {
+    out.push(
+      `The learned rule weighs each frame by a softmax of u · log p over its video's frames; each fold's u was fitted on its training folds' videos (their frames' out-of-fold probabilities), penalty ${report.learnedVideo.folds[0]?.l2 ?? ''}: ` +
+        report.learnedVideo.folds.map((f) => `fold ${f.fold} u = (${f.query.map((q) => q.toFixed(2)).join(', ')})`).join('; ') +
+        '. u = 0 is the mean rule.',
+      '',
+    );
+  }
 
   if (report.folds.length > 0) {
     out.push('## Per fold', '');

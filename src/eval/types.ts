@@ -122,6 +122,11 @@ export interface Report {
   patient?: PatientLevel;
   /** Split-conformal prediction sets of each fold's model on its test rows (src/eval/conformal_report.ts). */
   conformal?: ConformalReport;
+  /**
+   * The learned video decision (attention pooling, src/eval/learned_video.ts), each fold's query
+   * fitted on its training folds' videos; only for runs whose folds kept those predictions.
+   */
+  learnedVideo?: { rule: 'attention'; metrics: Metrics; folds: { fold: number; query: number[]; trainingVideos: number; loss: number; meanRuleLoss: number; l2: number }[] };
 }
 
 export interface PatientLevel {

@@ -222,6 +222,7 @@ export function fitLogisticHead(
     outOfFold: scoredRows.map((r) => ({ entry: r, probabilities: shiftProbabilities(chosen.subarray(r * classes, (r + 1) * classes), classBias) })),
     seconds: (Date.now() - started) / 1000,
   };
-  if (logFile) writeJsonAtomicSync(logFile, { ...result, outOfFold: undefined });
+  // Runs written before the offsets joined the calibration data say nothing here (see eval/learned_video.ts).
+  if (logFile) writeJsonAtomicSync(logFile, { ...result, outOfFold: undefined, outOfFoldHasClassBias: true });
   return result;
 }
