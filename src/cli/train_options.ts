@@ -43,6 +43,8 @@ export function addTrainOptions(command: Command): Command {
     .addOption(trainOption('--colour <kind>', 'grey: feed the luma to all channels of an RGB network', 'colour'))
     .addOption(trainOption('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle', 'sector'))
     .addOption(trainOption('--input-blur <sigma>', 'σ in pixels of a Gaussian low-pass on each frame before the network (stable decisions under codecs, resizes, noise); 0 = none', 'inputBlur'))
+    .addOption(trainOption('--pretrain <kind>', "video-contrastive: before the head, train MobileNet v1's last block on the training folds' frames without labels (two frames of a video are a positive pair)", 'pretrain'))
+    .addOption(trainOption('--pretrain-steps <n>', 'steps of that pretraining (32 videos per step)', 'pretrainSteps'))
     .addOption(trainOption('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', 'weightDecay'))
     .addOption(trainOption('--label-smoothing <e>', 'label smoothing ε', 'labelSmoothing'))
     .addOption(trainOption('--mixup <alpha>', "mixup of the trainable part's inputs, λ ~ Beta(α, α); 0 = off", 'mixup'))
@@ -81,6 +83,8 @@ export interface ParsedTrainOptions {
   colour?: 'rgb' | 'grey';
   inputBlur?: number;
   sector?: 'off' | 'mask' | 'crop' | 'warp';
+  pretrain: 'none' | 'video-contrastive';
+  pretrainSteps: number;
   weightDecay: number;
   labelSmoothing: number;
   mixup: number;
@@ -120,6 +124,8 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     colour: o.colour,
     sector: o.sector,
     inputBlur: o.inputBlur,
+    pretrain: o.pretrain,
+    pretrainSteps: o.pretrainSteps,
     weightDecay: o.weightDecay,
     labelSmoothing: o.labelSmoothing,
     mixup: o.mixup,

@@ -2,6 +2,7 @@
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
 import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
+import { DEFAULT_PRETRAIN, PRETRAIN_KINDS } from './pretrain_video.js';
 
 /**
  * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
@@ -60,6 +61,13 @@ export const trainConfigSchema = z.object({
   sector: z.enum(['off', 'mask', 'crop', 'warp']).default('off'),
   /** σ (input pixels) of a Gaussian low-pass before the network (PretrainedCfg.blur); 0 = none. */
   inputBlur: z.number().min(0).max(8).default(0),
+  /**
+   * Self-supervised pretraining before the head: 'video-contrastive' trains MobileNet v1's last
+   * block on the fold's training frames with same-video positive pairs (src/train/pretrain_video.ts).
+   */
+  pretrain: z.enum(PRETRAIN_KINDS).default('none'),
+  /** Steps of that pretraining (32 videos, two frames each, per step). */
+  pretrainSteps: z.number().int().positive().default(DEFAULT_PRETRAIN.steps),
   /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */
   weightDecay: z.number().min(0).default(0),
   /** Targets (1 - ε)·onehot + ε/K. */

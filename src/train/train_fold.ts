@@ -27,11 +27,14 @@ import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, ty
 import { runEpochs } from './epoch_loop.js';
 import { FiniteLossHandler } from './finite.js';
 import { fitLogisticHead, type LogisticData } from './logistic_head.js';
+import { DEFAULT_PRETRAIN, pretrainVideoContrastive } from './pretrain_video.js';
 import type { FoldData } from './data_access.js';
 import type { HeadSources } from './head_sources.js';
 
 /** A logistic head's penalty search (see logistic_head.ts), in the fold folder. */
 export const LOGISTIC_FILE = 'logistic.json';
+/** The self-supervised pretraining's options and losses, in the fold folder. */
+export const PRETRAIN_FILE = 'pretrain.json';
 
 export type { EpochLog } from './handlers.js';
 
@@ -147,6 +150,14 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     note: 'TF.js Dropout masks are drawn from its own unseeded generator; everything else (split, shuffling, augmentation, init) follows `seed`.',
   });
 
+  if (config.pretrain === 'video-contrastive') {
+    // The training folds' frames only (train and validation splits); the test fold is not read.
+    const pretrained = await pretrainVideoContrastive(built, [data.train, data.validation], { ...DEFAULT_PRETRAIN, steps: config.pretrainSteps, seed: config.seed }, progress).catch((err: unknown) => {
+      disposeBuiltModel(built);
+      throw err;
+    });
+    writeJsonAtomicSync(join(out, PRETRAIN_FILE), { ...DEFAULT_PRETRAIN, steps: config.pretrainSteps, seed: config.seed, ...pretrained });
+  }
   const sources = await headSources(built, data, config, progress, options.featureStore);
   const numClasses = classes.length;
   const weights = exampleWeights(config.classWeights, data.train.labels, data.train.rows, numClasses);
