@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fitAttentionPooling, attentionPool, type AttentionFit } from '../decision/video_attention.js';
-import { shiftProbabilities } from '../train/logistic_head.js';
 import { readJsonFile } from '../util/json_file.js';
 import { CALIBRATION_PREDICTIONS_FILE } from './conformal_io.js';
 import { readPredictionsCsv } from './csv.js';
@@ -27,8 +26,9 @@ export interface LearnedVideoDecision {
 }
 
 /**
- * A fold's calibration probabilities as its saved classifier outputs them. Runs written before the
- * offsets joined the calibration data (logistic.json without outOfFoldHasClassBias) get them here.
+ * A fold's training frames as its saved classifier scores them. Runs written before the class
+ * offsets joined the calibration data (logistic.json with offsets but without
+ * outOfFoldHasClassBias) scored them with another classifier: undefined, the rule is left out.
  */
 function foldTrainingFrames(foldDir: string, classes: readonly string[]): PredictionRow[] | undefined {
   const file = join(foldDir, CALIBRATION_PREDICTIONS_FILE);
@@ -38,12 +38,8 @@ function foldTrainingFrames(foldDir: string, classes: readonly string[]): Predic
   const logisticFile = join(foldDir, 'logistic.json');
   if (!existsSync(logisticFile)) return table.rows;
   const log = readJsonFile<{ classBias?: number[]; outOfFoldHasClassBias?: boolean }>(logisticFile, { what: "the fold's logistic-head fit" });
-  const bias = log.classBias;
-  if (log.outOfFoldHasClassBias || !bias || bias.every((b) => b === 0)) return table.rows;
-  return table.rows.map((r) => {
-    const probs = shiftProbabilities(r.probs, bias);
-    return { ...r, probs, predicted: classes[argmax(probs)]! };
-  });
+  const offsets = log.classBias ?? [];
+  return log.outOfFoldHasClassBias || offsets.every((b) => b === 0) ? table.rows : undefined;
 }
 
 /**

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attentionObjective, attentionPool, attentionWeights, fitAttentionPooling, type AttentionVideo } from '../../src/decision/video_attention.js';
 import { learnedVideoDecision } from '../../src/eval/learned_video.js';
-import { writePredictionsCsv } from '../../src/eval/csv.js';
+import { readPredictionsCsv, writePredictionsCsv } from '../../src/eval/csv.js';
 import { evaluateRun } from '../../src/eval/report.js';
 import { shiftProbabilities } from '../../src/train/logistic_head.js';
 import type { PredictionRow } from '../../src/eval/types.js';
@@ -105,24 +105,33 @@ describe("a cv run's learned video decision", () => {
     return test;
   }
 
-  it('fits each fold on its training videos, with the offsets the classifier has, and decides its test videos', () => {
-    const current = join(root, 'current');
-    const older = join(root, 'older');
-    const test = writeRun(current, true);
-    writeRun(older, false);
-    const a = learnedVideoDecision(current, test, classes, { l2: 0.01 })!;
-    const b = learnedVideoDecision(older, test, classes, { l2: 0.01 })!;
-    expect(a.folds.map((f) => f.fold)).toEqual([0, 1]);
-    expect(a.videos).toHaveLength(18);
-    // An older run's calibration (no offsets) is read as the classifier scores: the same fits.
-    a.folds.forEach((f, i) => f.fit.query.forEach((q, k) => expect(b.folds[i]!.fit.query[k]!).toBeCloseTo(q, 9)));
+  it('fits each fold on its training videos and decides its test videos with that fold\'s query', () => {
+    const dir = join(root, 'current');
+    const test = writeRun(dir, true);
+    const learned = learnedVideoDecision(dir, test, classes, { l2: 0.01 })!;
+    expect(learned.folds.map((f) => f.fold)).toEqual([0, 1]);
+    expect(learned.videos).toHaveLength(18);
+    // Fold 0's query is the fit on fold 0's training videos (its calibration file), nothing else.
+    const training = readPredictionsCsv(join(dir, 'fold-0', 'calibration_predictions.csv')).rows;
+    const videos = [...new Set(training.map((r) => r.source))].map((source) => {
+      const frames = training.filter((r) => r.source === source);
+      return { frames: frames.map((r) => r.probs), label: classes.indexOf(frames[0]!.label) };
+    });
+    const expected = fitAttentionPooling(videos, 3, { l2: 0.01 }).query;
+    learned.folds[0]!.fit.query.forEach((q, k) => expect(q).toBeCloseTo(expected[k]!, 12));
     // Each test video is its fold's query applied to its frames, and the COVID videos are found.
-    for (const video of a.videos) {
+    for (const video of learned.videos) {
       const frames = test.filter((r) => r.source === video.source).map((r) => r.probs);
-      const query = a.folds.find((f) => f.fold === video.fold)!.fit.query;
+      const query = learned.folds.find((f) => f.fold === video.fold)!.fit.query;
       attentionPool(frames, query).forEach((p, k) => expect(video.probs[k]!).toBeCloseTo(p, 12));
     }
-    expect(a.videos.filter((v) => v.label === 'covid').every((v) => v.predicted === 'covid')).toBe(true);
+    expect(learned.videos.filter((v) => v.label === 'covid').every((v) => v.predicted === 'covid')).toBe(true);
+  });
+
+  it("is left out for a run whose calibration lacks its classifier's offsets (written before they joined it)", () => {
+    const dir = join(root, 'older');
+    const test = writeRun(dir, false);
+    expect(learnedVideoDecision(dir, test, classes)).toBeUndefined();
   });
 
   it('is left out when a fold kept no training predictions', () => {
