@@ -63,4 +63,24 @@ describe('memberForwards', () => {
     expect(memberForwards(whole, SHAPE).sharedTrunk).toBe(false);
     [...differ, ...one, ...whole].forEach(disposeBuiltModel);
   });
+
+  it('does not compare again the values of weights read from the same stored bytes, and compares the rest', () => {
+    // Same layers and configuration; the second member's frozen weights changed.
+    const second = member(1, 11);
+    for (const name of ['conv1', 'cam_conv']) {
+      const layer = second.getLayer(name);
+      const shifted = layer.getWeights().map((w) => tf.tidy(() => tf.add(w, 0.5)));
+      layer.setWeights(shifted);
+      tf.dispose(shifted);
+    }
+    const differ = [member(1, 10), second].map(pageMember);
+    expect(memberForwards(differ, SHAPE).sharedTrunk).toBe(false);
+    const names = differ[0]!.backbone!.weights.map((w) => w.originalName);
+    expect(names.length).toBeGreaterThan(1);
+    // Every differing weight declared as the same bytes: taken as shared without reading values.
+    expect(memberForwards(differ, SHAPE, new Set(names)).sharedTrunk).toBe(true);
+    // Only some of them: the others are still compared, and they differ.
+    expect(memberForwards(differ, SHAPE, new Set(names.slice(1))).sharedTrunk).toBe(false);
+    differ.forEach(disposeBuiltModel);
+  });
 });

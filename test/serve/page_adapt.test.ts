@@ -244,6 +244,8 @@ describe.skipIf(!haveChromium)('adapting in the page', () => {
       await page.goto(`${address}/`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
       await expect(page.textContent('#model-info')).resolves.toMatch(/— 2 member\(s\) sharing one frozen backbone, 48×48 input, /);
+      // The backbone's weights are known to be the members' common bytes from the shared file.
+      expect(Number(await page.getAttribute('body', 'data-shared-weights'))).toBeGreaterThan(0);
       await page.setInputFiles('#file-input', probe);
       await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
       const result = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as { probabilities: Record<string, number> };

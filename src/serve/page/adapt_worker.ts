@@ -46,7 +46,8 @@ async function install(model: PageModel, members: AdaptableMember[] | undefined,
   const old = model.pageMembers;
   const next: PageMember[] = members ?? (await Promise.all(model.memberFiles.map(layersModelFromFiles))).map(pageMember);
   const [height, width] = model.meta.cfg.inputSize;
-  const run = memberForwards(next, [height, width, model.meta.cfg.channels]);
+  // The shipped members read their common weights from the same checked bytes; adapted ones are compared.
+  const run = memberForwards(next, [height, width, model.meta.cfg.channels], members ? undefined : model.sharedWeightNames);
   model.pageMembers = next;
   model.sharedTrunk = run.sharedTrunk;
   model.decision.members = next.map((m) => m.model);

@@ -140,6 +140,7 @@ async function start(): Promise<void> {
     const { info } = model;
     $('model-info').textContent = describeModel(info);
     document.body.dataset['threads'] = String(info.threads);
+    document.body.dataset['sharedWeights'] = String(info.sharedWeights);
     document.body.dataset['isolated'] = String(info.crossOriginIsolated);
     if (info.unchecked) setStatus(`Warning: the model files were not checked for damage (${info.unchecked}).`, true);
     if (info.adaptProblem) setStatus(`Warning: ${info.adaptProblem}.`, true);

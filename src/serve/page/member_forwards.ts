@@ -43,12 +43,13 @@ function wholeForward(model: tfl.LayersModel, shape: [number, number, number]): 
 
 /**
  * Each member's forward pass, in member order. When every member has a cut and their backbones
- * are the same, the first backbone runs once per batch (the decision core passes every member
+ * are the same (`sameBytes`: weights every member read from the same stored bytes, see sameTrunk),
+ * the first backbone runs once per batch (the decision core passes every member
  * the same batch in turn) and each member's head runs on its output.
  */
-export function memberForwards(members: readonly PageMember[], shape: [number, number, number]): { forwards: MemberForward[]; sharedTrunk: boolean } {
+export function memberForwards(members: readonly PageMember[], shape: [number, number, number], sameBytes?: ReadonlySet<string>): { forwards: MemberForward[]; sharedTrunk: boolean } {
   const trunk = members[0]?.backbone;
-  const shared = members.length > 1 && trunk !== undefined && members.every((m) => m.backbone && m.head && sameTrunk(trunk, m.backbone));
+  const shared = members.length > 1 && trunk !== undefined && members.every((m) => m.backbone && m.head && sameTrunk(trunk, m.backbone, sameBytes));
   if (!shared) return { forwards: members.map((m) => wholeForward(m.model, shape)), sharedTrunk: false };
   let lastBatch: Float32Array | undefined;
   let features: tf.Tensor[] = [];

@@ -14,6 +14,7 @@ import { registerWasmKernels } from '../../engine/kernels/index.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
 import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
+import { SHARED_WEIGHTS_PATH } from '../../model_dir/names.js';
 import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
 import type { FrameSizes } from './decision_frames.js';
 import { memberForwards, pageMember, type PageMember } from './member_forwards.js';
@@ -32,6 +33,8 @@ export interface PageModel {
   pageMembers: PageMember[];
   /** Whether the members share their frozen backbone, which then runs once per frame (member_forwards.ts). */
   sharedTrunk: boolean;
+  /** Weights every shipped member reads from the folder's shared-weights.bin (see FetchedModel). */
+  sharedWeightNames: Set<string>;
   /** Each member's files as served: what an adaptation starts from, and what a reset goes back to. */
   memberFiles: LayersFiles[];
   /** Which model this is, for the adaptations kept in the browser (src/adapt/record.ts). */
@@ -125,8 +128,29 @@ export async function initBackend(base: string, maxThreads?: number): Promise<Ba
   return { backend: 'cpu', threads: 1, simd: false };
 }
 
-/** Loads the model folder at `base` (a URL ending in '/'). */
-export async function loadPageModel(base: string): Promise<PageModel> {
+/** A model folder's files, fetched and checked; building the members from them needs the backend. */
+export interface FetchedModel {
+  meta: ModelDirMeta;
+  /** pocovid.json as served (the adaptations' key is its digest). */
+  metaBytes: ArrayBuffer;
+  memberFiles: LayersFiles[];
+  unchecked?: string;
+  weightsDtype: string;
+  /** Weights every member reads from the folder's shared-weights.bin: the same checked bytes. */
+  sharedWeightNames: Set<string>;
+}
+
+/** The names of a model.json's weights stored in the folder's shared file. */
+function namesInSharedFile(modelJson: { weightsManifest?: { paths: string[]; weights: { name: string }[] }[] }): Set<string> {
+  return new Set((modelJson.weightsManifest ?? []).filter((group) => group.paths.includes(SHARED_WEIGHTS_PATH)).flatMap((group) => group.weights.map((w) => w.name)));
+}
+
+/**
+ * Fetches and checks the model folder at `base` (a URL ending in '/'): pocovid.json, then each
+ * member's model.json and weights. No TF.js backend is needed, so the worker runs it while the
+ * wasm backend starts.
+ */
+export async function fetchPageModel(base: string): Promise<FetchedModel> {
   const response = await fetch(new URL('pocovid.json', base));
   if (!response.ok) throw new Error(`pocovid.json: HTTP ${response.status}`);
   const metaBytes = await response.arrayBuffer();
@@ -137,8 +161,10 @@ export async function loadPageModel(base: string): Promise<PageModel> {
     throw new Error(`pocovid.json: ${(err as Error).message}`);
   }
   const { fetchFunc: checked, unchecked } = checkedFetch(meta, base);
-  // Each member's model.json, read on its way to TF.js, says how its weights are stored.
+  // Each member's model.json, read on its way to TF.js, says how its weights are stored and which
+  // of them come from the shared file.
   const stored = new Set<string>();
+  const sharedByMember: Set<string>[] = [];
   // Every member names the shared weights (shared-weights.bin): fetched and checked once.
   const fetched = new Map<string, Promise<Response>>();
   const fetchOnce = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -150,24 +176,34 @@ export async function loadPageModel(base: string): Promise<PageModel> {
   const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const response = await fetchOnce(input, init);
     const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
-    if (response.ok && url.endsWith('/model.json')) stored.add(storedWeightDtype(await response.clone().json()));
+    if (response.ok && url.endsWith('/model.json')) {
+      const modelJson = await response.clone().json();
+      stored.add(storedWeightDtype(modelJson));
+      sharedByMember.push(namesInSharedFile(modelJson));
+    }
     return response;
   };
-  // Each member is read into memory as its files and built from them: an adaptation (src/adapt)
-  // rebuilds members from the same files, with a new layer or new head weights.
+  // Each member is read into memory as its files: an adaptation (src/adapt) rebuilds members from
+  // the same files, with a new layer or new head weights.
   const memberFiles: LayersFiles[] = [];
-  const members: tfl.LayersModel[] = [];
   for (const member of meta.members) {
     const artifacts = await tf.io.http(new URL(`${member}/model.json`, base).href, { fetchFunc }).load!();
-    const files = filesOfArtifacts(artifacts, `${member}/model.json`);
-    memberFiles.push(files);
-    members.push(await layersModelFromFiles(files));
+    memberFiles.push(filesOfArtifacts(artifacts, `${member}/model.json`));
   }
+  const sharedWeightNames = new Set([...(sharedByMember[0] ?? [])].filter((name) => sharedByMember.every((names) => names.has(name))));
+  return { meta, metaBytes, memberFiles, ...(unchecked ? { unchecked } : {}), weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed', sharedWeightNames };
+}
+
+/** Builds the fetched members on the current backend, with their forward passes for the decision core. */
+export async function buildPageModel(fetched: FetchedModel): Promise<PageModel> {
+  const { meta, memberFiles } = fetched;
+  const members: tfl.LayersModel[] = [];
+  for (const files of memberFiles) members.push(await layersModelFromFiles(files));
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
   const pageMembers = members.map(pageMember);
-  const run = memberForwards(pageMembers, shape);
+  const run = memberForwards(pageMembers, shape, fetched.sharedWeightNames);
   return {
     meta,
     decision: {
@@ -179,12 +215,13 @@ export async function loadPageModel(base: string): Promise<PageModel> {
       ...(meta.conformal ? { conformal: meta.conformal } : {}),
     },
     sizes: { input: meta.cfg.inputSize, ...(guardSide ? { guardSide } : {}) },
-    ...(unchecked ? { unchecked } : {}),
-    weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed',
+    ...(fetched.unchecked ? { unchecked: fetched.unchecked } : {}),
+    weightsDtype: fetched.weightsDtype,
     pageMembers,
     sharedTrunk: run.sharedTrunk,
+    sharedWeightNames: fetched.sharedWeightNames,
     memberFiles,
-    key: { name: meta.name, key: await modelKey(metaBytes, meta) },
+    key: { name: meta.name, key: await modelKey(fetched.metaBytes, meta) },
   };
 }
 

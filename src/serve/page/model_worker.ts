@@ -10,7 +10,7 @@ import { ADAPTATION_FILE } from '../../adapt/record.js';
 import { decideFrames } from '../../decision/core.js';
 import { sourceFrames } from './decision_frames.js';
 import { adaptedSummary, adaptOnFiles, addFile, exportAdaptation, importAdaptation, removeFiles, resetAdaptation, restoreKept } from './adapt_worker.js';
-import { initBackend, loadPageModel, type PageModel } from './model.js';
+import { buildPageModel, fetchPageModel, initBackend, type PageModel } from './model.js';
 import { transferList, type AdaptCall, type AdaptReplies, type FromWorker, type ToWorker } from './worker_protocol.js';
 
 /** The worker's global scope, typed for what is used here (the project's lib is DOM, not WebWorker). */
@@ -39,8 +39,9 @@ function yieldToMessages(): Promise<void> {
 
 async function load(base: string, threads?: number): Promise<void> {
   try {
-    const backend = await initBackend(base, threads);
-    model = await loadPageModel(base);
+    // The model's files download and are checked while the wasm backend starts; then it is built.
+    const [backend, fetched] = await Promise.all([initBackend(base, threads), fetchPageModel(base)]);
+    model = await buildPageModel(fetched);
     const adaptProblem = await restoreKept(model);
     const adapted = adaptedSummary();
     scope.postMessage({
@@ -51,6 +52,7 @@ async function load(base: string, threads?: number): Promise<void> {
         crossOriginIsolated: globalThis.crossOriginIsolated === true,
         weightsDtype: model.weightsDtype,
         sharedTrunk: model.sharedTrunk,
+        sharedWeights: model.sharedWeightNames.size,
         ...(model.unchecked ? { unchecked: model.unchecked } : {}),
         ...(adapted ? { adapted } : {}),
         ...(adaptProblem ? { adaptProblem } : {}),

@@ -71,6 +71,8 @@ export interface ModelInfo {
   weightsDtype: string;
   /** The members share their frozen backbone, which runs once per frame (member_forwards.ts). */
   sharedTrunk: boolean;
+  /** How many weights every member reads from the folder's one shared file (0: none shared). */
+  sharedWeights: number;
   /** The adaptation kept in this browser and in use, when there is one. */
   adapted?: AdaptedSummary;
   /** Why a kept adaptation could not be used. */
