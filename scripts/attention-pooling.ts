@@ -12,7 +12,7 @@ import type { Metrics } from '../src/eval/types.js';
 const args = process.argv.slice(2);
 const l2At = args.indexOf('--l2');
 const penalties = l2At >= 0 ? args[l2At + 1]!.split(',').map(Number) : [1];
-const runs = args.filter((_, i) => i !== l2At && i !== l2At + 1);
+const runs = l2At >= 0 ? args.filter((_, i) => i !== l2At && i !== l2At + 1) : args;
 if (runs.length === 0) {
   console.error("usage: npx tsx scripts/attention-pooling.ts <cv run, one fold seed's folder>… [--l2 1,0.1]");
   process.exit(2);
@@ -26,7 +26,7 @@ for (const run of runs) {
   rows.push({ rule: 'mean', run, m: computeMetrics(aggregateVideos(table.rows, table.classes, 'mean'), table.classes).metrics });
   for (const l2 of penalties) {
     const learned = learnedVideoDecision(run, table.rows, table.classes, { l2 });
-    if (!learned) throw new Error(`${run}: a fold has no calibration_predictions.csv (not a logistic head's cv run)`);
+    if (!learned) throw new Error(`${run}: a fold has no calibration_predictions.csv, or its logistic.json does not say the file carries the class offsets (a run written before they did): run the cv again`);
     rows.push({ rule: `attention, l2 ${l2}`, run, m: computeMetrics(learned.videos, table.classes).metrics });
   }
 }
