@@ -15,6 +15,7 @@ interface RobustnessCliOptions {
   runtime: RuntimeChoice;
   videoAgg: VideoAggregation;
   batchSize: number;
+  mirrorAverage?: boolean;
   out?: string;
   plots: boolean;
   json?: boolean;
@@ -55,6 +56,7 @@ export function register(program: Command): void {
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices([...RUNTIME_CHOICES]).default('auto'))
     .addOption(new Option('--video-agg <mode>', 'video decision: mean probability or majority vote, as in evaluate').choices([...VIDEO_AGGREGATIONS]).default('mean'))
     .option('--batch-size <n>', 'frames per forward pass', positiveInt, 16)
+    .option('--mirror-average', "score every frame by the mean of its own and its mirror image's probabilities (what test-time flip averaging would do; the clean check then differs from predictions.csv)")
     .option('--out <dir>', 'output folder (default: <run>/robustness)')
     .option('--no-plots', 'write robustness.json, robustness.md and config.json only')
     .option('--json', 'print robustness.json to stdout instead of the table: {"perturbations": [{"name", "frameFlipRate", "videoFlipRate", "meanTopProbChange", ...}], ...}')
@@ -70,6 +72,7 @@ export function register(program: Command): void {
         runtime: o.runtime,
         videoAggregation: o.videoAgg,
         batchSize: o.batchSize,
+        mirrorAverage: o.mirrorAverage,
         out: o.out,
         plots: o.plots,
         quiet: o.quiet || o.json,

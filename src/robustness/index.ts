@@ -28,6 +28,7 @@ export async function runRobustness(options: RunRobustnessOptions): Promise<{ re
       runtime: options.runtime ?? 'auto',
       source: options.source,
       batchSize: measurement.batchSize,
+      mirrorAverage: measurement.mirrorAverage,
       perturbations: measurement.perturbations.map((p) => ({ name: p.name, description: p.description })),
     },
     outDir,

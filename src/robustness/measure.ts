@@ -46,6 +46,12 @@ export interface RobustnessOptions {
   source?: string;
   /** Frames per forward pass. */
   batchSize?: number;
+  /**
+   * Score every frame (clean and perturbed) by the mean of its own and its mirror image's
+   * probabilities: what test-time averaging over a horizontal flip would do to stability. The
+   * run's predictions.csv was made without it, so the clean check then reports a difference.
+   */
+  mirrorAverage?: boolean;
   quiet?: boolean;
   /** One-line notices (runtime fallback); default stderr. */
   notice?: (line: string) => void;
@@ -71,6 +77,7 @@ export interface RobustnessMeasurement {
   seed: number;
   videoAggregation: VideoAggregation;
   batchSize: number;
+  mirrorAverage: boolean;
   perturbations: Perturbation[];
   folds: { fold: number; runtime: Runtime; frames: number; model: string }[];
   /**
@@ -125,15 +132,33 @@ export function clipToInputs(images: readonly RgbImage[], cfg: PretrainedCfg): F
   return clipInputs(frames, cfg);
 }
 
-async function classify(runner: ForwardRunner, inputs: Float32Array[], classes: number, batchSize: number): Promise<number[][]> {
+/** A network input (h × w × c, channels last) mirrored left to right. */
+export function mirrorInput(input: Float32Array, [height, width]: readonly [number, number], channels: number): Float32Array {
+  const out = new Float32Array(input.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + (width - 1 - x)) * channels;
+      out.set(input.subarray(from, from + channels), (y * width + x) * channels);
+    }
+  }
+  return out;
+}
+
+async function classify(runner: ForwardRunner, inputs: Float32Array[], classes: number, batchSize: number, mirror?: { cfg: PretrainedCfg }): Promise<number[][]> {
   const size = inputs[0]?.length ?? 0;
   const out: number[][] = [];
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const chunk = inputs.slice(start, start + batchSize);
+  const forward = async (chunk: Float32Array[]): Promise<Float32Array> => {
     const batch = new Float32Array(chunk.length * size);
     chunk.forEach((input, i) => batch.set(input, i * size));
-    const probs = (await runner.run(batch, chunk.length))[0]!;
-    for (let i = 0; i < chunk.length; i++) out.push(Array.from(probs.subarray(i * classes, (i + 1) * classes)));
+    return (await runner.run(batch, chunk.length))[0]!;
+  };
+  for (let start = 0; start < inputs.length; start += batchSize) {
+    const chunk = inputs.slice(start, start + batchSize);
+    const probs = await forward(chunk);
+    const mirrored = mirror ? await forward(chunk.map((input) => mirrorInput(input, mirror.cfg.inputSize, mirror.cfg.channels))) : undefined;
+    for (let i = 0; i < chunk.length; i++) {
+      out.push(Array.from(probs.subarray(i * classes, (i + 1) * classes), (p, c) => (mirrored ? (p + mirrored[i * classes + c]!) / 2 : p)));
+    }
   }
   return out;
 }
@@ -222,7 +247,8 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
           progress.update(++done, `fold ${unit.fold}`);
           continue;
         }
-        const clean = await classify(runner, clipToInputs(stored, cfg), k, batchSize);
+        const mirror = options.mirrorAverage ? { cfg } : undefined;
+        const clean = await classify(runner, clipToInputs(stored, cfg), k, batchSize, mirror);
         const groupRecords: FrameRecord[] = group.rows.map(({ manifest, prediction }, i) => {
           const probs = clean[i]!;
           worst = Math.max(worst, ...probs.map((p, c) => Math.abs(p - prediction.probs[c]!)));
@@ -251,7 +277,7 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
           if (perturbation.videosOnly && group.kind !== 'video') continue;
           try {
             const { images, origin } = await perturbation.apply(sourceFrames, { seed, fps: native.fps });
-            const probs = await classify(runner, clipToInputs(images, cfg), k, batchSize);
+            const probs = await classify(runner, clipToInputs(images, cfg), k, batchSize, mirror);
             groupRecords.forEach((record, i) => {
               record.perturbed[perturbation.name] = { probs: probs[i]!, pixelChange: meanAbsoluteDifference(stored[i]!, images[i]!), origin };
             });
@@ -278,6 +304,7 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
     seed,
     videoAggregation,
     batchSize,
+    mirrorAverage: options.mirrorAverage === true,
     perturbations,
     folds,
     native: { dir: native.dir ?? null, unavailable: native.unavailable ?? null, fps: native.fps, maxFrames: native.maxFrames, worstMismatch: nativeMismatch, fallbacks: nativeFallbacks },

@@ -18,6 +18,8 @@ export interface RobustnessReport {
   classes: string[];
   seed: number;
   videoAggregation: string;
+  /** Every frame scored by the mean of its own and its mirror image's probabilities (--mirror-average). */
+  mirrorAverage: boolean;
   folds: { fold: number; runtime: string; frames: number }[];
   /** Test frames and videos measured (clean). */
   frames: number;
@@ -36,6 +38,7 @@ export function buildRobustnessReport(m: RobustnessMeasurement): RobustnessRepor
     classes: m.classes,
     seed: m.seed,
     videoAggregation: m.videoAggregation,
+    mirrorAverage: m.mirrorAverage,
     folds: m.folds.map(({ fold, runtime, frames }) => ({ fold, runtime, frames })),
     frames: m.records.length,
     videos: new Set(m.records.map((r) => r.source)).size,
@@ -57,9 +60,12 @@ export function buildRobustnessReport(m: RobustnessMeasurement): RobustnessRepor
 export const CLEAN_CHECK_TOLERANCE = 1e-3;
 
 /** A warning when the clean pass does not reproduce the run's own test predictions. */
-export function cleanCheckWarning(report: Pick<RobustnessReport, 'cleanCheck'>): string | undefined {
+export function cleanCheckWarning(report: Pick<RobustnessReport, 'cleanCheck'> & Partial<Pick<RobustnessReport, 'mirrorAverage'>>): string | undefined {
   const c = report.cleanCheck;
   if (c.maxAbsDifference <= CLEAN_CHECK_TOLERANCE) return undefined;
+  if (report.mirrorAverage) {
+    return `with --mirror-average the clean frames' probabilities differ from the run's predictions.csv (made without the mirror image) by up to ${c.maxAbsDifference.toFixed(3)}, the same label on ${pct(c.labelAgreement)}`;
+  }
   return `the clean frames' probabilities differ from the run's predictions.csv by up to ${c.maxAbsDifference.toFixed(3)} (same label on ${pct(c.labelAgreement)}): the frames or their preprocessing are not those the run was evaluated on`;
 }
 
@@ -129,6 +135,7 @@ export interface RobustnessRunConfig {
   runtime: string;
   source: string | undefined;
   batchSize: number;
+  mirrorAverage: boolean;
   perturbations: { name: string; description: string }[];
 }
 

@@ -148,6 +148,7 @@ describe('the report', () => {
       classes: CLASSES,
       seed: 3,
       videoAggregation: 'mean',
+      mirrorAverage: false,
       batchSize: 16,
       perturbations: selectPerturbations(['noise-1', 'h264']),
       folds: [

@@ -173,6 +173,37 @@ describe('robustness tracks brittleness', () => {
     expect(new Set(predicted)).toEqual(new Set(['covid', 'pneumonia']));
   });
 
+  it('--mirror-average scores each frame by the mean of its own and its mirror image\'s probabilities', async () => {
+    // A model that reads only a patch left of the middle: the mirror image shows it the right one.
+    const run = join(root, 'left-column');
+    await writeRun(run, () => linearModel(box(8, 18, 8, 8 / 256), [-2, 0, -1]));
+    const plain = await measureRobustness({ run, data, folds: [0], perturbations: ['gain+5'], quiet: true, runtime: 'tfjs' });
+    const mirrored = await measureRobustness({ run, data, folds: [0], perturbations: ['gain+5'], quiet: true, runtime: 'tfjs', mirrorAverage: true });
+    expect([plain.mirrorAverage, mirrored.mirrorAverage]).toEqual([false, true]);
+    const { loadModelDir } = await import('../../src/model_dir/model_dir.js');
+    const { mirrorInput } = await import('../../src/robustness/measure.js');
+    const model = (await loadModelDir(join(run, 'fold-0', 'model'))).members[0]!;
+    let differs = 0;
+    for (const [i, record] of mirrored.records.entries()) {
+      const input = (await clipToInputs([await decodeImage(join(data, record.path))], cfg()))[0]!;
+      const own = tf.tidy(() => Array.from((model.predict(tf.tensor4d(input, [1, SIZE, SIZE, 3])) as tf.Tensor).dataSync()));
+      const mirror = tf.tidy(() => Array.from((model.predict(tf.tensor4d(mirrorInput(input, [SIZE, SIZE], 3), [1, SIZE, SIZE, 3])) as tf.Tensor).dataSync()));
+      record.clean.forEach((p, c) => expect(p).toBeCloseTo((own[c]! + mirror[c]!) / 2, 5));
+      plain.records[i]!.clean.forEach((p, c) => expect(p).toBeCloseTo(own[c]!, 5));
+      if (Math.abs(own[0]! - mirror[0]!) > 1e-3) differs++;
+    }
+    // The phantom is not symmetric: the mirror image really is another input for this model.
+    expect(differs).toBeGreaterThan(0);
+    model.dispose();
+  });
+
+  it('mirrors an input left to right, every channel with its pixel', async () => {
+    const { mirrorInput } = await import('../../src/robustness/measure.js');
+    const input = Float32Array.from({ length: 2 * 3 * 2 }, (_, i) => i);
+    // 2 rows × 3 columns × 2 channels.
+    expect(Array.from(mirrorInput(input, [2, 3], 2))).toEqual([4, 5, 2, 3, 0, 1, 10, 11, 8, 9, 6, 7]);
+  });
+
   it('feeds the network exactly what training fed it: resize and preprocessing as readImageAsInput', async () => {
     const path = join(data, rows[0]!.path);
     const small = { ...cfg(24), channels: 1 as const, mean: [0.5], std: [0.25] };
