@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fitAttentionPooling, attentionPool, type AttentionFit } from '../decision/video_attention.js';
+import { LOGISTIC_FILE } from '../train/logistic_head.js';
 import { readJsonFile } from '../util/json_file.js';
 import { CALIBRATION_PREDICTIONS_FILE } from './conformal_io.js';
 import { readPredictionsCsv } from './csv.js';
@@ -35,7 +36,7 @@ function foldTrainingFrames(foldDir: string, classes: readonly string[]): Predic
   if (!existsSync(file)) return undefined;
   const table = readPredictionsCsv(file);
   if (table.classes.join(',') !== classes.join(',')) return undefined;
-  const logisticFile = join(foldDir, 'logistic.json');
+  const logisticFile = join(foldDir, LOGISTIC_FILE);
   if (!existsSync(logisticFile)) return table.rows;
   const log = readJsonFile<{ classBias?: number[]; outOfFoldHasClassBias?: boolean }>(logisticFile, { what: "the fold's logistic-head fit" });
   const offsets = log.classBias ?? [];

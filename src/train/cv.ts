@@ -23,7 +23,8 @@ import { localExecutor, type FoldExecutor } from './fold_executor.js';
 import { evaluateRun } from '../eval/report.js';
 import { repeatFigures, repeatsMarkdown, summarizeRepeats, type RepeatFigures, type RepeatsSummary } from '../eval/repeats.js';
 import { datasetFoldSeed, refoldDataset } from '../data/refold.js';
-import { LOGISTIC_FILE, type TrainFoldResult } from './train_fold.js';
+import type { TrainFoldResult } from './train_fold.js';
+import { LOGISTIC_FILE } from './logistic_head.js';
 
 export type CvOptions = Omit<TrainConfigInput, 'fold'> & {
   /** Which folds to run (default: all of the dataset's). */

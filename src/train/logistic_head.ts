@@ -15,6 +15,9 @@ import { writeJsonAtomicSync } from '../util/atomic.js';
 import { fitLogistic, foldStandardization, logisticProbabilities, standardize, standardizer, type LogisticModel } from './logistic.js';
 import { selectionMetrics } from './head_trainer.js';
 
+/** A logistic head's penalty search and class offsets (logistic.json), in the fold folder. */
+export const LOGISTIC_FILE = 'logistic.json';
+
 /** The frames a logistic head learns from: one pooled feature vector per entry (frame or view). */
 export interface LogisticData {
   /** n×d, row-major. */

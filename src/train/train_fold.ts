@@ -26,13 +26,11 @@ import { fitGuardOnRows } from '../guard/fit_dataset.js';
 import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
 import { runEpochs } from './epoch_loop.js';
 import { FiniteLossHandler } from './finite.js';
-import { fitLogisticHead, type LogisticData } from './logistic_head.js';
+import { fitLogisticHead, LOGISTIC_FILE, type LogisticData } from './logistic_head.js';
 import { DEFAULT_PRETRAIN, pretrainVideoContrastive } from './pretrain_video.js';
 import type { FoldData } from './data_access.js';
 import type { HeadSources } from './head_sources.js';
 
-/** A logistic head's penalty search (see logistic_head.ts), in the fold folder. */
-export const LOGISTIC_FILE = 'logistic.json';
 /** The self-supervised pretraining's options and losses, in the fold folder. */
 export const PRETRAIN_FILE = 'pretrain.json';
 
