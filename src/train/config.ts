@@ -2,7 +2,6 @@
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
 import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
-import { DEFAULT_PRETRAIN, PRETRAIN_KINDS } from './pretrain_video.js';
 
 /**
  * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
@@ -12,6 +11,8 @@ import { DEFAULT_PRETRAIN, PRETRAIN_KINDS } from './pretrain_video.js';
  */
 export const CLASS_WEIGHTING = ['none', 'balanced', 'source', 'patient'] as const;
 export const AUGMENTATIONS = ['original', 'ultrasound'] as const;
+/** Self-supervised pretraining before the head (src/train/pretrain_video.ts). */
+export const PRETRAIN_KINDS = ['none', 'video-contrastive'] as const;
 
 export const trainConfigSchema = z.object({
   data: z.string().min(1),
@@ -67,7 +68,7 @@ export const trainConfigSchema = z.object({
    */
   pretrain: z.enum(PRETRAIN_KINDS).default('none'),
   /** Steps of that pretraining (32 videos, two frames each, per step). */
-  pretrainSteps: z.number().int().positive().default(DEFAULT_PRETRAIN.steps),
+  pretrainSteps: z.number().int().positive().default(150),
   /** Decoupled weight decay (AdamW) on the trainable kernels, per step: w -= lr * weightDecay * w. */
   weightDecay: z.number().min(0).default(0),
   /** Targets (1 - ε)·onehot + ε/K. */

@@ -16,8 +16,6 @@ import { createRng, type Rng } from '../util/rng.js';
 import type { FrameInputs } from './data_access.js';
 import type { ProgressReporter } from './progress.js';
 
-export const PRETRAIN_KINDS = ['none', 'video-contrastive'] as const;
-
 export interface PretrainOptions {
   steps: number;
   /** Videos per step; each gives two frames. */
@@ -29,7 +27,8 @@ export interface PretrainOptions {
   seed: number;
 }
 
-export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'seed'> = { steps: 150, videos: 32, lr: 1e-4, temperature: 0.1, projection: 128 };
+/** The settings the training config does not carry (its pretrainSteps and seed complete them). */
+export const DEFAULT_PRETRAIN: Omit<PretrainOptions, 'seed' | 'steps'> = { videos: 32, lr: 1e-4, temperature: 0.1, projection: 128 };
 
 export interface PretrainResult {
   /** NT-Xent loss of each step (the batch it trained on). */

@@ -150,11 +150,12 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
 
   if (config.pretrain === 'video-contrastive') {
     // The training folds' frames only (train and validation splits); the test fold is not read.
-    const pretrained = await pretrainVideoContrastive(built, [data.train, data.validation], { ...DEFAULT_PRETRAIN, steps: config.pretrainSteps, seed: config.seed }, progress).catch((err: unknown) => {
+    const settings = { ...DEFAULT_PRETRAIN, steps: config.pretrainSteps, seed: config.seed };
+    const pretrained = await pretrainVideoContrastive(built, [data.train, data.validation], settings, progress).catch((err: unknown) => {
       disposeBuiltModel(built);
       throw err;
     });
-    writeJsonAtomicSync(join(out, PRETRAIN_FILE), { ...DEFAULT_PRETRAIN, steps: config.pretrainSteps, seed: config.seed, ...pretrained });
+    writeJsonAtomicSync(join(out, PRETRAIN_FILE), { ...settings, ...pretrained });
   }
   const sources = await headSources(built, data, config, progress, options.featureStore);
   const numClasses = classes.length;
