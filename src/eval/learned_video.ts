@@ -11,7 +11,8 @@ import { readJsonFile } from '../util/json_file.js';
 import { CALIBRATION_PREDICTIONS_FILE } from './conformal_io.js';
 import { readPredictionsCsv } from './csv.js';
 import { argmax } from './metrics.js';
-import type { PredictionRow } from './types.js';
+import { computeMetrics } from './evaluate.js';
+import type { PredictionRow, Report } from './types.js';
 import { groupBySource } from './video.js';
 
 export interface LearnedVideoFold {
@@ -67,4 +68,15 @@ export function learnedVideoDecision(runDir: string, rows: readonly PredictionRo
     }
   }
   return { rule: 'attention', videos, folds: fits };
+}
+
+/** The learned rule as evaluate reports it: its video metrics and each fold's fit; undefined as above. */
+export function learnedVideoReport(runDir: string, rows: readonly PredictionRow[], classes: readonly string[]): Report['learnedVideo'] {
+  const learned = learnedVideoDecision(runDir, rows, classes);
+  if (!learned) return undefined;
+  return {
+    rule: learned.rule,
+    metrics: computeMetrics(learned.videos, classes).metrics,
+    folds: learned.folds.map(({ fold, fit }) => ({ fold, query: fit.query, trainingVideos: fit.videos, loss: fit.loss, meanRuleLoss: fit.meanRuleLoss, l2: fit.l2 })),
+  };
 }

@@ -10,8 +10,8 @@ import { readJsonFile } from '../util/json_file.js';
 import { readManifest } from '../data/manifest.js';
 import { readPredictionsCsv, type PredictionsTable } from './csv.js';
 import { checkPredictionsCover, runCoverage } from './pool_check.js';
-import { computeMetrics, evaluatePredictions, type Evaluation } from './evaluate.js';
-import { learnedVideoDecision } from './learned_video.js';
+import { evaluatePredictions, type Evaluation } from './evaluate.js';
+import { learnedVideoReport } from './learned_video.js';
 import { formatReportMarkdown, type MarkdownOptions } from './markdown.js';
 import { reportHtmlPage } from './markdown_html.js';
 import { worstErrors } from './worst_errors.js';
@@ -208,14 +208,8 @@ export async function evaluateRun(runDir: string, options: EvaluateRunOptions = 
     ...(calibrations.size > 0 ? { conformal: { calibrations, coverage: options.coverage } } : {}),
   });
   // The learned video rule's queries were fitted on the full task's training videos.
-  const learned = taskName ? undefined : learnedVideoDecision(runDir, task.rows, task.classes);
-  if (learned) {
-    report.learnedVideo = {
-      rule: learned.rule,
-      metrics: computeMetrics(learned.videos, task.classes).metrics,
-      folds: learned.folds.map(({ fold, fit }) => ({ fold, query: fit.query, trainingVideos: fit.videos, loss: fit.loss, meanRuleLoss: fit.meanRuleLoss, l2: fit.l2 })),
-    };
-  }
+  const learned = taskName ? undefined : learnedVideoReport(runDir, task.rows, task.classes);
+  if (learned) report.learnedVideo = learned;
   const outDir = options.outDir ?? (taskName ? join(runDir, 'tasks', taskName) : runDir);
   const model = typeof config?.model === 'string' ? config.model : undefined;
   const title = options.title ?? `Evaluation of ${basename(runDir)}${model ? ` (${model})` : ''}${taskName ? `: ${task.description}` : ''}`;
