@@ -36,7 +36,8 @@ export function addTrainOptions(command: Command): Command {
     .addOption(trainOption('--feature-cache <mode>', 'auto: run the frozen backbone once per view; off: every step', 'featureCache'))
     .addOption(trainOption('--seed <n>', 'random seed (split, shuffling, augmentation, init)', 'seed'))
     .option('--init <run>', 'start from the model of an earlier run (fine-tuning on new data)')
-    .addOption(trainOption('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels", 'augmentation'))
+    .addOption(trainOption('--augmentation <kind>', "original: POCOVID-Net's (rotation, shifts, both flips); ultrasound: no vertical flip, depth zoom, gain, contrast, speckle, ±2 grey levels; pipeline: what another pipeline does to a frame (noise of 1–2 grey levels, JPEG 95/75, another resize kernel, a 1-pixel shift, ±5% gain)", 'augmentation'))
+    .addOption(trainOption('--invariance <weight>', "logistic head: penalise the change of its logits between each training frame and its augmented views by this weight (the views enter only through it); 0 = off", 'invariance'))
     .addOption(trainOption('--head <kind>', "pocovid: the model's own head; linear: global pooling → softmax, trained by epochs; logistic: the linear head fitted as an L2 logistic regression on the frozen features (needs --trainable-layers 0)", 'head'))
     .addOption(trainOption('--class-bias <kind>', "logistic head: per-class logit offsets fitted on the training folds' out-of-fold predictions (patients not seen), or none", 'classBias'))
     .addOption(trainOption('--penalties <list>', 'L2 penalties a logistic head tries, the best on the validation split kept (comma-separated)', 'penalties'))
@@ -76,7 +77,8 @@ export interface ParsedTrainOptions {
   seed: number;
   init?: string;
   classWeights?: 'none' | 'balanced' | 'source' | 'patient';
-  augmentation: 'original' | 'ultrasound';
+  augmentation: 'original' | 'ultrasound' | 'pipeline';
+  invariance: number;
   head?: 'pocovid' | 'linear' | 'logistic';
   penalties?: number[];
   classBias?: 'fitted' | 'none';
@@ -118,6 +120,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     init: o.init,
     classWeights: o.classWeights,
     augmentation: o.augmentation,
+    invariance: o.invariance,
     head: o.head,
     penalties: o.penalties,
     classBias: o.classBias,

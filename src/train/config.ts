@@ -2,6 +2,7 @@
 // so a result can always be traced back to the exact options and seed that produced it.
 import { z } from 'zod';
 import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
+import { PocovidError } from '../errors.js';
 
 /**
  * Loss weight of each training frame. 'balanced': inversely to its class's frame count (scikit-learn's
@@ -10,7 +11,7 @@ import { CONFORMAL_METHODS, DEFAULT_COVERAGE } from '../eval/conformal.js';
  * patients with 15, so the model learns what the class's patients share rather than one patient.
  */
 export const CLASS_WEIGHTING = ['none', 'balanced', 'source', 'patient'] as const;
-export const AUGMENTATIONS = ['original', 'ultrasound'] as const;
+export const AUGMENTATIONS = ['original', 'ultrasound', 'pipeline'] as const;
 /** Self-supervised pretraining before the head (src/train/pretrain_video.ts). */
 export const PRETRAIN_KINDS = ['none', 'video-contrastive'] as const;
 
@@ -31,9 +32,18 @@ export const trainConfigSchema = z.object({
    * Which augmentation when augment is on. 'original': POCOVID-Net's rotation ±10°, shifts ±10%,
    * horizontal and vertical flips. 'ultrasound': what a scan can really look like (no vertical
    * flip: the pleura is always at the top): horizontal flip, rotation ±5°, shifts ±5%, depth
-   * zoom, gain, contrast, speckle and a few grey levels of noise.
+   * zoom, gain, contrast, speckle and a few grey levels of noise. 'pipeline': what another
+   * pipeline does to the same frame (a grey level or two of noise, JPEG 95 or 75, another resize
+   * kernel, a 1-pixel shift, ±5% gain: src/data/pipeline_augment.ts), one per view.
    */
   augmentation: z.enum(AUGMENTATIONS).default('original'),
+  /**
+   * A logistic head's invariance penalty: (weight/2)·E‖Wᵀ(f(view) − f(frame))‖², the mean squared
+   * change of the head's logits between each training frame and its augmented views (standardised
+   * features, frames weighted as in the loss). The views then enter through this penalty only, not
+   * as extra rows of the fit. 0 = off (views, if any, are rows). Needs --augment on and --views ≥ 2.
+   */
+  invariance: z.number().min(0).default(0),
   /**
    * The head on the backbone (see HeadKind); default: the model's own. 'logistic' is the linear
    * head fitted as an L2-penalised logistic regression on the standardised frozen features
@@ -142,5 +152,14 @@ export function recipeDefaultText(field: RecipeField): string {
 }
 
 export function resolveTrainConfig(input: TrainConfigInput): TrainConfig {
-  return trainConfigSchema.parse(input);
+  const config = trainConfigSchema.parse(input);
+  if (config.invariance > 0) {
+    const missing = [
+      config.head === 'logistic' ? '' : '--head logistic',
+      config.augment ? '' : '--augment on',
+      config.views >= 2 ? '' : '--views 2 or more',
+    ].filter(Boolean);
+    if (missing.length) throw new PocovidError(`--invariance ${config.invariance} penalises the head's change between a frame and its augmented views: it needs ${missing.join(', ')}`);
+  }
+  return config;
 }

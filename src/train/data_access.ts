@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import type { ManifestRow } from '../data/types.js';
 import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
 import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/augment.js';
+import { pipelineView } from '../data/pipeline_augment.js';
 import { decodeImage, readImageAsInput } from '../data/image.js';
+import type { RgbImage } from '../media/resize.js';
 import { applySector, type SectorGeometry } from '../data/sector.js';
 import { datasetSectors } from '../data/sectors_file.js';
 import { pixelsToInput, preprocessorFor } from '../models/preprocess.js';
@@ -34,10 +36,18 @@ export function countFolds(dataDir: string): number {
 }
 
 /** A frame as the network sees it with cfg.sector: decoded at the input size, the source's sector applied, preprocessed. */
-async function sectorInput(path: string, cfg: PretrainedCfg, sector: SectorGeometry): Promise<Float32Array> {
-  const image = await decodeImage(path, cfg.inputSize);
+async function sectorInput(path: string, cfg: PretrainedCfg, sector: SectorGeometry, change?: (image: RgbImage) => Promise<RgbImage>): Promise<Float32Array> {
+  const decoded = await decodeImage(path, cfg.inputSize);
+  const image = change ? await change(decoded) : decoded;
   return pixelsToInput(applySector(image, sector, cfg.sector!).rgb, cfg);
 }
+
+/**
+ * How a training view is made. 'input': the augmenter transforms the preprocessed input (the
+ * geometric and intensity augmentations). 'pixels': the 'pipeline' augmentation changes the
+ * decoded 8-bit frame, before the sector and the preprocessing, as another pipeline would.
+ */
+type ViewMaker = { kind: 'input'; augmenter: Augmenter } | { kind: 'pixels' };
 
 /** Decoded inputs are kept in memory: a POCUS dataset is a few thousand frames (~0.6 MB each at 224²). */
 function frameInputs(
@@ -45,7 +55,7 @@ function frameInputs(
   rows: ManifestRow[],
   classes: string[],
   cfg: PretrainedCfg,
-  augmenter: Augmenter,
+  views: ViewMaker,
   decoded: InputCache,
   sectors: ReadonlyMap<string, SectorGeometry> | undefined,
 ): FrameInputs {
@@ -57,12 +67,18 @@ function frameInputs(
     labels: rows.map((r) => classes.indexOf(r.label)),
     async input(index, rng) {
       const row = rows[index]!;
+      if (rng && views.kind === 'pixels') {
+        // A view of its own pixels: decoded again (the cache holds preprocessed clean inputs only).
+        const change = async (image: RgbImage) => (await pipelineView(image, rng)).image;
+        if (sectors) return sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!, change);
+        return pixelsToInput((await change(await decodeImage(join(dir, row.path), cfg.inputSize))).rgb, cfg);
+      }
       let value = decoded.get(row.path);
       if (!value) {
         value = sectors ? await sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!) : await readImageAsInput(join(dir, row.path), preprocess);
         decoded.set(row.path, value);
       }
-      return rng ? augmenter.apply(value, shape, rng) : value;
+      return rng && views.kind === 'input' ? views.augmenter.apply(value, shape, rng) : value;
     },
   };
 }
@@ -78,9 +94,10 @@ export function trainingClasses(config: Pick<TrainConfig, 'data' | 'classes'>): 
   return classes;
 }
 
-/** The augmentation a run's config names, in the network-input space of `cfg`. */
-export function augmenterFor(config: Pick<TrainConfig, 'augmentation'>, cfg: PretrainedCfg): Augmenter {
-  return config.augmentation === 'ultrasound' ? ultrasoundAugmenter(cfg) : pocovidAugmenter();
+/** The augmentation a run's config names: on the network input (in the space of `cfg`), or on the 8-bit pixels ('pipeline'). */
+function viewMakerFor(config: Pick<TrainConfig, 'augmentation'>, cfg: PretrainedCfg): ViewMaker {
+  if (config.augmentation === 'pipeline') return { kind: 'pixels' };
+  return { kind: 'input', augmenter: config.augmentation === 'ultrasound' ? ultrasoundAugmenter(cfg) : pocovidAugmenter() };
 }
 
 /** The fold's frames split into train / validation / test, preprocessed as `cfg` says (the built model's). */
@@ -97,10 +114,10 @@ export async function loadTrainingData(config: TrainConfig, cfg: PretrainedCfg):
     if (part.length === 0 && (name === 'train' || !config.refit)) throw new PocovidError(`${config.data}: fold ${config.fold} leaves the ${name} split empty`);
   }
   // Augmentation is applied only where the caller passes an rng (training views).
-  const augmenter = augmenterFor(config, cfg);
+  const views = viewMakerFor(config, cfg);
   const decoded = new InputCache(8 * 1024 ** 3);
   const sectors = cfg.sector ? await datasetSectors(config.data, kept) : undefined;
-  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, augmenter, decoded, sectors);
+  const make = (part: ManifestRow[]) => frameInputs(config.data, part, classes, cfg, views, decoded, sectors);
   return {
     classes,
     train: make(split.train),

@@ -31,6 +31,12 @@ export interface FitOptions {
   tolerance?: number;
   /** Start from this model (warm start along a penalty path). */
   init?: LogisticModel;
+  /**
+   * A d×d positive semi-definite matrix S (row-major): the penalty ½·Σ_c w_cᵀ S w_c on the class
+   * weight columns. With S the (weighted) mean of δδᵀ over feature changes δ, it is half the mean
+   * squared change of the logits under those changes (src/train/logistic_head.ts, invariance).
+   */
+  quadratic?: Float64Array;
 }
 
 /** Row-wise softmax probabilities of `model` on x (n×K, row-major). */
@@ -53,7 +59,7 @@ export function logisticProbabilities(model: LogisticModel, x: Float64Array | Fl
 }
 
 /** Objective and gradient at parameters θ = [W (d·K), b (K)]. */
-export function logisticObjective(problem: LogisticProblem, l2: number, theta: Float64Array): { value: number; gradient: Float64Array } {
+export function logisticObjective(problem: LogisticProblem, l2: number, theta: Float64Array, quadratic?: Float64Array): { value: number; gradient: Float64Array } {
   const { x, n, d, y, classes: k } = problem;
   const model: LogisticModel = { w: theta.subarray(0, d * k), b: theta.subarray(d * k), d, classes: k };
   const p = logisticProbabilities(model, x, n);
@@ -79,6 +85,23 @@ export function logisticObjective(problem: LogisticProblem, l2: number, theta: F
     value += 0.5 * l2 * theta[j]! * theta[j]!;
     gradient[j]! += l2 * theta[j]!;
   }
+  if (quadratic) {
+    if (quadratic.length !== d * d) throw new Error(`the quadratic penalty is ${quadratic.length} values, expected ${d}×${d}`);
+    // (S·W)[j][c] = Σ_l S[j][l]·W[l][c]; value ½·Σ_j Σ_c W[j][c]·(S·W)[j][c].
+    const sw = new Float64Array(k);
+    for (let j = 0; j < d; j++) {
+      sw.fill(0);
+      for (let l = 0; l < d; l++) {
+        const sjl = quadratic[j * d + l]!;
+        if (sjl === 0) continue;
+        for (let c = 0; c < k; c++) sw[c]! += sjl * theta[l * k + c]!;
+      }
+      for (let c = 0; c < k; c++) {
+        value += 0.5 * theta[j * k + c]! * sw[c]!;
+        gradient[j * k + c]! += sw[c]!;
+      }
+    }
+  }
   return { value, gradient };
 }
 
@@ -88,8 +111,76 @@ const dot = (a: Float64Array, b: Float64Array): number => {
   return s;
 };
 
-/** Fits by L-BFGS (memory 10) with a backtracking Armijo line search. */
+/**
+ * Fits by L-BFGS (memory 10) with a backtracking Armijo line search. With a quadratic penalty S the
+ * problem is first turned into a plain ridge one: with M = S + l2·I = L·Lᵀ (Cholesky) and V = Lᵀ·W,
+ * ½·tr(Wᵀ M W) = ½‖V‖² and x·W = (x·L⁻ᵀ)·V, so the fit runs on x·L⁻ᵀ with penalty 1 and W = L⁻ᵀ·V.
+ * Same optimum; but S makes the problem far worse conditioned (L-BFGS ran into its iteration cap
+ * on real features) and every step costs d²·K more, which the change of variables removes.
+ */
 export function fitLogistic(problem: LogisticProblem, options: FitOptions): LogisticModel & { iterations: number; objective: number } {
+  if (options.quadratic) return fitWithQuadratic(problem, options, options.quadratic);
+  return fitPlain(problem, options);
+}
+
+/** The lower Cholesky factor of a symmetric positive-definite d×d matrix (row-major). */
+export function cholesky(m: Float64Array, d: number): Float64Array {
+  const l = new Float64Array(d * d);
+  for (let j = 0; j < d; j++) {
+    let diagonal = m[j * d + j]!;
+    for (let p = 0; p < j; p++) diagonal -= l[j * d + p]! ** 2;
+    if (!(diagonal > 0)) throw new Error(`the matrix is not positive definite (pivot ${j}: ${diagonal})`);
+    const ljj = Math.sqrt(diagonal);
+    l[j * d + j] = ljj;
+    for (let i = j + 1; i < d; i++) {
+      let v = m[i * d + j]!;
+      const ri = i * d;
+      const rj = j * d;
+      for (let p = 0; p < j; p++) v -= l[ri + p]! * l[rj + p]!;
+      l[ri + j] = v / ljj;
+    }
+  }
+  return l;
+}
+
+function fitWithQuadratic(problem: LogisticProblem, options: FitOptions, quadratic: Float64Array): LogisticModel & { iterations: number; objective: number } {
+  const { n, d, classes: k } = problem;
+  if (quadratic.length !== d * d) throw new Error(`the quadratic penalty is ${quadratic.length} values, expected ${d}×${d}`);
+  if (!(options.l2 > 0)) throw new Error('a quadratic penalty needs a positive l2 penalty as well');
+  const m = Float64Array.from(quadratic);
+  for (let j = 0; j < d; j++) m[j * d + j]! += options.l2;
+  const l = cholesky(m, d);
+  // Each row x_r → L⁻¹·x_r (forward substitution), i.e. x·L⁻ᵀ.
+  const x = new Float64Array(n * d);
+  for (let r = 0; r < n; r++) {
+    const row = r * d;
+    for (let i = 0; i < d; i++) {
+      let v = problem.x[row + i]!;
+      for (let p = 0; p < i; p++) v -= l[i * d + p]! * x[row + p]!;
+      x[row + i] = v / l[i * d + i]!;
+    }
+  }
+  // Warm start: V = Lᵀ·W.
+  let init: LogisticModel | undefined;
+  if (options.init) {
+    const v = new Float64Array(d * k);
+    for (let i = 0; i < d; i++) for (let p = i; p < d; p++) for (let c = 0; c < k; c++) v[i * k + c]! += l[p * d + i]! * options.init.w[p * k + c]!;
+    init = { w: v, b: options.init.b, d, classes: k };
+  }
+  const fit = fitPlain({ ...problem, x }, { l2: 1, ...(options.maxIterations ? { maxIterations: options.maxIterations } : {}), ...(options.tolerance ? { tolerance: options.tolerance } : {}), ...(init ? { init } : {}) });
+  // W = L⁻ᵀ·V: back substitution with Lᵀ, column by column.
+  const w = new Float64Array(d * k);
+  for (let c = 0; c < k; c++) {
+    for (let i = d - 1; i >= 0; i--) {
+      let v = fit.w[i * k + c]!;
+      for (let p = i + 1; p < d; p++) v -= l[p * d + i]! * w[p * k + c]!;
+      w[i * k + c] = v / l[i * d + i]!;
+    }
+  }
+  return { w, b: fit.b, d, classes: k, iterations: fit.iterations, objective: fit.objective };
+}
+
+function fitPlain(problem: LogisticProblem, options: FitOptions): LogisticModel & { iterations: number; objective: number } {
   const { d, classes: k } = problem;
   const maxIterations = options.maxIterations ?? 500;
   const tolerance = options.tolerance ?? 1e-6;

@@ -14,6 +14,7 @@ import { PocovidError } from '../errors.js';
 import { writeJsonAtomicSync } from '../util/atomic.js';
 import { fitLogistic, foldStandardization, logisticProbabilities, standardize, standardizer, type LogisticModel } from './logistic.js';
 import { selectionMetrics } from './head_trainer.js';
+import { argMax } from '../decision/combine.js';
 
 /** A logistic head's penalty search and class offsets (logistic.json), in the fold folder. */
 export const LOGISTIC_FILE = 'logistic.json';
@@ -31,6 +32,12 @@ export interface LogisticData {
   group: Int32Array;
   /** Whether the entry is a frame as it is (view 0), the one scored when its group is held out. */
   scored: Uint8Array;
+  /**
+   * The invariance penalty (TrainConfig.invariance): entries with base[e] ≥ 0 are augmented views
+   * of entry base[e]. They are not rows of the fit; the fit pays weight/2 times the weighted mean
+   * squared change of its logits from each base to its views. Absent: every entry is a row.
+   */
+  invariance?: { weight: number; base: Int32Array };
 }
 
 export interface PenaltyResult {
@@ -39,10 +46,20 @@ export interface PenaltyResult {
   innerBalancedAccuracy: number;
   innerAccuracy: number;
   innerBalancedLogLoss: number;
+  /**
+   * With the invariance penalty: how the held-out frames' augmented views move the decision
+   * (the share of views whose label differs from their frame's, and the mean change of the
+   * frame's top class probability), pooled over the inner folds: stability on patients unseen
+   * (the fit's own probabilities, before any class offsets).
+   */
+  innerViewFlipRate?: number;
+  innerViewTopProbChange?: number;
 }
 
 export interface LogisticHeadResult {
   penalty: number;
+  /** The invariance penalty's weight (0: none). */
+  invariance: number;
   /** Per-class offsets added to the classifier's logits (all 0 without classBias 'fitted'). */
   classBias: number[];
   innerFolds: number[];
@@ -81,19 +98,96 @@ function subset(data: LogisticData, keep: (i: number) => boolean): number[] {
   return rows;
 }
 
+/** Whether entry i is a row of the fit (not a view that enters through the invariance penalty). */
+const isRow = (data: LogisticData, i: number): boolean => !data.invariance || data.invariance.base[i]! < 0;
+
+/**
+ * Per inner fold g, Σ w·δδᵀ over its views (δ = view − base, raw features; w = the base's loss
+ * weight) and Σ w: a fit on some folds standardises and sums those of its folds.
+ */
+interface ChangeMoments {
+  byGroup: Map<number, { sum: Float64Array; weight: number }>;
+}
+
+function changeMoments(data: LogisticData): ChangeMoments | undefined {
+  if (!data.invariance) return undefined;
+  const { d } = data;
+  const byGroup = new Map<number, { sum: Float64Array; weight: number }>();
+  const delta = new Float64Array(d);
+  for (let e = 0; e < data.n; e++) {
+    const base = data.invariance.base[e]!;
+    if (base < 0) continue;
+    const g = data.group[e]!;
+    let m = byGroup.get(g);
+    if (!m) byGroup.set(g, (m = { sum: new Float64Array(d * d), weight: 0 }));
+    const w = data.weights[base]!;
+    for (let j = 0; j < d; j++) delta[j] = data.x[e * d + j]! - data.x[base * d + j]!;
+    // The upper triangle only; mirrored once the sums are complete.
+    for (let j = 0; j < d; j++) {
+      const wj = w * delta[j]!;
+      if (wj === 0) continue;
+      const row = j * d;
+      for (let l = j; l < d; l++) m.sum[row + l]! += wj * delta[l]!;
+    }
+    m.weight += w;
+  }
+  for (const { sum } of byGroup.values()) for (let j = 0; j < d; j++) for (let l = 0; l < j; l++) sum[j * d + l] = sum[l * d + j]!;
+  return { byGroup };
+}
+
+/** weight · (mean of δδᵀ over the given folds) in the standardised coordinates δ_j / std_j. */
+function standardisedPenalty(moments: ChangeMoments, groups: readonly number[], std: Float64Array, weight: number, d: number): Float64Array | undefined {
+  const s = new Float64Array(d * d);
+  let total = 0;
+  for (const g of groups) {
+    const m = moments.byGroup.get(g);
+    if (!m) continue;
+    for (let i = 0; i < s.length; i++) s[i]! += m.sum[i]!;
+    total += m.weight;
+  }
+  if (total === 0) return undefined;
+  for (let j = 0; j < d; j++) for (let l = 0; l < d; l++) s[j * d + l] = (s[j * d + l]! * weight) / (total * std[j]! * std[l]!);
+  return s;
+}
+
 function gather(data: LogisticData, rows: number[]): { x: Float64Array; y: Int32Array; w: Float64Array } {
   const x = new Float64Array(rows.length * data.d);
   rows.forEach((r, i) => x.set(data.x.subarray(r * data.d, (r + 1) * data.d), i * data.d));
   return { x, y: Int32Array.from(rows, (r) => data.y[r]!), w: Float64Array.from(rows, (r) => data.weights[r]!) };
 }
 
-/** Fits on `train` rows (standardised by their own statistics); returns the model on raw features. */
-function fitRows(data: LogisticData, rows: number[], penalty: number, classes: number, init?: { raw: LogisticModel }): LogisticModel & { s: ReturnType<typeof standardizer>; raw: LogisticModel } {
+/**
+ * Fits on `rows` (standardised by their own statistics), with the invariance penalty of the views
+ * in `groups` when the data has one; returns the model on raw features.
+ */
+function fitRows(
+  data: LogisticData,
+  rows: number[],
+  penalty: number,
+  classes: number,
+  invariance: { moments: ChangeMoments; groups: readonly number[] } | undefined,
+  init?: { raw: LogisticModel },
+): LogisticModel & { s: ReturnType<typeof standardizer>; raw: LogisticModel } {
   const part = gather(data, rows);
   const s = standardizer(part.x, rows.length, data.d);
   const x = standardize(part.x, rows.length, data.d, s);
-  const model = fitLogistic({ x, n: rows.length, d: data.d, y: part.y, classes, weights: part.w }, { l2: penalty, init: init?.raw });
+  const quadratic = invariance && data.invariance ? standardisedPenalty(invariance.moments, invariance.groups, s.std, data.invariance.weight, data.d) : undefined;
+  const model = fitLogistic({ x, n: rows.length, d: data.d, y: part.y, classes, weights: part.w }, { l2: penalty, init: init?.raw, ...(quadratic ? { quadratic } : {}) });
   return { ...foldStandardization(model, s), s, raw: model };
+}
+
+/** Views of held-out frames against their frames: label flips and the change of the frame's top probability. */
+function viewChanges(frameProbs: Float64Array, viewProbs: Float64Array, pairs: number, classes: number): { flips: number; change: number } {
+  let flips = 0;
+  let change = 0;
+  for (let i = 0; i < pairs; i++) {
+    const f = frameProbs.subarray(i * classes, (i + 1) * classes);
+    const v = viewProbs.subarray(i * classes, (i + 1) * classes);
+    const top = argMax(f);
+    if (argMax(v) !== top) flips++;
+    change += Math.abs(v[top]! - f[top]!);
+  }
+  return { flips, change };
 }
 
 /**
@@ -174,19 +268,34 @@ export function fitLogisticHead(
   const innerFolds = [...new Set(data.group)].sort((a, b) => a - b);
   if (innerFolds.length < 2) throw new PocovidError(`choosing a logistic head's penalty needs at least 2 training folds; the training data has ${innerFolds.length}`);
   const order = [...penalties].sort((a, b) => b - a);
+  const moments = changeMoments(data);
   // Per inner fold, the penalty path from the largest penalty down, each fit warm-starting the next.
   const heldOutProbs = new Map<number, Float64Array>(); // penalty → probs of all scored rows (by row index)
   for (const p of order) heldOutProbs.set(p, new Float64Array(data.n * classes));
+  const viewStats = new Map<number, { flips: number; change: number; pairs: number }>();
+  for (const p of order) viewStats.set(p, { flips: 0, change: 0, pairs: 0 });
   for (const fold of innerFolds) {
-    const trainRows = subset(data, (i) => data.group[i] !== fold);
+    const trainRows = subset(data, (i) => data.group[i] !== fold && isRow(data, i));
     const testRows = subset(data, (i) => data.group[i] === fold && data.scored[i] === 1);
     const test = gather(data, testRows);
+    // The held-out fold's views and their frames (the stability on unseen patients).
+    const viewRows = data.invariance ? subset(data, (i) => data.group[i] === fold && !isRow(data, i)) : [];
+    const views = gather(data, viewRows);
+    const viewBases = gather(data, viewRows.map((r) => data.invariance!.base[r]!));
+    const trainGroups = innerFolds.filter((g) => g !== fold);
     let previous: ReturnType<typeof fitRows> | undefined;
     for (const penalty of order) {
-      previous = fitRows(data, trainRows, penalty, classes, previous);
+      previous = fitRows(data, trainRows, penalty, classes, moments && { moments, groups: trainGroups }, previous);
       const probs = logisticProbabilities(previous, test.x, testRows.length);
       const target = heldOutProbs.get(penalty)!;
       testRows.forEach((r, i) => target.set(probs.subarray(i * classes, (i + 1) * classes), r * classes));
+      if (viewRows.length) {
+        const changes = viewChanges(logisticProbabilities(previous, viewBases.x, viewRows.length), logisticProbabilities(previous, views.x, viewRows.length), viewRows.length, classes);
+        const stats = viewStats.get(penalty)!;
+        stats.flips += changes.flips;
+        stats.change += changes.change;
+        stats.pairs += viewRows.length;
+      }
     }
   }
   const scoredRows = subset(data, (i) => data.scored[i] === 1);
@@ -197,13 +306,20 @@ export function fitLogisticHead(
     scoredRows.forEach((r, i) => probs.set(all.subarray(r * classes, (r + 1) * classes), i * classes));
     const rows = scoredRows.map((_, i) => Float32Array.from(probs.subarray(i * classes, (i + 1) * classes)));
     const metrics = selectionMetrics(rows, labels, classes);
-    return { penalty, innerBalancedAccuracy: metrics.balancedAccuracy, innerAccuracy: metrics.accuracy, innerBalancedLogLoss: balancedLogLoss(probs, labels, classes) };
+    const stats = viewStats.get(penalty)!;
+    return {
+      penalty,
+      innerBalancedAccuracy: metrics.balancedAccuracy,
+      innerAccuracy: metrics.accuracy,
+      innerBalancedLogLoss: balancedLogLoss(probs, labels, classes),
+      ...(stats.pairs ? { innerViewFlipRate: stats.flips / stats.pairs, innerViewTopProbChange: stats.change / stats.pairs } : {}),
+    };
   });
   let best = grid[0]!;
   for (const g of grid) {
     if (g.innerBalancedAccuracy > best.innerBalancedAccuracy + 1e-9 || (Math.abs(g.innerBalancedAccuracy - best.innerBalancedAccuracy) <= 1e-9 && g.innerBalancedLogLoss < best.innerBalancedLogLoss)) best = g;
   }
-  const final = fitRows(data, subset(data, () => true), best.penalty, classes);
+  const final = fitRows(data, subset(data, (i) => isRow(data, i)), best.penalty, classes, moments && { moments, groups: innerFolds });
   const chosen = heldOutProbs.get(best.penalty)!;
   let classBias = new Array<number>(classes).fill(0);
   if (options.classBias === 'fitted') {
@@ -217,6 +333,7 @@ export function fitLogisticHead(
   tf.dispose([kernel, bias]);
   const result: LogisticHeadResult = {
     penalty: best.penalty,
+    invariance: data.invariance?.weight ?? 0,
     classBias,
     innerFolds,
     grid,

@@ -84,14 +84,19 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
   x.set(train.data[0]!, 0);
   x.set(validation.data[0]!, train.count * d);
   const frameOf = logisticEntryFrame(features, data);
+  // With the invariance penalty a training frame's views are not rows: the frame keeps its whole
+  // weight, and each view points at it (entry e − e mod views). Otherwise the views share it.
+  const invariance = config.invariance > 0 && views > 1;
+  const isView = (e: number) => e < train.count && e % views !== 0;
   return {
     x,
     n,
     d,
     y: Int32Array.from({ length: n }, (_, e) => labels[frameOf(e)]!),
-    weights: Float64Array.from({ length: n }, (_, e) => frameWeights[frameOf(e)]! / (e < train.count ? views : 1)),
+    weights: Float64Array.from({ length: n }, (_, e) => frameWeights[frameOf(e)]! / (e < train.count && !invariance ? views : 1)),
     group: Int32Array.from({ length: n }, (_, e) => rows[frameOf(e)]!.fold),
-    scored: Uint8Array.from({ length: n }, (_, e) => (e >= train.count || e % views === 0 ? 1 : 0)),
+    scored: Uint8Array.from({ length: n }, (_, e) => (isView(e) ? 0 : 1)),
+    ...(invariance ? { invariance: { weight: config.invariance, base: Int32Array.from({ length: n }, (_, e) => (isView(e) ? e - (e % views) : -1)) } } : {}),
   };
 }
 
@@ -182,7 +187,9 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
       const fit = fitLogisticHead(sources.head, logisticData(sources.features, data, config), config.penalties, numClasses, join(out, LOGISTIC_FILE), { classBias: config.classBias });
       const chosen = fit.grid.find((g) => g.penalty === fit.penalty)!;
       progress.log(
-        `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn), ${fit.seconds.toFixed(1)} s`,
+        `logistic head: penalty ${fit.penalty} of ${fit.grid.length} (balanced accuracy ${chosen.innerBalancedAccuracy.toFixed(3)} over the training folds ${fit.innerFolds.join(',')} held out in turn` +
+          (chosen.innerViewFlipRate !== undefined ? `; invariance ${fit.invariance}: views flip ${(100 * chosen.innerViewFlipRate).toFixed(1)}%, top probability moves ${chosen.innerViewTopProbChange!.toFixed(4)}` : '') +
+          `), ${fit.seconds.toFixed(1)} s`,
       );
       selection.chooseCurrent(built, chosen.innerBalancedAccuracy);
       // The fit learned from the validation split too: the sets are calibrated on the training

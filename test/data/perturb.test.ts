@@ -197,3 +197,31 @@ describe('resizeImage', () => {
     expect(() => resizeImage(image, 0, 3, 'area')).toThrow(/positive integers/);
   });
 });
+
+describe("the 'pipeline' augmentation (one perturbation per training view)", () => {
+  it('draws every change, keeps the size, changes a frame by a few grey levels at most, and is reproduced by its seed', async () => {
+    const { pipelineView, PIPELINE_CHANGE_NAMES } = await import('../../src/data/pipeline_augment.js');
+    const image = phantom(64, 5);
+    const before = image.rgb.slice();
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 60; seed++) {
+      const view = await pipelineView(image, createRng(seed));
+      seen.add(view.change);
+      expect([view.image.width, view.image.height]).toEqual([64, 64]);
+      const difference = meanAbsoluteDifference(image, view.image);
+      expect(difference, view.change).toBeGreaterThan(0);
+      if (view.change === 'shift-1') {
+        // The phantom's fine texture makes a 1-pixel shift large in grey levels: it must be one of the four.
+        const shifts = [[1, 0], [-1, 0], [0, 1], [0, -1]].map(([dx, dy]) => shiftImage(image, dx!, dy!));
+        expect(shifts.some((s) => Buffer.from(s.rgb).equals(Buffer.from(view.image.rgb)))).toBe(true);
+      } else {
+        expect(difference, view.change).toBeLessThan(8);
+      }
+      const again = await pipelineView(image, createRng(seed));
+      expect(again.change).toBe(view.change);
+      expect(Buffer.from(again.image.rgb).equals(Buffer.from(view.image.rgb))).toBe(true);
+    }
+    expect([...seen].sort()).toEqual([...PIPELINE_CHANGE_NAMES].sort());
+    expect(Buffer.from(image.rgb).equals(Buffer.from(before))).toBe(true);
+  });
+});

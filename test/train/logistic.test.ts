@@ -141,3 +141,131 @@ describe('a logistic head fitted with class offsets', () => {
     head.dispose();
   });
 });
+
+describe('the quadratic (invariance) penalty', () => {
+  it('is ½·Σ_c w_cᵀ S w_c, with its gradient (central differences)', () => {
+    const p = problem(11, 12, 3, 3);
+    const rng = createRng(12);
+    // S = mean of δδᵀ over two changes: the penalty is half the mean squared change of the logits.
+    const deltas = [[0.5, -1, 0.25], [2, 0.1, -0.3]];
+    const quadratic = new Float64Array(9);
+    for (const delta of deltas) for (let j = 0; j < 3; j++) for (let l = 0; l < 3; l++) quadratic[j * 3 + l]! += (delta[j]! * delta[l]!) / deltas.length;
+    const theta = Float64Array.from({ length: 3 * 3 + 3 }, () => rng.normal() * 0.3);
+    const plain = logisticObjective(p, 0.7, theta).value;
+    const withPenalty = logisticObjective(p, 0.7, theta, quadratic);
+    let logitChange = 0;
+    for (const delta of deltas) for (let c = 0; c < 3; c++) logitChange += (delta[0]! * theta[c]! + delta[1]! * theta[3 + c]! + delta[2]! * theta[6 + c]!) ** 2 / deltas.length;
+    expect(withPenalty.value - plain).toBeCloseTo(0.5 * logitChange, 10);
+    for (let i = 0; i < theta.length; i++) {
+      const h = 1e-5;
+      const up = Float64Array.from(theta);
+      const down = Float64Array.from(theta);
+      up[i]! += h;
+      down[i]! -= h;
+      const numeric = (logisticObjective(p, 0.7, up, quadratic).value - logisticObjective(p, 0.7, down, quadratic).value) / (2 * h);
+      expect(withPenalty.gradient[i]).toBeCloseTo(numeric, 6);
+    }
+    expect(() => logisticObjective(p, 0.7, theta, new Float64Array(4))).toThrow(/4 values, expected 3×3/);
+  });
+});
+
+describe('fitting with a quadratic penalty (by a change of variables)', () => {
+  it('reaches the optimum of the penalised objective itself: a vanishing gradient, warm-started or not', async () => {
+    const { cholesky } = await import('../../src/train/logistic.js');
+    const p = problem(13, 50, 4, 3);
+    const rng = createRng(14);
+    // S = mean of δδᵀ over 30 random changes, strongest along feature 0.
+    const quadratic = new Float64Array(16);
+    for (let t = 0; t < 30; t++) {
+      const delta = [rng.normal() * 2, rng.normal() * 0.2, rng.normal() * 0.2, rng.normal() * 0.5];
+      for (let j = 0; j < 4; j++) for (let l = 0; l < 4; l++) quadratic[j * 4 + l]! += (delta[j]! * delta[l]!) / 30;
+    }
+    const l = cholesky(Float64Array.from(quadratic, (v, i) => v + (i % 5 === 0 ? 0.05 : 0)), 4);
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 4; j++) {
+        let product = 0;
+        for (let q = 0; q < 4; q++) product += l[i * 4 + q]! * l[j * 4 + q]!;
+        expect(product).toBeCloseTo(quadratic[i * 4 + j]! + (i === j ? 0.05 : 0), 10);
+      }
+    }
+    for (const init of [undefined, fitLogistic(p, { l2: 1 })]) {
+      const fit = fitLogistic(p, { l2: 0.05, quadratic, tolerance: 1e-9, ...(init ? { init } : {}) });
+      const theta = new Float64Array([...fit.w, ...fit.b]);
+      const { value, gradient } = logisticObjective(p, 0.05, theta, quadratic);
+      // The fit stops on the gradient in V = Lᵀ·W; in W it is L times that (L's entries reach ~2 here).
+      expect(Math.max(...gradient.map(Math.abs))).toBeLessThan(1e-5);
+      expect(fit.objective).toBeCloseTo(value, 8);
+    }
+    expect(() => cholesky(new Float64Array([1, 2, 2, 1]), 2)).toThrow(/not positive definite/);
+  });
+});
+
+describe('a logistic head with the invariance penalty', () => {
+  // Two features tell the classes apart equally well; the views move feature 0 a lot and feature 1
+  // not at all (feature 0 is what a codec or a resize changes). Four inner folds.
+  async function setUp(weight: number | undefined) {
+    const tfl = await import('@tensorflow/tfjs-layers');
+    await (await import('../../src/engine/index.js')).initEngine();
+    const { fitLogisticHead } = await import('../../src/train/logistic_head.js');
+    const rng = createRng(31);
+    const frames = 160;
+    const views = 3;
+    const d = 3;
+    const n = frames * views;
+    const x = new Float32Array(n * d);
+    const y = new Int32Array(n);
+    const group = new Int32Array(n);
+    const base = new Int32Array(n).fill(-1);
+    for (let f = 0; f < frames; f++) {
+      const label = f % 2;
+      const clean = [rng.normal() * 0.8 + (label ? 1 : -1), rng.normal() * 0.8 + (label ? 1 : -1), rng.normal()];
+      for (let v = 0; v < views; v++) {
+        const e = f * views + v;
+        y[e] = label;
+        group[e] = f % 4;
+        if (v > 0) base[e] = f * views;
+        x.set([clean[0]! + (v > 0 ? rng.normal() * 1.5 : 0), clean[1]!, clean[2]! + (v > 0 ? rng.normal() * 0.1 : 0)], e * d);
+      }
+    }
+    const data = {
+      x, n, d, y, group,
+      weights: new Float64Array(n).fill(1),
+      scored: Uint8Array.from(base, (b) => (b < 0 ? 1 : 0)),
+      ...(weight === undefined ? {} : { invariance: { weight, base } }),
+    };
+    const input = tfl.input({ shape: [d] });
+    const head = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 2, activation: 'softmax' }).apply(input) as ReturnType<typeof tfl.input> });
+    const fit = fitLogisticHead(head, data, [0.01], 2);
+    const kernel = head.getWeights()[0]!.dataSync();
+    head.dispose();
+    // The weight difference between the classes per feature: what the decision reads.
+    return { fit, reliance: [0, 1, 2].map((j) => Math.abs(kernel[j * 2 + 1]! - kernel[j * 2]!)), data };
+  }
+
+  it('learns from the frames only and moves its weight off the feature the views change', async () => {
+    const off = await setUp(0);
+    const on = await setUp(30);
+    expect(on.fit.invariance).toBe(30);
+    // Weight 0: the frames alone decide, the views are not rows (feature 0 and 1 weigh alike).
+    expect(off.reliance[0]! / off.reliance[1]!).toBeGreaterThan(0.6);
+    // With the penalty feature 0 loses most of its weight and feature 1 carries the decision.
+    expect(on.reliance[0]! / on.reliance[1]!).toBeLessThan(0.25 * (off.reliance[0]! / off.reliance[1]!));
+    // The held-out frames' views flip less and move the probability less.
+    const [gridOff, gridOn] = [off.fit.grid[0]!, on.fit.grid[0]!];
+    expect(gridOn.innerViewFlipRate!).toBeLessThan(gridOff.innerViewFlipRate!);
+    expect(gridOn.innerViewTopProbChange!).toBeLessThan(0.5 * gridOff.innerViewTopProbChange!);
+    // Only frames are scored and calibrate: one out-of-fold prediction per frame.
+    expect(on.fit.outOfFold).toHaveLength(on.data.n / 3);
+    expect(on.fit.outOfFold.every((o) => on.data.invariance!.base[o.entry] === -1)).toBe(true);
+  });
+
+  it('without the penalty, views are rows of the fit', async () => {
+    const rows = await setUp(undefined);
+    const frameOnly = await setUp(0);
+    // The views' noisy feature 0, as rows, weakens its tie to the class: it weighs less than with
+    // the frames alone (but far from the penalty's effect), and there are no view statistics.
+    expect(rows.fit.grid[0]!.innerViewFlipRate).toBeUndefined();
+    expect(rows.reliance[0]! / rows.reliance[1]!).toBeLessThan(frameOnly.reliance[0]! / frameOnly.reliance[1]!);
+    expect(rows.fit.outOfFold).toHaveLength(rows.data.n / 3);
+  });
+});

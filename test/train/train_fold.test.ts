@@ -190,6 +190,24 @@ describe('trainFold', () => {
     loaded.members.forEach((m) => m.dispose());
   });
 
+  it("fits a logistic head with the invariance penalty on 'pipeline' views: the views are not rows, their stability on held-out training folds is recorded", async () => {
+    const out = join(root, 'run-invariance');
+    const options = { data, model: 'mobilenet_v1', inputSize: [32, 32] as [number, number], head: 'logistic' as const, trainableLayers: 0, seed: 5, fold: 0, penalties: [0.1] };
+    await trainFold({ ...options, out, augment: true, augmentation: 'pipeline', views: 3, invariance: 10 }, { quiet: true });
+    const log = JSON.parse(readFileSync(join(out, 'logistic.json'), 'utf8')) as { invariance: number; grid: { innerViewFlipRate?: number; innerViewTopProbChange?: number }[] };
+    expect(log.invariance).toBe(10);
+    expect(log.grid[0]!.innerViewFlipRate).toBeGreaterThanOrEqual(0);
+    expect(log.grid[0]!.innerViewTopProbChange).toBeGreaterThan(0);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { invariance: number; augmentation: string };
+    expect(config).toMatchObject({ invariance: 10, augmentation: 'pipeline' });
+    // The same views as rows of the fit instead: another classifier.
+    const asRows = join(root, 'run-invariance-rows');
+    await trainFold({ ...options, out: asRows, augment: true, augmentation: 'pipeline', views: 3 }, { quiet: true });
+    expect(maxDifference(await weightsOf(out), await weightsOf(asRows))).toBeGreaterThan(1e-4);
+    // The penalty without views to take it from is refused, naming what is missing.
+    await expect(trainFold({ ...options, out: join(root, 'run-invariance-bad'), augment: false, invariance: 1 }, { quiet: true })).rejects.toThrow(/--invariance 1 .* needs --augment on/);
+  });
+
   it('refuses a fold the dataset does not have, naming the folds it has', async () => {
     await expect(trainFold({ ...base(), fold: 5, out: join(root, 'bad'), epochs: 1 }, { quiet: true })).rejects.toThrow(/fold 5 does not exist; the dataset has folds 0\.\.2/);
   });
