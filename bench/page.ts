@@ -8,6 +8,7 @@
 //                  ffmpeg.wasm (32 MB, fetched for the first video); the human output splits it
 //   longestTaskMs  the longest main-thread task while the videos were read and classified
 //                  (Chromium's long-task observer reports tasks over 50 ms only: 0 means none)
+//   loadSteps      (when the page says) where the load went: each step's end in ms since navigation
 // The video: phantom lung-ultrasound frames (src/data/phantom.ts), 10 s at 15 fps, H.264 by ffmpeg;
 // predict's sampling (3 a second, at most 30) keeps 30 frames. The folder is served from
 // 127.0.0.1 with the COOP/COEP headers `pocovid serve` sends (--isolated off: as a plain static
@@ -94,6 +95,8 @@ try {
     const ready = await page.evaluate(() => performance.now());
     if ((await page.getAttribute('body', 'data-ready')) !== 'true') throw new Error(`${modelDir}: ${await page.textContent('#model-info')}`);
     const modelInfo = await page.textContent('#model-info');
+    // Where the load went (ms since navigation, from the page; absent on a page exported before it said).
+    const timings = JSON.parse((await page.getAttribute('body', 'data-load-timings')) ?? 'null') as Record<string, number> | null;
     let frames = 0;
     for (let run = 1; run <= 2; run++) {
       await page.setInputFiles('#file-input', video);
@@ -109,10 +112,15 @@ try {
     const longestTaskMs = Math.max(0, ...longTasks.filter(([start]) => start! >= ready).map(([, duration]) => duration!));
     const total = bytes.model + bytes.decoder + bytes.page;
     const result = { msPerFrame: round(msPerFrame, 1), loadSeconds: round(ready / 1000, 2), downloadMB: round(total / 1e6, 2), longestTaskMs: round(longestTaskMs, 0) };
-    if (values.json) console.log(JSON.stringify(result));
+    if (values.json) console.log(JSON.stringify(timings ? { ...result, loadSteps: timings } : result));
     else {
       console.log(`${modelInfo}`);
       console.log(`${frames} frames: ${result.msPerFrame} ms per frame (second run), model ready after ${result.loadSeconds} s`);
+      if (timings) {
+        const steps = Object.entries(timings);
+        // backendReady and filesFetched run side by side: each is shown from the script's end.
+        console.log(`load steps (ms since navigation): ${steps.map(([step, at]) => `${step} ${at}`).join(', ')}`);
+      }
       console.log(`downloaded ${result.downloadMB} MB: model ${round(bytes.model / 1e6, 2)}, video decoder ${round(bytes.decoder / 1e6, 2)}, page and TF.js ${round(bytes.page / 1e6, 2)}`);
       console.log(`longest main-thread task after load: ${result.longestTaskMs} ms${result.longestTaskMs === 0 ? ' (none over 50 ms)' : ''}`);
     }

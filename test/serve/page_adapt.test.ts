@@ -246,6 +246,15 @@ describe.skipIf(!haveChromium)('adapting in the page', () => {
       await expect(page.textContent('#model-info')).resolves.toMatch(/— 2 member\(s\) sharing one frozen backbone, 48×48 input, /);
       // The backbone's weights are known to be the members' common bytes from the shared file.
       expect(Number(await page.getAttribute('body', 'data-shared-weights'))).toBeGreaterThan(0);
+      // Where the load went, step by step, in ms since navigation: each step after the one it waits for.
+      const steps = JSON.parse((await page.getAttribute('body', 'data-load-timings'))!) as Record<string, number>;
+      expect(Object.keys(steps)).toEqual(['workerCreated', 'scriptEvaluated', 'backendReady', 'filesFetched', 'membersBuilt', 'ready']);
+      const now = await page.evaluate(() => performance.now());
+      expect(steps['workerCreated']).toBeGreaterThan(0);
+      for (const [before, after] of [['workerCreated', 'scriptEvaluated'], ['scriptEvaluated', 'backendReady'], ['scriptEvaluated', 'filesFetched'], ['backendReady', 'membersBuilt'], ['filesFetched', 'membersBuilt'], ['membersBuilt', 'ready']]) {
+        expect(steps[after]!, `${before} → ${after}`).toBeGreaterThanOrEqual(steps[before]!);
+      }
+      expect(steps['ready']).toBeLessThanOrEqual(now);
       await page.setInputFiles('#file-input', probe);
       await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
       const result = JSON.parse((await page.textContent('[data-testid="result-json"]'))!) as { probabilities: Record<string, number> };

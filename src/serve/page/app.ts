@@ -142,6 +142,8 @@ async function start(): Promise<void> {
     document.body.dataset['threads'] = String(info.threads);
     document.body.dataset['sharedWeights'] = String(info.sharedWeights);
     document.body.dataset['isolated'] = String(info.crossOriginIsolated);
+    // Each load step's end in ms since this page's navigation began (bench/page.ts reads it).
+    document.body.dataset['loadTimings'] = JSON.stringify(Object.fromEntries(Object.entries(info.loadTimings).map(([step, at]) => [step, Math.round(at - performance.timeOrigin)])));
     if (info.unchecked) setStatus(`Warning: the model files were not checked for damage (${info.unchecked}).`, true);
     if (info.adaptProblem) setStatus(`Warning: ${info.adaptProblem}.`, true);
     showAdapted(info.adapted);

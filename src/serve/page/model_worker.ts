@@ -21,6 +21,11 @@ const scope = globalThis as unknown as {
 
 class Cancelled extends Error {}
 
+/** Now, in ms since the epoch (LoadTimings). */
+const clock = (): number => performance.timeOrigin + performance.now();
+/** Module code runs once every import above has been evaluated: the script's cost ends here. */
+const scriptEvaluated = clock();
+
 let model: PageModel | undefined;
 /** Jobs queued or running, and those of them cancelled (a cancel for a finished job is dropped). */
 const pending = new Set<number>();
@@ -40,14 +45,17 @@ function yieldToMessages(): Promise<void> {
 async function load(base: string, threads?: number): Promise<void> {
   try {
     // The model's files download and are checked while the wasm backend starts; then it is built.
-    const [backend, fetched] = await Promise.all([initBackend(base, threads), fetchPageModel(base)]);
+    const timed = <T>(promise: Promise<T>): Promise<[T, number]> => promise.then((value) => [value, clock()]);
+    const [[backend, backendReady], [fetched, filesFetched]] = await Promise.all([timed(initBackend(base, threads)), timed(fetchPageModel(base))]);
     model = await buildPageModel(fetched);
+    const membersBuilt = clock();
     const adaptProblem = await restoreKept(model);
     const adapted = adaptedSummary();
     scope.postMessage({
       type: 'ready',
       info: {
         meta: model.meta,
+        loadTimings: { workerCreated: performance.timeOrigin, scriptEvaluated, backendReady, filesFetched, membersBuilt, ready: clock() },
         ...backend,
         crossOriginIsolated: globalThis.crossOriginIsolated === true,
         weightsDtype: model.weightsDtype,

@@ -59,8 +59,24 @@ export interface AdaptReplies {
   'adapt-reset': { adapted?: AdaptedSummary };
 }
 
+/**
+ * When each step of the model's load ended, in ms since the epoch (performance.timeOrigin + now(),
+ * comparable between the page and its worker): the worker created, its script fetched and
+ * evaluated (TF.js and the decision code), the wasm backend started, the model files fetched and
+ * checked (these two run together), the members built, and ready (kept adaptations restored).
+ */
+export interface LoadTimings {
+  workerCreated: number;
+  scriptEvaluated: number;
+  backendReady: number;
+  filesFetched: number;
+  membersBuilt: number;
+  ready: number;
+}
+
 export interface ModelInfo {
   meta: ModelDirMeta;
+  loadTimings: LoadTimings;
   backend: 'wasm' | 'cpu';
   threads: number;
   simd: boolean;
