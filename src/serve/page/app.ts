@@ -115,7 +115,6 @@ function showAdapted(summary: AdaptedSummary | undefined): void {
 }
 
 async function start(): Promise<void> {
-  registerOffline();
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
@@ -155,6 +154,10 @@ async function start(): Promise<void> {
   } catch (err) {
     $('model-info').textContent = `Model could not be loaded: ${(err as Error).message}`;
     setStatus('The model folder (pocovid.json, member-*/) must sit next to this page.', true);
+  } finally {
+    // Only now: the service worker's install copies the page, TF.js and the model into its cache,
+    // and doing that during the first load competed with it for the network and both cores.
+    registerOffline();
   }
 }
 
