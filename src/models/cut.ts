@@ -4,6 +4,7 @@
 // Why cut instead of building two models: the flat model is what is saved, exported and run in
 // the page (Keras names, one graph), while the trainer wants to run the frozen part once per
 // image (feature cache) and train only the head on those features.
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { PocovidError } from '../errors.js';
 import { camHead, pocovidHead, SeededInit } from './heads.js';
@@ -41,18 +42,7 @@ const hasTrainableWeights = (layer: Layer): boolean => layer.trainableWeights.le
  * residual block). Returns backbone undefined and head = model when the boundary is the input.
  */
 export function cutModel(model: tfl.LayersModel): { backbone: tfl.LayersModel | undefined; head: tfl.LayersModel } {
-  // model.layers is in topological order (inputs first), so one pass finds every dependant.
-  const headLayers: Layer[] = [];
-  const inHead = new Set<Layer>();
-  for (const layer of model.layers) {
-    if (model.inputLayers.includes(layer)) continue;
-    const node = nodeInModel(model, layer);
-    if (hasTrainableWeights(layer) || node.inboundLayers.some((source) => inHead.has(source))) {
-      inHead.add(layer);
-      headLayers.push(layer);
-    }
-  }
-  if (headLayers.length === 0) throw new PocovidError(`model "${model.name}" has no trainable layer to cut a head from`);
+  const { headLayers, inHead } = headLayersOf(model);
 
   const boundary: SymbolicTensor[] = [];
   for (const layer of headLayers) {
@@ -80,6 +70,60 @@ export function cutModel(model: tfl.LayersModel): { backbone: tfl.LayersModel | 
   });
   const head = tfl.model({ inputs: headInputs, outputs: headOutputs, name: `${model.name}_head` });
   return { backbone, head };
+}
+
+/** The layers that depend, transitively, on a layer with trainable weights, in `model`'s topological order. */
+function headLayersOf(model: tfl.LayersModel): { headLayers: Layer[]; inHead: Set<Layer> } {
+  // model.layers is in topological order (inputs first), so one pass finds every dependant.
+  const headLayers: Layer[] = [];
+  const inHead = new Set<Layer>();
+  for (const layer of model.layers) {
+    if (model.inputLayers.includes(layer)) continue;
+    const node = nodeInModel(model, layer);
+    if (hasTrainableWeights(layer) || node.inboundLayers.some((source) => inHead.has(source))) {
+      inHead.add(layer);
+      headLayers.push(layer);
+    }
+  }
+  if (headLayers.length === 0) throw new PocovidError(`model "${model.name}" has no trainable layer to cut a head from`);
+  return { headLayers, inHead };
+}
+
+/**
+ * `model` with its head (the layers cutModel puts there) made again from the same classes and
+ * configurations, on new weights (initialised; the caller sets them), and its backbone layers
+ * shared, weights included: another member of an ensemble whose members differ in their heads
+ * only, without building, initialising and filling its backbone again. The flat model keeps the
+ * backbone's graph (Grad-CAM walks it) and its layer names.
+ */
+export function withNewHead(model: tfl.LayersModel, name: string): { model: tfl.LayersModel; headLayers: Layer[] } {
+  const { headLayers: old } = headLayersOf(model);
+  const classes = tf.serialization.SerializationMap.getMap().classNameMap;
+  const replaced = new Map<SymbolicTensor, SymbolicTensor>();
+  const headLayers = old.map((layer) => {
+    const entry = classes[layer.getClassName()];
+    if (!entry) throw new Error(`layer class ${layer.getClassName()} is not registered`);
+    const [cls, fromConfig] = entry;
+    const fresh = fromConfig(cls, layer.getConfig()) as Layer;
+    const node = nodeInModel(model, layer);
+    // Backbone tensors are read as they are; head tensors through their new counterparts.
+    const inputs = node.inputTensors.map((tensor) => replaced.get(tensor) ?? tensor);
+    const applied = fresh.apply(inputs.length === 1 ? inputs[0]! : inputs, node.callArgs ?? {});
+    const outputs = (Array.isArray(applied) ? applied : [applied]) as SymbolicTensor[];
+    node.outputTensors.forEach((tensor, i) => replaced.set(tensor, outputs[i]!));
+    return fresh;
+  });
+  const outputs = model.outputs.map((tensor) => replaced.get(tensor) ?? tensor);
+  const built = tfl.model({ inputs: model.inputs, outputs, name });
+  // The backbone's layers now belong to two models, each of which disposes them once: TF.js counts
+  // a layer's uses by its applications, and these layers were not applied again (a second
+  // application would give them a second graph, which Grad-CAM does not walk), so count this use.
+  const fresh = new Set<Layer>(headLayers);
+  for (const layer of built.layers) {
+    const counted = layer as unknown as { _refCount: number | null };
+    if (!fresh.has(layer) && !built.inputLayers.includes(layer) && typeof counted._refCount === 'number') counted._refCount++;
+  }
+  return { model: built, headLayers };
 }
 
 /**

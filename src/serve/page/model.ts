@@ -7,12 +7,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import * as tfl from '@tensorflow/tfjs-layers';
 import type { AdaptedModelKey } from '../../adapt/record.js';
 import { registerGradients } from '../../engine/gradients.js';
 import { registerWasmKernels } from '../../engine/kernels/index.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
-import { layersModelFromFiles, WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
+import { WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
+import { buildMemberModels } from '../../model_dir/member_models.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
 import { SHARED_WEIGHTS_PATH } from '../../model_dir/names.js';
 import { storedWeightDtype } from '../../model_dir/weight_dtype.js';
@@ -185,11 +185,10 @@ export async function fetchPageModel(base: string): Promise<FetchedModel> {
   };
   // Each member is read into memory as its files: an adaptation (src/adapt) rebuilds members from
   // the same files, with a new layer or new head weights.
-  const memberFiles: LayersFiles[] = [];
-  for (const member of meta.members) {
-    const artifacts = await tf.io.http(new URL(`${member}/model.json`, base).href, { fetchFunc }).load!();
-    memberFiles.push(filesOfArtifacts(artifacts, `${member}/model.json`));
-  }
+  // The members are fetched side by side (the shared file once, see fetchOnce).
+  const memberFiles: LayersFiles[] = await Promise.all(
+    meta.members.map(async (member) => filesOfArtifacts(await tf.io.http(new URL(`${member}/model.json`, base).href, { fetchFunc }).load!(), `${member}/model.json`)),
+  );
   const sharedWeightNames = new Set([...(sharedByMember[0] ?? [])].filter((name) => sharedByMember.every((names) => names.has(name))));
   return { meta, metaBytes, memberFiles, ...(unchecked ? { unchecked } : {}), weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed', sharedWeightNames };
 }
@@ -197,8 +196,8 @@ export async function fetchPageModel(base: string): Promise<FetchedModel> {
 /** Builds the fetched members on the current backend, with their forward passes for the decision core. */
 export async function buildPageModel(fetched: FetchedModel): Promise<PageModel> {
   const { meta, memberFiles } = fetched;
-  const members: tfl.LayersModel[] = [];
-  for (const files of memberFiles) members.push(await layersModelFromFiles(files));
+  // A backbone every member reads from shared-weights.bin is built once (member_models.ts).
+  const members = await buildMemberModels(memberFiles, fetched.sharedWeightNames);
   const [height, width] = meta.cfg.inputSize;
   const shape: [number, number, number] = [height, width, meta.cfg.channels];
   const guardSide = guardFrameSide(meta.cfg, meta.guard ? 'stored' : 'none');
