@@ -3,7 +3,7 @@
 // weights of each member, by name, and the recalibrated prediction sets — never an image, a file
 // name's frames or a feature, plus the result the panel showed. It names the model it was made
 // for (its pocovid.json's sha256): loaded on another model it is refused. Browser-safe.
-import { z } from 'zod';
+import * as z from '../util/zod_mini.js';
 import { conformalProblem, type ConformalCalibration } from '../eval/conformal.js';
 import { PocovidError } from '../errors.js';
 import { UPDATE_MODES } from '../models/insert_layer.js';
@@ -47,39 +47,45 @@ export function base64ToFloats(text: string): Float32Array {
   return new Float32Array(bytes.buffer);
 }
 
-const scoresSchema = z.object({ n: z.number().int().nonnegative(), accuracy: z.number(), balancedAccuracy: z.number(), confusion: z.array(z.array(z.number().int().nonnegative())) });
+const nonNegativeInt = () => z.int().check(z.nonnegative());
+const positiveInt = () => z.int().check(z.positive());
+const nonEmpty = () => z.string().check(z.minLength(1));
+
+const scoresSchema = z.object({ n: nonNegativeInt(), accuracy: z.number(), balancedAccuracy: z.number(), confusion: z.array(z.array(nonNegativeInt())) });
 
 const fileSchema = z.object({
   format: z.literal(ADAPTATION_FORMAT),
   version: z.literal(ADAPTATION_VERSION),
-  model: z.object({ name: z.string().min(1), key: z.string().min(1) }),
+  model: z.object({ name: nonEmpty(), key: nonEmpty() }),
   createdAt: z.string(),
   result: z.object({
-    classes: z.array(z.string()).min(2),
-    settings: z.object({ mode: z.enum(UPDATE_MODES), epochs: z.number().int().positive(), lr: z.number().positive(), batchSize: z.number().int().positive(), seed: z.number().int(), heldOutFraction: z.number().gt(0).lt(1) }),
+    classes: z.array(z.string()).check(z.minLength(2)),
+    settings: z.object({ mode: z.enum(UPDATE_MODES), epochs: positiveInt(), lr: z.number().check(z.positive()), batchSize: positiveInt(), seed: z.int(), heldOutFraction: z.number().check(z.gt(0), z.lt(1)) }),
     before: scoresSchema,
     after: scoresSchema,
     filesBefore: scoresSchema,
     filesAfter: scoresSchema,
-    trainFrames: z.number().int().positive(),
-    heldOutFrames: z.number().int().positive(),
+    trainFrames: positiveInt(),
+    heldOutFrames: positiveInt(),
     trainFiles: z.array(z.string()),
     heldOutFiles: z.array(z.string()),
-    calibration: z.object({ frames: z.number().int(), videos: z.number().int(), needed: z.number().int(), coverage: z.number() }),
-    seconds: z.number().nonnegative(),
+    calibration: z.object({ frames: z.int(), videos: z.int(), needed: z.int(), coverage: z.number() }),
+    seconds: z.number().check(z.nonnegative()),
   }),
-  conformal: z.unknown().superRefine((value, ctx) => {
-    const problem = conformalProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  conformal: z.unknown().check(
+    z.superRefine((value, ctx) => {
+      const problem = conformalProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  ),
   members: z
     .array(
       z.object({
-        addedLayer: z.string().optional(),
-        weights: z.array(z.object({ name: z.string().min(1), shape: z.array(z.number().int().positive()), base64: z.string() })).min(1),
+        addedLayer: z.optional(z.string()),
+        weights: z.array(z.object({ name: nonEmpty(), shape: z.array(positiveInt()), base64: z.string() })).check(z.minLength(1)),
       }),
     )
-    .min(1),
+    .check(z.minLength(1)),
 });
 
 /** The record as JSON text (the exported file, and what IndexedDB keeps). */

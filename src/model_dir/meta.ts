@@ -1,7 +1,7 @@
 // What pocovid.json says about a model folder, and the one check of it: types and a zod schema,
 // no file access, so the in-browser page validates the pocovid.json it fetches with the same
 // rules as the CLI and server (src/model_dir/model_dir.ts reads the file and calls parseModelMeta).
-import { z } from 'zod';
+import * as z from '../util/zod_mini.js';
 import { conformalProblem, type ConformalCalibration } from '../eval/conformal.js';
 import { isGuardStats, type GuardStats } from '../guard/guard.js';
 import type { PretrainedCfg } from '../models/types.js';
@@ -43,17 +43,19 @@ const weightSourceSchema = z.object({
   fileName: z.string(),
   licence: z.string(),
   format: z.enum(['keras-h5', 'keras-safetensors', 'torchvision-safetensors']),
-  dropped: z.array(z.string()).optional(),
+  dropped: z.optional(z.array(z.string())),
 });
+
+const positiveInt = () => z.int().check(z.positive());
 
 const cfgSchema = z.object({
   id: z.string(),
-  inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
+  inputSize: z.tuple([positiveInt(), positiveInt()]),
   channels: z.union([z.literal(1), z.literal(3)]),
   channelOrder: z.enum(['rgb', 'bgr']),
-  colour: z.enum(['rgb', 'grey']).optional(),
-  sector: z.enum(['mask', 'crop', 'warp']).optional(),
-  blur: z.number().positive().max(8).optional(),
+  colour: z.optional(z.enum(['rgb', 'grey'])),
+  sector: z.optional(z.enum(['mask', 'crop', 'warp'])),
+  blur: z.optional(z.number().check(z.positive(), z.maximum(8))),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),
@@ -65,22 +67,23 @@ const cfgSchema = z.object({
 export const metaSchema = z.object({
   format: z.literal(MODEL_DIR_FORMAT),
   version: z.literal(MODEL_DIR_VERSION),
-  name: z.string().min(1),
-  classes: z.array(z.string().min(1)).min(2),
+  name: z.string().check(z.minLength(1)),
+  classes: z.array(z.string().check(z.minLength(1))).check(z.minLength(2)),
   cfg: cfgSchema,
-  members: z.array(z.string().regex(/^member-\d+$/)).min(1),
+  members: z.array(z.string().check(z.regex(/^member-\d+$/))).check(z.minLength(1)),
   aggregation: z.enum(['mean', 'vote']),
   createdAt: z.string(),
   source: z.record(z.string(), z.unknown()),
-  guard: z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' }).optional(),
-  files: fileDigestsSchema.optional(),
-  conformal: z
-    .unknown()
-    .superRefine((value, ctx) => {
-      const problem = value === undefined ? undefined : conformalProblem(value);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    })
-    .optional(),
+  guard: z.optional(z.custom<GuardStats>(isGuardStats, { message: 'not a pocovid guard (kind "pocovid-guard", version 1)' })),
+  files: z.optional(fileDigestsSchema),
+  conformal: z.optional(
+    z.unknown().check(
+      z.superRefine((value, ctx) => {
+        const problem = value === undefined ? undefined : conformalProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    ),
+  ),
 });
 
 /** Validates a parsed pocovid.json; throws an Error listing every problem (callers wrap it in their own error type). */

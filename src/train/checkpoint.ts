@@ -55,7 +55,7 @@ const STATE = 'state.json';
 // Names used before generations existed (read when resuming a run made then).
 const LEGACY = { last: 'last.safetensors', best: 'best.safetensors', optimizer: 'optimizer.safetensors' } as const;
 
-const fileRecordSchema = fileDigestSchema.extend({ name: z.string().regex(/^[A-Za-z0-9._-]+\.safetensors$/) });
+const fileRecordSchema = z.object({ ...fileDigestSchema.shape, name: z.string().regex(/^[A-Za-z0-9._-]+\.safetensors$/) });
 type FileRecord = z.infer<typeof fileRecordSchema>;
 
 const stateSchema = z

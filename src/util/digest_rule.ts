@@ -1,7 +1,7 @@
 // The one comparison of a file's bytes with the digest recorded for it, and the schema of the
 // records, shared by Node (src/util/integrity.ts, node:crypto) and the page (crypto.subtle, and
 // pocovid.json checked by src/model_dir/meta.ts): no Node imports here.
-import { z } from 'zod';
+import * as z from './zod_mini.js';
 
 export interface FileDigest {
   /** Lower-case hex sha256 of the whole file. */
@@ -13,8 +13,8 @@ export interface FileDigest {
 export type FileDigests = Record<string, FileDigest>;
 
 export const fileDigestSchema = z.object({
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 of 64 lower-case hex digits'),
-  bytes: z.number().int().min(0),
+  sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/, 'a sha256 of 64 lower-case hex digits')),
+  bytes: z.int().check(z.minimum(0)),
 });
 
 export const fileDigestsSchema = z.record(z.string(), fileDigestSchema);

@@ -3,7 +3,8 @@
 // give an error that names the file and says what to do, never a bare "SyntaxError: Unterminated
 // string in JSON" from somewhere inside the program.
 import { readFileSync } from 'node:fs';
-import type { z } from 'zod';
+import type { $ZodType } from 'zod/v4/core';
+import * as z from './zod_mini.js';
 import { BadInputError } from '../errors.js';
 
 export interface ReadJsonOptions<T> {
@@ -12,7 +13,8 @@ export interface ReadJsonOptions<T> {
   /** What the user can do about a damaged file ("delete it to train fold 2 again"). */
   hint?: string;
   /** Validates the parsed value; its problems are listed in the error. */
-  schema?: z.ZodType<T>;
+  /** A zod schema of either build (the classic API's or the small one's). */
+  schema?: $ZodType<T>;
 }
 
 function problemWith(what: string | undefined, text: string): string {
@@ -34,7 +36,7 @@ export function parseJsonText<T = unknown>(text: string, file: string, options: 
     throw new BadInputError(file, withHint(problemWith(options.what, `not valid JSON (${reason}): the file is truncated or damaged`), options.hint), { cause: err });
   }
   if (!options.schema) return value as T;
-  const parsed = options.schema.safeParse(value);
+  const parsed = z.safeParse(options.schema, value);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new BadInputError(file, withHint(problemWith(options.what, `not the expected content: ${problems}`), options.hint));

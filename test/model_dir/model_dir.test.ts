@@ -43,6 +43,10 @@ describe('model folder', () => {
     const good = readFileSync(metaFile, 'utf8');
     writeFileSync(metaFile, good.replace('"pocovid-model"', '"other"'));
     await expect(loadModelDir(dir)).rejects.toThrow(/pocovid.json: not a valid pocovid model description: format/);
+    // Each problem in words (zod's English messages, also in the page's small zod build), with its place.
+    const parsed = JSON.parse(good) as { classes: string[]; cfg: { inputSize: number[] } };
+    writeFileSync(metaFile, JSON.stringify({ ...parsed, classes: ['covid'], cfg: { ...parsed.cfg, inputSize: [32, 1.5] } }));
+    await expect(loadModelDir(dir)).rejects.toThrow(/classes: Too small: expected array to have >=2 items; cfg\.inputSize\.1: Invalid input: expected int, received number/);
     writeFileSync(metaFile, good);
     const modelFile = join(dir, 'member-0', 'model.json');
     const escaping = readFileSync(modelFile, 'utf8').replace('"weights.bin"', '"../../etc/passwd"');
