@@ -11,7 +11,7 @@ import type { AdaptedModelKey } from '../../adapt/record.js';
 import { registerGradients } from '../../engine/gradients.js';
 import { registerWasmKernels } from '../../engine/kernels/index.js';
 import { guardFrameSide, storedGuard, type DecisionModel } from '../../decision/core.js';
-import { WEIGHTS_FILE, type LayersFiles } from '../../model_dir/layers_io.js';
+import { checkWeightBytes, weightFileNames, type LayersFiles } from '../../model_dir/layers_io.js';
 import { buildMemberModels } from '../../model_dir/member_models.js';
 import { parseModelMeta, type ModelDirMeta } from '../../model_dir/meta.js';
 import { SHARED_WEIGHTS_PATH } from '../../model_dir/names.js';
@@ -161,34 +161,52 @@ export async function fetchPageModel(base: string): Promise<FetchedModel> {
     throw new Error(`pocovid.json: ${(err as Error).message}`);
   }
   const { fetchFunc: checked, unchecked } = checkedFetch(meta, base);
-  // Each member's model.json, read on its way to TF.js, says how its weights are stored and which
-  // of them come from the shared file.
-  const stored = new Set<string>();
-  const sharedByMember: Set<string>[] = [];
-  // Every member names the shared weights (shared-weights.bin): fetched and checked once.
-  const fetched = new Map<string, Promise<Response>>();
-  const fetchOnce = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const key = new URL(typeof input === 'string' || input instanceof URL ? input : input.url, base).href;
-    let response = fetched.get(key);
-    if (!response) fetched.set(key, (response = (checked ?? fetch)(input, init)));
-    return response.then((r) => r.clone());
-  };
-  const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const response = await fetchOnce(input, init);
-    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
-    if (response.ok && url.endsWith('/model.json')) {
-      const modelJson = await response.clone().json();
-      stored.add(storedWeightDtype(modelJson));
-      sharedByMember.push(namesInSharedFile(modelJson));
+  // Each file once, whoever names it (every member names shared-weights.bin): its bytes are read
+  // once and every member's files hold the same bytes, as readMemberFiles gives them in Node.
+  const bytes = new Map<string, Promise<Uint8Array>>();
+  const bytesOf = (url: URL, rel: string): Promise<Uint8Array> => {
+    let read = bytes.get(url.href);
+    if (!read) {
+      read = (checked ?? fetch)(url).then(async (response) => {
+        if (!response.ok) throw new Error(`${rel}: HTTP ${response.status}`);
+        return new Uint8Array(await response.arrayBuffer());
+      });
+      bytes.set(url.href, read);
     }
-    return response;
+    return read;
   };
   // Each member is read into memory as its files: an adaptation (src/adapt) rebuilds members from
-  // the same files, with a new layer or new head weights.
-  // The members are fetched side by side (the shared file once, see fetchOnce).
+  // the same files, with a new layer or new head weights. The members are fetched side by side.
   const memberFiles: LayersFiles[] = await Promise.all(
-    meta.members.map(async (member) => filesOfArtifacts(await tf.io.http(new URL(`${member}/model.json`, base).href, { fetchFunc }).load!(), `${member}/model.json`)),
+    meta.members.map(async (member): Promise<LayersFiles> => {
+      const where = `${member}/model.json`;
+      const memberBase = new URL(`${member}/`, base);
+      let modelJson: tf.io.ModelJSON;
+      try {
+        modelJson = JSON.parse(new TextDecoder().decode(await bytesOf(new URL('model.json', memberBase), where))) as tf.io.ModelJSON;
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}`);
+      }
+      if (!modelJson?.modelTopology || !Array.isArray(modelJson.weightsManifest)) throw new Error(`${where}: not a TF.js layers model (no modelTopology / weightsManifest)`);
+      let names: string[];
+      try {
+        names = weightFileNames(modelJson);
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}`);
+      }
+      const weightFiles = new Map(await Promise.all(names.map(async (name) => [name, await bytesOf(new URL(name, memberBase), `${member}/${name}`)] as const)));
+      const files = { modelJson, weightFiles };
+      try {
+        checkWeightBytes(files);
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}`);
+      }
+      return files;
+    }),
   );
+  // How the weights are stored, and which of them every member reads from the shared file.
+  const stored = new Set(memberFiles.map((files) => storedWeightDtype(files.modelJson)));
+  const sharedByMember = memberFiles.map((files) => namesInSharedFile(files.modelJson));
   const sharedWeightNames = new Set([...(sharedByMember[0] ?? [])].filter((name) => sharedByMember.every((names) => names.has(name))));
   return { meta, metaBytes, memberFiles, ...(unchecked ? { unchecked } : {}), weightsDtype: stored.size === 1 ? [...stored][0]! : 'mixed', sharedWeightNames };
 }
@@ -221,22 +239,6 @@ export async function buildPageModel(fetched: FetchedModel): Promise<PageModel> 
     sharedWeightNames: fetched.sharedWeightNames,
     memberFiles,
     key: { name: meta.name, key: await modelKey(fetched.metaBytes, meta) },
-  };
-}
-
-/** A member's loaded artifacts as the files layers_io builds models from (one weights file). */
-function filesOfArtifacts(artifacts: tf.io.ModelArtifacts, where: string): LayersFiles {
-  if (!artifacts.modelTopology || !artifacts.weightSpecs) throw new Error(`${where}: no topology or weights manifest`);
-  const data = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
-  return {
-    modelJson: {
-      modelTopology: artifacts.modelTopology,
-      format: artifacts.format ?? 'layers-model',
-      generatedBy: artifacts.generatedBy ?? 'TensorFlow.js',
-      convertedBy: artifacts.convertedBy ?? null,
-      weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
-    },
-    weightFiles: new Map([[WEIGHTS_FILE, new Uint8Array(data)]]),
   };
 }
 
