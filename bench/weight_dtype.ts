@@ -5,8 +5,9 @@
 // member weight files.
 //   npx tsx bench/weight_dtype.ts --run runs/cv_default_patient/seed-0 --data runs/pocus_patient_v3 \
 //     [--every 4] [--dtypes float16,uint8] [--json out.json]
-// The export is the run's fold ensemble, as `pocovid export --run` makes it for the page; `--every k`
-// takes every k-th frame of the manifest.
+// The export is the run's fold ensemble, as `pocovid export --run` makes it for the page (frozen
+// BatchNorm folded into its convolution); the reference is the run's exact float32 model, unfolded.
+// `--every k` takes every k-th frame of the manifest.
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +60,8 @@ const dataset = openDataset(values.data);
 const files = dataset.rows.filter((_, i) => i % every === 0).map((row) => join(values.data!, row.path));
 const work = await mkdtemp(join(tmpdir(), 'pocovid-weight-dtype-'));
 try {
-  await exportRun(values.run, join(work, 'float32'), { page: false });
+  // The reference: the run's exact model (float32, BatchNorm not folded); the others as export writes them.
+  await exportRun(values.run, join(work, 'float32'), { page: false, foldBatchNorm: false });
   const reference = await classify(join(work, 'float32'), files);
   const referenceBytes = await weightBytes(join(work, 'float32'));
   const rows = [];

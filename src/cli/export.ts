@@ -15,6 +15,7 @@ interface ExportOptions {
   out: string;
   fold?: number;
   page: boolean;
+  foldBatchnorm: boolean;
   format: 'tfjs' | 'onnx';
   weightsDtype: WeightDtype;
   opset: number;
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'model folder to write')
     .option('--fold <k>', 'export this fold only', fold)
     .option('--no-page', 'do not copy the web page next to the model')
+    .option('--no-fold-batchnorm', 'keep frozen BatchNorm layers as layers (by default each is folded into the convolution before it: the same model, twice as fast in TF.js)')
     .addOption(new Option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx').choices(['tfjs', 'onnx']).default('tfjs'))
     .addOption(
       // float16 by default: half the page's download, and on the real data (bench/weight_dtype.ts,
@@ -61,7 +63,7 @@ export function register(program: Command): void {
       // Checked before anything is written, so that a bad dataset or opset does not leave a half-made folder.
       if (o.int8 && o.opset < 13) throw new PocovidError(`--int8 needs --opset 13 or newer (per-channel DequantizeLinear), got ${o.opset}`);
       if (o.int8) listFrameFiles(o.calibration!);
-      const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page, weightsDtype: o.weightsDtype });
+      const result = await exportRun(o.run, o.out, { fold: o.fold, page: o.page, weightsDtype: o.weightsDtype, foldBatchNorm: o.foldBatchnorm });
       if (o.format === 'onnx') for (const file of await exportModelDirOnnx(o.out, { opset: o.opset })) console.log(`wrote ${file}`);
       if (o.int8) {
         const report = await exportModelDirInt8(o.out, {

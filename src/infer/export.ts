@@ -7,6 +7,7 @@ import { collectRun } from '../model_dir/run.js';
 import { writeModelDirFiles } from '../model_dir/model_dir.js';
 import { type ModelDirMeta } from '../model_dir/meta.js';
 import { storeWeightsAs, type WeightDtype } from '../model_dir/weight_dtype.js';
+import { foldBatchNorm } from '../model_dir/fold_batchnorm.js';
 
 export interface ExportOptions {
   fold?: number;
@@ -16,13 +17,21 @@ export interface ExportOptions {
   pageDir?: string;
   /** How the float32 weights are stored (default float32; float16/uint8: smaller for the page). */
   weightsDtype?: WeightDtype;
+  /**
+   * Fold every frozen BatchNorm into the convolution before it (default true;
+   * src/model_dir/fold_batchnorm.ts): the same model, and MobileNet v1 runs twice as fast in TF.js.
+   */
+  foldBatchNorm?: boolean;
 }
 
 export async function exportRun(run: string, out: string, options: ExportOptions = {}): Promise<{ meta: ModelDirMeta; pageFiles: string[] }> {
   const collected = collectRun(run, options.fold);
   const dtype = options.weightsDtype ?? 'float32';
-  const members = collected.members.map((m, k) => storeWeightsAs(m, dtype, `${run} (member ${k})`));
-  const meta = await writeModelDirFiles(out, collected.info, members);
+  // Folded in float32, before the weights are stored in a smaller type.
+  const folded = collected.members.map((m, k) => (options.foldBatchNorm === false ? { files: m, folded: [] } : foldBatchNorm(m, `${run} (member ${k})`)));
+  const members = folded.map((f, k) => storeWeightsAs(f.files, dtype, `${run} (member ${k})`));
+  const source = { ...collected.info.source, foldedBatchNorm: folded[0]!.folded.length };
+  const meta = await writeModelDirFiles(out, { ...collected.info, source }, members);
   const pageFiles: string[] = [];
   const pageDir = options.page === false ? undefined : (options.pageDir ?? findPageDir());
   if (pageDir) {
