@@ -28,19 +28,26 @@ export function gaussianTaps(sigma: number): Float32Array {
 export function separableFilterInPlace(data: Float32Array, height: number, width: number, channels: number, channel: number, taps: ArrayLike<number>): void {
   const radius = (taps.length - 1) / 2;
   const line = new Float32Array(Math.max(height, width));
-  // One line at a time: `lines` lines of `length` pixels, pixel i of line j at index(j, i).
-  const pass = (lines: number, length: number, index: (j: number, i: number) => number) => {
+  // One line at a time: `lines` lines of `length` pixels, pixel i of line j at
+  // channel + j·lineStride + i·pixelStride. Plain index arithmetic, and the border clamp only near
+  // the border: this runs on every frame the model sees (three times per grey frame before).
+  const pass = (lines: number, length: number, lineStride: number, pixelStride: number) => {
     for (let j = 0; j < lines; j++) {
-      for (let i = 0; i < length; i++) line[i] = data[index(j, i)]!;
+      const base = channel + j * lineStride;
+      for (let i = 0; i < length; i++) line[i] = data[base + i * pixelStride]!;
       for (let i = 0; i < length; i++) {
         let acc = 0;
-        for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[Math.min(length - 1, Math.max(0, i + k))]!;
-        data[index(j, i)] = acc;
+        if (i >= radius && i < length - radius) {
+          for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[i + k]!;
+        } else {
+          for (let k = -radius; k <= radius; k++) acc += taps[k + radius]! * line[Math.min(length - 1, Math.max(0, i + k))]!;
+        }
+        data[base + i * pixelStride] = acc;
       }
     }
   };
-  pass(height, width, (y, x) => (y * width + x) * channels + channel);
-  pass(width, height, (x, y) => (y * width + x) * channels + channel);
+  pass(height, width, width * channels, channels);
+  pass(width, height, channels, width * channels);
 }
 
 /** A Gaussian of `sigma` pixels on channel `channel` of an interleaved float plane, in place; a row's sum is kept. */

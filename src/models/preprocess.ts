@@ -13,36 +13,50 @@ import type { PretrainedCfg } from './types.js';
  * no diagnostic information.
  */
 export function pixelsToInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
+  const [height, width] = cfg.inputSize;
+  if (cfg.blur && cfg.channels === 3 && cfg.colour === 'grey') {
+    // The three channels are one luma plane under three affine maps, and the low-pass is linear
+    // with taps that sum to one: the plane is blurred once, then mapped (the same values to float
+    // rounding as blurring each channel).
+    const pixels = height * width;
+    checkPixels(rgb, cfg);
+    const plane = new Float32Array(pixels);
+    for (let i = 0; i < pixels; i++) plane[i] = luma(rgb, i);
+    gaussianBlurInPlace(plane, height, width, 1, 0, cfg.blur);
+    const out = new Float32Array(pixels * 3);
+    for (let i = 0; i < pixels; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = (plane[i]! - cfg.mean[c]!) / cfg.std[c]!;
+    return out;
+  }
   const out = normalisedInput(rgb, cfg);
   // cfg.blur: the low-pass runs on the normalised planes (linear, so the same as blurring the
   // pixels first, without rounding them back to 8 bits).
-  if (cfg.blur) {
-    const [height, width] = cfg.inputSize;
-    for (let c = 0; c < cfg.channels; c++) gaussianBlurInPlace(out, height, width, cfg.channels, c, cfg.blur);
-  }
+  if (cfg.blur) for (let c = 0; c < cfg.channels; c++) gaussianBlurInPlace(out, height, width, cfg.channels, c, cfg.blur);
   return out;
+}
+
+/** Rec. 601 luma of pixel i, in [0, 1]. */
+const luma = (rgb: Uint8Array | Uint8ClampedArray, i: number): number => (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
+
+function checkPixels(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): void {
+  const [height, width] = cfg.inputSize;
+  if (rgb.length !== height * width * 3) throw new Error(`expected ${height}x${width}x3 = ${height * width * 3} RGB values, got ${rgb.length}`);
 }
 
 function normalisedInput(rgb: Uint8Array | Uint8ClampedArray, cfg: PretrainedCfg): Float32Array {
   const [height, width] = cfg.inputSize;
   const pixels = height * width;
-  if (rgb.length !== pixels * 3) {
-    throw new Error(`expected ${height}x${width}x3 = ${pixels * 3} RGB values, got ${rgb.length}`);
-  }
+  checkPixels(rgb, cfg);
   const out = new Float32Array(pixels * cfg.channels);
   if (cfg.channels === 1) {
     const mean = cfg.mean[0] ?? 0;
     const std = cfg.std[0] ?? 1;
-    for (let i = 0; i < pixels; i++) {
-      const luma = (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
-      out[i] = (luma - mean) / std;
-    }
+    for (let i = 0; i < pixels; i++) out[i] = (luma(rgb, i) - mean) / std;
     return out;
   }
   if (cfg.colour === 'grey') {
     for (let i = 0; i < pixels; i++) {
-      const luma = (0.299 * rgb[i * 3]! + 0.587 * rgb[i * 3 + 1]! + 0.114 * rgb[i * 3 + 2]!) / 255;
-      for (let c = 0; c < 3; c++) out[i * 3 + c] = (luma - cfg.mean[c]!) / cfg.std[c]!;
+      const y = luma(rgb, i);
+      for (let c = 0; c < 3; c++) out[i * 3 + c] = (y - cfg.mean[c]!) / cfg.std[c]!;
     }
     return out;
   }

@@ -107,6 +107,15 @@ describe('input blur', () => {
     for (let c = 0; c < 3; c++) gaussianBlurInPlace(expected, size, size, 3, c, 1);
     const blurred = pixelsToInput(clean, cfg(1));
     for (let i = 0; i < blurred.length; i++) expect(blurred[i]).toBeCloseTo(expected[i]!, 6);
+    // The same for a tinted frame (grey models blur one luma plane, colour ones each channel).
+    const tinted = clean.map((v, i) => (i % 3 === 0 ? Math.min(255, v + 30) : i % 3 === 2 ? v >> 1 : v));
+    for (const colour of ['grey', 'rgb'] as const) {
+      const want = pixelsToInput(tinted, { ...cfg(), colour });
+      for (let c = 0; c < 3; c++) gaussianBlurInPlace(want, size, size, 3, c, 1);
+      const got = pixelsToInput(tinted, { ...cfg(1), colour });
+      for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(want[i]!, 5);
+    }
+    expect(() => pixelsToInput(new Uint8Array(10), cfg(1))).toThrow(/expected 48x48x3 = 6912 RGB values, got 10/);
     // Uniform noise of ±1 level is white: a σ = 1 Gaussian keeps about 1/(2√π·σ) ≈ 0.28 of its
     // amplitude; the picture's own structure (periods of 30 pixels and more) is kept.
     const before = rms(pixelsToInput(clean, cfg()), pixelsToInput(noisy, cfg()));
