@@ -1,4 +1,5 @@
 // A tiny Layers model and config for inference tests (independent of the model zoo).
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { PretrainedCfg } from '../../src/models/types.js';
 
@@ -39,4 +40,19 @@ export function tinyModel(seed: number, options: { hidden?: boolean; size?: numb
     .dense({ units: 3, activation: 'softmax', name: 'classifier', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 3 }), biasInitializer: 'zeros' })
     .apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out, name: `tiny_${seed}` });
+}
+
+/**
+ * A fold-ensemble member: tinyModel's convolutions from `trunkSeed`, its classifier from `headSeed`
+ * (the kernel of tinyModel(headSeed), a random bias). `frozenTrunk`: only the classifier trainable.
+ */
+export function tinyMember(trunkSeed: number, headSeed: number, options: { frozenTrunk?: boolean } = {}): tfl.LayersModel {
+  const model = tinyModel(trunkSeed, { hidden: false });
+  const head = tinyModel(headSeed, { hidden: false });
+  const bias = tf.randomUniform([3], -1, 1, 'float32', headSeed);
+  model.getLayer('classifier').setWeights([head.getLayer('classifier').getWeights()[0]!, bias]);
+  tf.dispose(bias);
+  head.dispose();
+  if (options.frozenTrunk) for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
+  return model;
 }

@@ -11,19 +11,10 @@ import { layersModelFromFiles, layersModelToFiles, type LayersFiles } from '../.
 import { buildMemberModels } from '../../src/model_dir/member_models.js';
 import { SHARED_WEIGHTS_PATH } from '../../src/model_dir/names.js';
 import { shareCommonWeights } from '../../src/model_dir/shared_weights.js';
-import { tinyModel } from '../helpers/tiny_model.js';
+import { tinyMember } from '../helpers/tiny_model.js';
 
 /** A tiny model with the frozen convolutions of `trunkSeed` and the trainable classifier of `headSeed`. */
-function member(trunkSeed: number, headSeed: number): tfl.LayersModel {
-  const model = tinyModel(trunkSeed, { hidden: false });
-  const head = tinyModel(headSeed, { hidden: false });
-  const bias = tf.randomUniform([3], -1, 1, 'float32', headSeed);
-  model.getLayer('classifier').setWeights([head.getLayer('classifier').getWeights()[0]!, bias]);
-  tf.dispose(bias);
-  head.dispose();
-  for (const layer of model.layers) layer.trainable = layer.name === 'classifier';
-  return model;
-}
+const member = (trunkSeed: number, headSeed: number): tfl.LayersModel => tinyMember(trunkSeed, headSeed, { frozenTrunk: true });
 
 async function filesOf(models: tfl.LayersModel[]): Promise<LayersFiles[]> {
   const files = await Promise.all(models.map(layersModelToFiles));

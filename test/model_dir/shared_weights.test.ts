@@ -11,18 +11,10 @@ import { initEngine } from '../../src/engine/index.js';
 import { layersModelToFiles, weightFileNames } from '../../src/model_dir/layers_io.js';
 import { loadModelDir, readModelMeta, saveModelDir } from '../../src/model_dir/model_dir.js';
 import { shareCommonWeights, weightEntries } from '../../src/model_dir/shared_weights.js';
-import { tinyCfg, tinyModel, TINY_CLASSES } from '../helpers/tiny_model.js';
+import { tinyCfg, tinyMember, TINY_CLASSES } from '../helpers/tiny_model.js';
 
 /** A tiny model with the convolutions of `trunkSeed` and the classifier of `headSeed`. */
-function member(trunkSeed: number, headSeed: number): tfl.LayersModel {
-  const model = tinyModel(trunkSeed, { hidden: false });
-  const head = tinyModel(headSeed, { hidden: false });
-  const bias = tf.randomUniform([3], -1, 1, 'float32', headSeed);
-  model.getLayer('classifier').setWeights([head.getLayer('classifier').getWeights()[0]!, bias]);
-  tf.dispose(bias);
-  head.dispose();
-  return model;
-}
+const member = (trunkSeed: number, headSeed: number): tfl.LayersModel => tinyMember(trunkSeed, headSeed);
 
 const predict = (m: tfl.LayersModel, x: tf.Tensor): number[] => Array.from(tf.tidy(() => (m.predict(x) as tf.Tensor).dataSync()));
 

@@ -12,21 +12,25 @@ function problem(seed: number, n = 60, d = 5, k = 3): LogisticProblem {
   return { x, n, d, y, classes: k, weights: Array.from({ length: n }, () => 0.5 + rng.next()) };
 }
 
+/** The objective's gradient at θ equals its central differences, entry by entry. */
+function expectCentralDifferences(objective: (theta: Float64Array) => { value: number; gradient: Float64Array }, theta: Float64Array): void {
+  const { gradient } = objective(theta);
+  const h = 1e-5;
+  for (let i = 0; i < theta.length; i++) {
+    const up = Float64Array.from(theta);
+    const down = Float64Array.from(theta);
+    up[i]! += h;
+    down[i]! -= h;
+    expect(gradient[i]).toBeCloseTo((objective(up).value - objective(down).value) / (2 * h), 6);
+  }
+}
+
 describe('logistic regression', () => {
   it('has the gradient of its objective (central differences)', () => {
     const p = problem(1, 12, 3, 3);
     const rng = createRng(2);
     const theta = Float64Array.from({ length: 3 * 3 + 3 }, () => rng.normal() * 0.3);
-    const { gradient } = logisticObjective(p, 0.7, theta);
-    for (let i = 0; i < theta.length; i++) {
-      const h = 1e-5;
-      const up = Float64Array.from(theta);
-      const down = Float64Array.from(theta);
-      up[i]! += h;
-      down[i]! -= h;
-      const numeric = (logisticObjective(p, 0.7, up).value - logisticObjective(p, 0.7, down).value) / (2 * h);
-      expect(gradient[i]).toBeCloseTo(numeric, 6);
-    }
+    expectCentralDifferences((t) => logisticObjective(p, 0.7, t), theta);
   });
 
   it('reaches the optimum: a vanishing gradient, and a lower objective than any nearby point', () => {
@@ -156,15 +160,7 @@ describe('the quadratic (invariance) penalty', () => {
     let logitChange = 0;
     for (const delta of deltas) for (let c = 0; c < 3; c++) logitChange += (delta[0]! * theta[c]! + delta[1]! * theta[3 + c]! + delta[2]! * theta[6 + c]!) ** 2 / deltas.length;
     expect(withPenalty.value - plain).toBeCloseTo(0.5 * logitChange, 10);
-    for (let i = 0; i < theta.length; i++) {
-      const h = 1e-5;
-      const up = Float64Array.from(theta);
-      const down = Float64Array.from(theta);
-      up[i]! += h;
-      down[i]! -= h;
-      const numeric = (logisticObjective(p, 0.7, up, quadratic).value - logisticObjective(p, 0.7, down, quadratic).value) / (2 * h);
-      expect(withPenalty.gradient[i]).toBeCloseTo(numeric, 6);
-    }
+    expectCentralDifferences((t) => logisticObjective(p, 0.7, t, quadratic), theta);
     expect(() => logisticObjective(p, 0.7, theta, new Float64Array(4))).toThrow(/4 values, expected 3×3/);
   });
 });
