@@ -263,6 +263,20 @@ export function sectorMask(sector: SectorGeometry, width: number, height: number
   return mask;
 }
 
+/**
+ * sectorMask, kept per sector object and size: every frame of a clip shares its sector, and the
+ * per-pixel geometry cost ~3 ms a 224² frame (the page classifies frame by frame). Read-only.
+ */
+const masks = new WeakMap<SectorGeometry, Map<string, Uint8Array>>();
+function cachedSectorMask(sector: SectorGeometry, width: number, height: number): Uint8Array {
+  let bySize = masks.get(sector);
+  if (!bySize) masks.set(sector, (bySize = new Map()));
+  const key = `${width}x${height}`;
+  let mask = bySize.get(key);
+  if (!mask) bySize.set(key, (mask = sectorMask(sector, width, height)));
+  return mask;
+}
+
 /** The sector's bounding box within the frame, in the frame's pixels: [left, top, right, bottom] (inclusive). */
 export function sectorBounds(sector: SectorGeometry, width: number, height: number): [number, number, number, number] {
   const mask = sectorMask(sector, width, height);
@@ -303,7 +317,7 @@ function sample(frame: RgbFrame, x: number, y: number, c: number): number {
 export function applySector(frame: RgbFrame, sector: SectorGeometry, mode: SectorMode): RgbFrame {
   const { width, height } = frame;
   if (mode === 'off' || sector.kind === 'none') return frame;
-  const mask = sectorMask(sector, width, height);
+  const mask = cachedSectorMask(sector, width, height);
   const masked = new Uint8Array(width * height * 3);
   for (let p = 0; p < width * height; p++) {
     if (!mask[p]) continue;

@@ -62,6 +62,21 @@ describe('sector geometry', () => {
     expect(insideSector(fit, 10, 55, 120, 120)).toBe(false);
   });
 
+  it('masks every frame of a clip by its geometry, at each frame size (the mask is kept per sector and size)', () => {
+    const { frames } = phantomClip(4, 'covid');
+    const fit = fitSector(frames);
+    const small: RgbFrame = { width: 80, height: 80, rgb: new Uint8Array(80 * 80 * 3).fill(200) };
+    for (const frame of [...frames, small, frames[1]!, small]) {
+      const masked = applySector(frame, fit, 'mask');
+      for (let y = 0; y < frame.height; y += 3) {
+        for (let x = 0; x < frame.width; x += 3) {
+          const p = (y * frame.width + x) * 3;
+          expect(masked.rgb[p]).toBe(insideSector(fit, x, y, frame.width, frame.height) ? frame.rgb[p] : 0);
+        }
+      }
+    }
+  });
+
   it('masks burned-in text outside the fan but not the dark lung inside it, with the same geometry as without the text', () => {
     const { frames } = phantomClip(8, 'covid');
     const plain = fitSector(frames);
