@@ -5,11 +5,11 @@ import type { ManifestRow } from '../data/types.js';
 import { InputCache, openDataset, splitForFold } from '../data/dataset.js';
 import { pocovidAugmenter, ultrasoundAugmenter, type Augmenter } from '../data/augment.js';
 import { pipelineView } from '../data/pipeline_augment.js';
-import { decodeImage, readImageAsInput } from '../data/image.js';
+import { decodeImage } from '../data/image.js';
 import type { RgbImage } from '../media/resize.js';
 import { applySector, type SectorGeometry } from '../data/sector.js';
 import { datasetSectors } from '../data/sectors_file.js';
-import { pixelsToInput, preprocessorFor } from '../models/preprocess.js';
+import { pixelsToInput } from '../models/preprocess.js';
 import type { PretrainedCfg } from '../models/types.js';
 import type { Rng } from '../util/rng.js';
 import { PocovidError } from '../errors.js';
@@ -35,11 +35,14 @@ export function countFolds(dataDir: string): number {
   return openDataset(dataDir).info.folds;
 }
 
-/** A frame as the network sees it with cfg.sector: decoded at the input size, the source's sector applied, preprocessed. */
-async function sectorInput(path: string, cfg: PretrainedCfg, sector: SectorGeometry, change?: (image: RgbImage) => Promise<RgbImage>): Promise<Float32Array> {
+/**
+ * A frame as the network sees it: decoded at the input size, changed by `change` (a 'pipeline'
+ * view), the source's sector applied (with cfg.sector), preprocessed.
+ */
+async function frameInput(path: string, cfg: PretrainedCfg, sector: SectorGeometry | undefined, change?: (image: RgbImage) => Promise<RgbImage>): Promise<Float32Array> {
   const decoded = await decodeImage(path, cfg.inputSize);
   const image = change ? await change(decoded) : decoded;
-  return pixelsToInput(applySector(image, sector, cfg.sector!).rgb, cfg);
+  return pixelsToInput((sector ? applySector(image, sector, cfg.sector!) : image).rgb, cfg);
 }
 
 /**
@@ -60,22 +63,21 @@ function frameInputs(
   sectors: ReadonlyMap<string, SectorGeometry> | undefined,
 ): FrameInputs {
   const shape = [cfg.inputSize[0], cfg.inputSize[1], cfg.channels] as const;
-  const preprocess = preprocessorFor(cfg);
   return {
     rows,
     count: rows.length,
     labels: rows.map((r) => classes.indexOf(r.label)),
     async input(index, rng) {
       const row = rows[index]!;
+      const sector = sectors?.get(row.source);
+      if (sectors && !sector) throw new PocovidError(`${dir}: ${row.source} has no fitted sector in the dataset's sectors`);
       if (rng && views.kind === 'pixels') {
         // A view of its own pixels: decoded again (the cache holds preprocessed clean inputs only).
-        const change = async (image: RgbImage) => (await pipelineView(image, rng)).image;
-        if (sectors) return sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!, change);
-        return pixelsToInput((await change(await decodeImage(join(dir, row.path), cfg.inputSize))).rgb, cfg);
+        return frameInput(join(dir, row.path), cfg, sector, async (image) => (await pipelineView(image, rng)).image);
       }
       let value = decoded.get(row.path);
       if (!value) {
-        value = sectors ? await sectorInput(join(dir, row.path), cfg, sectors.get(row.source)!) : await readImageAsInput(join(dir, row.path), preprocess);
+        value = await frameInput(join(dir, row.path), cfg, sector);
         decoded.set(row.path, value);
       }
       return rng && views.kind === 'input' ? views.augmenter.apply(value, shape, rng) : value;
