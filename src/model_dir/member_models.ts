@@ -7,25 +7,13 @@
 // own head weights; any other member is built whole. Browser-safe.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { cutModel, withNewHead } from '../models/cut.js';
+import { backboneWeights, withNewHead } from '../models/cut.js';
 import { layersModelFromFiles, type LayersFiles } from './layers_io.js';
 import { weightEntries } from './shared_weights.js';
 
-/** The backbone weights' names of `model` (those before its cut), or undefined when it has no cut. */
-function backboneWeightNames(model: tfl.LayersModel): string[] | undefined {
-  try {
-    const { backbone, head } = cutModel(model);
-    // The cut's head model applied the head layers again: dispose it, or they outlive the member.
-    if (head !== model) head.dispose();
-    return backbone?.weights.map((w) => w.originalName);
-  } catch {
-    return undefined; // nothing trainable to cut at
-  }
-}
-
-/** Member `files` as the first member's backbone under its own head; undefined when it cannot be (then it is built whole). */
-function onSharedBackbone(first: tfl.LayersModel, firstFiles: LayersFiles, files: LayersFiles, name: string, shareable: boolean): tfl.LayersModel | undefined {
-  if (!shareable || JSON.stringify(files.modelJson.modelTopology) !== JSON.stringify(firstFiles.modelJson.modelTopology)) return undefined;
+/** Member `files` as the first member's backbone under its own head (the first's topology given as JSON text); undefined when it cannot be (then it is built whole). */
+function onSharedBackbone(first: tfl.LayersModel, firstTopology: string, files: LayersFiles, name: string): tfl.LayersModel | undefined {
+  if (JSON.stringify(files.modelJson.modelTopology) !== firstTopology) return undefined;
   const entries = new Map(weightEntries(files).map((e) => [e.spec.name, e]));
   const built = withNewHead(first, name);
   try {
@@ -46,6 +34,17 @@ function onSharedBackbone(first: tfl.LayersModel, firstFiles: LayersFiles, files
   }
 }
 
+/** Whether every backbone weight of `model` is among `sharedNames` (false when it has no cut, or an empty backbone). */
+function backboneIsShared(model: tfl.LayersModel, sharedNames: ReadonlySet<string>): boolean {
+  let backbone;
+  try {
+    backbone = backboneWeights(model);
+  } catch {
+    return false; // nothing trainable to cut at
+  }
+  return backbone.length > 0 && backbone.every((w) => sharedNames.has(w.originalName));
+}
+
 /**
  * Builds every member from its files. `sharedNames`: the weights every member read from the same
  * stored bytes (src/serve/page/model.ts FetchedModel.sharedWeightNames).
@@ -53,15 +52,14 @@ function onSharedBackbone(first: tfl.LayersModel, firstFiles: LayersFiles, files
 export async function buildMemberModels(memberFiles: readonly LayersFiles[], sharedNames: ReadonlySet<string>): Promise<tfl.LayersModel[]> {
   const members: tfl.LayersModel[] = [];
   try {
-    let shareable = false;
-    for (const [index, files] of memberFiles.entries()) {
-      const first = members[0];
-      const shared = first ? onSharedBackbone(first, memberFiles[0]!, files, `${first.name}_member${index}`, shareable) : undefined;
+    const [firstFiles, ...others] = memberFiles;
+    if (!firstFiles) return members;
+    const first = await layersModelFromFiles(firstFiles);
+    members.push(first);
+    const firstTopology = backboneIsShared(first, sharedNames) ? JSON.stringify(firstFiles.modelJson.modelTopology) : undefined;
+    for (const [k, files] of others.entries()) {
+      const shared = firstTopology === undefined ? undefined : onSharedBackbone(first, firstTopology, files, `${first.name}_member${k + 1}`);
       members.push(shared ?? (await layersModelFromFiles(files)));
-      if (index === 0) {
-        const backbone = backboneWeightNames(members[0]!);
-        shareable = backbone !== undefined && backbone.length > 0 && backbone.every((n) => sharedNames.has(n));
-      }
     }
     return members;
   } catch (err) {

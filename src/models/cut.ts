@@ -90,6 +90,15 @@ function headLayersOf(model: tfl.LayersModel): { headLayers: Layer[]; inHead: Se
 }
 
 /**
+ * The weights of the layers before `model`'s cut (its frozen backbone), without building the cut's
+ * models; empty when the cut is at the input.
+ */
+export function backboneWeights(model: tfl.LayersModel): tfl.LayersModel['weights'] {
+  const { inHead } = headLayersOf(model);
+  return model.layers.filter((layer) => !inHead.has(layer)).flatMap((layer) => layer.weights);
+}
+
+/**
  * `model` with its head (the layers cutModel puts there) made again from the same classes and
  * configurations, on new weights (initialised; the caller sets them), and its backbone layers
  * shared, weights included: another member of an ensemble whose members differ in their heads
