@@ -61,10 +61,12 @@ export async function layersModelFromFiles(files: LayersFiles): Promise<tfl.Laye
 }
 
 /**
+ * The weight files a parsed model.json names, once it is checked to be a TF.js layers model.
  * Weight-file names in a manifest must be plain names, or the model folder's shared weights one
  * level up (shared_weights.ts): a model folder never reaches outside itself.
  */
 export function weightFileNames(modelJson: tf.io.ModelJSON): string[] {
+  if (!modelJson?.modelTopology || !Array.isArray(modelJson?.weightsManifest)) throw new Error('not a TF.js layers model (no modelTopology / weightsManifest)');
   const names = modelJson.weightsManifest.flatMap((group) => group.paths);
   for (const name of names) {
     if (name === SHARED_WEIGHTS_PATH) continue;

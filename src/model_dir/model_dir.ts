@@ -180,9 +180,6 @@ export function readMemberFiles(dir: string, member: string, digests?: FileDiges
     what: 'a TF.js layers model',
     hint,
   });
-  if (!modelJson?.modelTopology || !Array.isArray(modelJson?.weightsManifest)) {
-    throw new BadInputError(modelFile, 'not a TF.js layers model (no modelTopology / weightsManifest)');
-  }
   const weightFiles = new Map<string, Uint8Array>();
   let names: string[];
   try {

@@ -181,15 +181,12 @@ export async function fetchPageModel(base: string): Promise<FetchedModel> {
     meta.members.map(async (member): Promise<LayersFiles> => {
       const where = `${member}/model.json`;
       const memberBase = new URL(`${member}/`, base);
+      // A failed fetch names its file itself; what is wrong inside model.json is prefixed here.
+      const text = new TextDecoder().decode(await bytesOf(new URL('model.json', memberBase), where));
       let modelJson: tf.io.ModelJSON;
-      try {
-        modelJson = JSON.parse(new TextDecoder().decode(await bytesOf(new URL('model.json', memberBase), where))) as tf.io.ModelJSON;
-      } catch (err) {
-        throw new Error(`${where}: ${(err as Error).message}`);
-      }
-      if (!modelJson?.modelTopology || !Array.isArray(modelJson.weightsManifest)) throw new Error(`${where}: not a TF.js layers model (no modelTopology / weightsManifest)`);
       let names: string[];
       try {
+        modelJson = JSON.parse(text) as tf.io.ModelJSON;
         names = weightFileNames(modelJson);
       } catch (err) {
         throw new Error(`${where}: ${(err as Error).message}`);
