@@ -93,15 +93,15 @@ export function foldBatchNorm(files: LayersFiles, where: string): FoldedModel {
   for (const layer of topology.config.layers) for (const node of layer.inbound_nodes) for (const input of node) input[0] = renamed.get(input[0]) ?? input[0];
   for (const output of topology.config.output_layers) output[0] = renamed.get(output[0]) ?? output[0];
   // The weights in their old order; a new bias right after its convolution's kernel.
-  const order: string[] = [];
+  // (A Set keeps the first place a name is added: a bias already placed after its kernel stays there.)
+  const order = new Set<string>();
   for (const name of weights.keys()) {
-    if (order.includes(name)) continue;
-    order.push(name);
+    order.add(name);
     const bias = name.replace(/\/(depthwise_)?kernel$/, '/bias');
-    if (bias !== name && weights.has(bias) && !order.includes(bias)) order.push(bias);
+    if (bias !== name && weights.has(bias)) order.add(bias);
   }
-  const specs = order.map((name) => weights.get(name)!.spec);
-  const data = concatBytes(order.map((name) => new Uint8Array(weights.get(name)!.values.buffer)));
+  const specs = [...order].map((name) => weights.get(name)!.spec);
+  const data = concatBytes([...order].map((name) => new Uint8Array(weights.get(name)!.values.buffer)));
   return {
     files: {
       modelJson: { ...files.modelJson, modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'], weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }] },

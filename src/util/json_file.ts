@@ -12,8 +12,7 @@ export interface ReadJsonOptions<T> {
   what?: string;
   /** What the user can do about a damaged file ("delete it to train fold 2 again"). */
   hint?: string;
-  /** Validates the parsed value; its problems are listed in the error. */
-  /** A zod schema of either build (the classic API's or the small one's). */
+  /** Validates the parsed value (a zod schema of either build, classic or small); its problems are listed in the error. */
   schema?: $ZodType<T>;
 }
 
