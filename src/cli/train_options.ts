@@ -44,6 +44,7 @@ export function addTrainOptions(command: Command): Command {
     .addOption(trainOption('--colour <kind>', 'grey: feed the luma to all channels of an RGB network', 'colour'))
     .addOption(trainOption('--sector <mode>', 'the imaging sector, fitted per source: mask the screen around it, crop to it, or warp a fan into depth × angle', 'sector'))
     .addOption(trainOption('--input-blur <sigma>', 'σ in pixels of a Gaussian low-pass on each frame before the network (stable decisions under codecs, resizes, noise); 0 = none', 'inputBlur'))
+    .addOption(trainOption('--anti-alias <n>', "mobilenet_v1: its first n (of 5) stride-2 convolutions run at stride 1 and a fixed binomial low-pass keeps every second pixel (features that alias less, for stable decisions); 0 = none", 'antiAlias'))
     .addOption(trainOption('--pretrain <kind>', "video-contrastive: before the head, train MobileNet v1's last block on the training folds' frames without labels (two frames of a video are a positive pair)", 'pretrain'))
     .addOption(trainOption('--pretrain-steps <n>', 'steps of that pretraining (32 videos per step)', 'pretrainSteps'))
     .addOption(trainOption('--weight-decay <w>', 'decoupled weight decay on the trainable kernels (AdamW)', 'weightDecay'))
@@ -84,6 +85,7 @@ export interface ParsedTrainOptions {
   classBias?: 'fitted' | 'none';
   colour?: 'rgb' | 'grey';
   inputBlur?: number;
+  antiAlias?: number;
   sector?: 'off' | 'mask' | 'crop' | 'warp';
   pretrain: 'none' | 'video-contrastive';
   pretrainSteps: number;
@@ -127,6 +129,7 @@ export function toConfigInput(o: ParsedTrainOptions): Omit<TrainConfigInput, 'fo
     colour: o.colour,
     sector: o.sector,
     inputBlur: o.inputBlur,
+    antiAlias: o.antiAlias,
     pretrain: o.pretrain,
     pretrainSteps: o.pretrainSteps,
     weightDecay: o.weightDecay,

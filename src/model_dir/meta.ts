@@ -56,6 +56,7 @@ const cfgSchema = z.object({
   colour: z.optional(z.enum(['rgb', 'grey'])),
   sector: z.optional(z.enum(['mask', 'crop', 'warp'])),
   blur: z.optional(z.number().check(z.positive(), z.maximum(8))),
+  antiAlias: z.optional(positiveInt()),
   mean: z.array(z.number()),
   std: z.array(z.number()),
   camLayer: z.string(),

@@ -220,6 +220,8 @@ export interface BackboneDef {
   defaultTrainableLayers: number;
   /** The model's own head: POCOVID-Net's (with its pooling and whether it has BatchNorm) or the linear (CAM) head. */
   head: { kind: 'pocovid'; pooling: 'avg4x4' | 'global'; batchNorm: boolean } | { kind: 'linear' };
+  /** Stride-2 convolutions `features` can anti-alias (ModelOptions.antiAlias, src/models/anti_alias.ts); absent: none. */
+  stridedConvs?: number;
 }
 
 /** The penultimate feature layer of each head (t-SNE, embeddings). */
@@ -240,6 +242,11 @@ export function buildBackboneModel(
   if (Math.min(...inputSize) < def.minInput) {
     throw new PocovidError(`${def.name} needs an input of at least ${def.minInput}×${def.minInput}, got ${inputSize.join('×')}`);
   }
+  const antiAlias = options.antiAlias ?? 0;
+  if (antiAlias > 0 && !def.stridedConvs) throw new PocovidError(`anti-aliased downsampling is built for mobilenet_v1 only, not for ${def.name}`);
+  if (!Number.isInteger(antiAlias) || antiAlias < 0 || antiAlias > (def.stridedConvs ?? 0)) {
+    throw new PocovidError(`${def.name} has ${def.stridedConvs ?? 0} stride-2 convolutions to anti-alias, got ${antiAlias}`);
+  }
   const kind = options.head ?? def.head.kind;
   if (kind === 'pocovid' && def.head.kind !== 'pocovid') {
     throw new PocovidError(`${def.name} has only the linear (CAM) head; the POCOVID head is on the other backbones`);
@@ -259,6 +266,7 @@ export function buildBackboneModel(
       ...(grey ? { colour: 'grey' as const } : {}),
       ...(options.sector && options.sector !== 'off' ? { sector: options.sector } : {}),
       ...(options.blur ? { blur: options.blur } : {}),
+      ...(antiAlias > 0 ? { antiAlias } : {}),
     },
     numClasses: options.numClasses,
     trainableLayers: options.trainableLayers ?? def.defaultTrainableLayers,

@@ -1,6 +1,7 @@
 // MobileNet v1 (alpha 1.0) in Keras' layout, truncated after conv_pw_12 (7×7×1024 at 224),
 // + the POCOVID head with global average pooling. A light backbone for CPU training.
 import * as tfl from '@tensorflow/tfjs-layers';
+import { antiAliasedDownsample } from './anti_alias.js';
 import { buildBackboneModel } from './cut.js';
 import { apply, SeededInit } from './heads.js';
 import { registerModel } from './registry.js';
@@ -31,13 +32,25 @@ export const MOBILENET_V1_CONV_UNITS: readonly (readonly string[])[] = [
 /**
  * input → conv_pw_12_relu. Keras pads stride-2 convs with ZeroPadding ((0,1),(0,1)) + 'valid';
  * on even-sized maps that is exactly what TF 'same' does, so 'same' is used throughout.
+ * `antiAlias` (0–5): the first that many of the five stride-2 convs run at stride 1 and their ReLU6
+ * output is low-passed before every second pixel is kept (src/models/anti_alias.ts); the
+ * pretrained weights are the same.
  */
-export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit): SymbolicTensor {
+export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit, antiAlias = 0): SymbolicTensor {
+  let stridedSoFar = 0;
+  /** Whether the stride-2 conv `name` is the next one and anti-aliased: recorded once per conv, in graph order. */
+  const aliased = new Set<string>();
+  const stride = (strided: boolean, name: string): number => {
+    if (!strided) return 1;
+    if (stridedSoFar++ < antiAlias) aliased.add(name);
+    return aliased.has(name) ? 1 : 2;
+  };
+  const downsample = (x: SymbolicTensor, name: string): SymbolicTensor => (aliased.has(name) ? antiAliasedDownsample(x, name) : x);
   let x = apply(
     tfl.layers.conv2d({
       filters: 32,
       kernelSize: 3,
-      strides: 2,
+      strides: stride(true, 'conv1'),
       padding: 'same',
       useBias: false,
       name: 'conv1',
@@ -45,12 +58,12 @@ export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit): Sy
     }),
     input,
   );
-  x = bnRelu6(x, 'conv1');
+  x = downsample(bnRelu6(x, 'conv1'), 'conv1');
   for (let i = 1; i <= BLOCKS; i++) {
     x = apply(
       tfl.layers.depthwiseConv2d({
         kernelSize: 3,
-        strides: STRIDE_2_BLOCKS.has(i) ? 2 : 1,
+        strides: stride(STRIDE_2_BLOCKS.has(i), `conv_dw_${i}`),
         padding: 'same',
         useBias: false,
         name: `conv_dw_${i}`,
@@ -58,7 +71,7 @@ export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit): Sy
       }),
       x,
     );
-    x = bnRelu6(x, `conv_dw_${i}`);
+    x = downsample(bnRelu6(x, `conv_dw_${i}`), `conv_dw_${i}`);
     x = apply(
       tfl.layers.conv2d({
         filters: POINTWISE_FILTERS[i - 1]!,
@@ -104,8 +117,8 @@ const MIN_INPUT = 32;
 
 export function buildMobilenetV1(options: ModelOptions): BuiltModel {
   const head = { kind: 'pocovid', pooling: 'global', batchNorm: true } as const;
-  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head };
-  return buildBackboneModel(def, options, mobilenetV1Features);
+  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head, stridedConvs: 5 };
+  return buildBackboneModel(def, options, (input, init) => mobilenetV1Features(input, init, options.antiAlias ?? 0));
 }
 
 export const spec: ModelSpec = registerModel({

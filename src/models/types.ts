@@ -51,6 +51,12 @@ export interface PretrainedCfg {
    * decisions then do not move with a codec, a resize kernel or a grey level of noise. Absent: none.
    */
   blur?: number;
+  /**
+   * How many of the backbone's stride-2 convolutions, from the input, run at stride 1 with a fixed
+   * binomial low-pass subsampling their output (src/models/anti_alias.ts), so that their features
+   * do not alias. The layers are in the model itself; this records that they are. Absent: none.
+   */
+  antiAlias?: number;
   mean: number[];
   std: number[];
   /** Layer whose output Grad-CAM / CAM uses. */
@@ -89,6 +95,8 @@ export interface ModelOptions {
   sector?: 'off' | 'mask' | 'crop' | 'warp';
   /** Sets cfg.blur (σ in pixels); 0 or absent: no blur. */
   blur?: number;
+  /** Anti-alias the first n stride-2 convolutions (sets cfg.antiAlias); mobilenet_v1 only (0–5). */
+  antiAlias?: number;
 }
 
 /**

@@ -72,6 +72,8 @@ export const trainConfigSchema = z.object({
   sector: z.enum(['off', 'mask', 'crop', 'warp']).default('off'),
   /** σ (input pixels) of a Gaussian low-pass before the network (PretrainedCfg.blur); 0 = none. */
   inputBlur: z.number().min(0).max(8).default(0),
+  /** Anti-aliased downsampling of the first n stride-2 convolutions (PretrainedCfg.antiAlias; mobilenet_v1: 0–5). */
+  antiAlias: z.number().int().min(0).max(5).default(0),
   /**
    * Self-supervised pretraining before the head: 'video-contrastive' trains MobileNet v1's last
    * block on the fold's training frames with same-video positive pairs (src/train/pretrain_video.ts).

@@ -134,6 +134,7 @@ export async function trainFold(input: TrainConfigInput, options: TrainFoldOptio
     colour: config.colour,
     sector: config.sector,
     blur: config.inputBlur,
+    antiAlias: config.antiAlias,
   });
   // Preprocessing comes from the built model's config (input size, colour) and nowhere else.
   const data = await loadTrainingData(config, built.cfg).catch((err: unknown) => {

@@ -10,6 +10,8 @@ import { gradCam } from '../../src/explain/gradcam.js';
 import { foldBatchNorm } from '../../src/model_dir/fold_batchnorm.js';
 import { layersModelFromFiles, layersModelToFiles } from '../../src/model_dir/layers_io.js';
 import { storeWeightsAs } from '../../src/model_dir/weight_dtype.js';
+import { ANTI_ALIAS_PREFIX } from '../../src/models/anti_alias.js';
+import { createModel, disposeBuiltModel } from '../../src/models/index.js';
 import { createRng } from '../../src/util/rng.js';
 
 /** conv (no bias) → BN → ReLU → depthwise (bias) → BN → ReLU6 → conv → trainable BN → ReLU → pooled → Dense; and a conv read twice. */
@@ -76,5 +78,26 @@ describe('foldBatchNorm', () => {
     tf.dispose([x, one]);
     original.dispose();
     built.dispose();
+  });
+
+  it('folds an anti-aliased MobileNet: every BatchNorm goes, its low-pass filters stay, the same probabilities', async () => {
+    const built = createModel('mobilenet_v1', { numClasses: 3, inputSize: [64, 64], seed: 4, antiAlias: 5, trainableLayers: 0, head: 'linear' });
+    try {
+      const files = await layersModelToFiles(built.model);
+      const { files: foldedFiles, folded } = foldBatchNorm(files, 'aliased');
+      const batchNorms = built.model.layers.filter((l) => l.getClassName() === 'BatchNormalization').map((l) => l.name);
+      expect(folded.sort()).toEqual(batchNorms.sort());
+      const model = await layersModelFromFiles(foldedFiles);
+      const filters = (m: tfl.LayersModel) => m.layers.filter((l) => l.name.startsWith(ANTI_ALIAS_PREFIX)).map((l) => Array.from(l.getWeights()[0]!.dataSync()));
+      expect(filters(model)).toEqual(filters(built.model));
+      expect(filters(model)).toHaveLength(5);
+      const x = tf.randomUniform([2, 64, 64, 3], -1, 1, 'float32', 11);
+      const want = (built.model.predict(x) as tf.Tensor).dataSync();
+      (model.predict(x) as tf.Tensor).dataSync().forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5));
+      x.dispose();
+      model.dispose();
+    } finally {
+      disposeBuiltModel(built);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // for the whole model (probabilities) and for the frozen backbone cut (feature maps).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, tf } from '../../src/engine/index.js';
-import { createModel, disposeBuiltModel, modelNames, type BuiltModel } from '../../src/models/index.js';
+import { createModel, disposeBuiltModel, modelNames, type BuiltModel, type ModelOptions } from '../../src/models/index.js';
 import { decodeModel } from '../../src/onnx/onnx_proto.js';
 import { modelToOnnx } from '../../src/onnx/export.js';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -32,14 +32,20 @@ async function ortRunner(model: tfl.LayersModel, bytes: Uint8Array): Promise<For
   return createOrtRunnerFromSession(session, shapeOf(model.inputs[0]!.shape), model.outputs.map((o) => shapeOf(o.shape)));
 }
 
-describe.each(modelNames())('ONNX export of %s', (name) => {
+/** Every registered model as built by default, and the options that change a backbone's graph. */
+const VARIANTS: { label: string; name: string; options: Partial<ModelOptions> }[] = [
+  ...modelNames().map((name) => ({ label: name, name, options: {} })),
+  { label: 'mobilenet_v1 --anti-alias 5', name: 'mobilenet_v1', options: { antiAlias: 5 } },
+];
+
+describe.each(VARIANTS)('ONNX export of $label', ({ name, options }) => {
   const size = INPUT_SIZE[name] ?? 64;
   let built: BuiltModel;
   let x: Float32Array;
   const runners: ForwardRunner[] = [];
 
   beforeAll(() => {
-    built = createModel(name, { numClasses: 3, inputSize: [size, size], seed: 7 });
+    built = createModel(name, { numClasses: 3, inputSize: [size, size], seed: 7, ...options });
     x = randomInput(createRng(11), BATCH, built.model.inputs[0]!.shape.slice(1) as number[]);
   });
 
@@ -83,7 +89,7 @@ describe.each(modelNames())('ONNX export of %s', (name) => {
     let cut = built;
     if (!built.backbone) {
       expect(built.head).toBe(built.model);
-      cut = createModel(name, { numClasses: 3, inputSize: [size, size], seed: 7, trainableLayers: 1 });
+      cut = createModel(name, { numClasses: 3, inputSize: [size, size], seed: 7, trainableLayers: 1, ...options });
       expect(randomizeBatchNorms(cut.model, x, BATCH, 5)).toBeGreaterThan(0);
     }
     try {

@@ -6,6 +6,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { basename } from 'node:path';
 import { WeightMismatchError } from '../../errors.js';
 import { VERSION } from '../../version.js';
+import { ANTI_ALIAS_PREFIX } from '../anti_alias.js';
 import type { BuiltModel } from '../types.js';
 import { readWeightsFile, type WeightFormat } from './formats.js';
 import { writeSafetensors } from './safetensors.js';
@@ -117,11 +118,12 @@ export function readModelWeights(model: tfl.LayersModel): TensorMap {
 }
 
 /**
- * Layers that pretrained files never hold: our heads (named `head_*`) and the classifier. Everything
- * else, the whole backbone including its trainable last layers, must come from the file.
+ * Layers that pretrained files never hold: our heads (named `head_*`), the classifier, and the
+ * fixed low-pass filters of anti-aliased downsampling (set when built, src/models/anti_alias.ts).
+ * Everything else, the whole backbone including its trainable last layers, must come from the file.
  */
 export function headLayerPrefixes(built: BuiltModel): string[] {
-  return ['head_', built.cfg.classifier];
+  return ['head_', built.cfg.classifier, ...(built.cfg.antiAlias ? [ANTI_ALIAS_PREFIX] : [])];
 }
 
 /**
