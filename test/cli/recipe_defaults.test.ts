@@ -18,13 +18,13 @@ describe('default recipes through the CLI', () => {
     const recipe = MODEL_RECIPES['mobilenet_v1']!;
     for (const field of RECIPE_FIELDS) if (recipe[field] !== undefined) expect(config[field], field).toEqual(recipe[field]);
     // The measured best honest recipe (docs/results.md): a logistic head on frozen grey features
-    // inside the sector.
-    expect(config).toMatchObject({ head: 'logistic', trainableLayers: 0, colour: 'grey', sector: 'mask', augment: false, inputBlur: 1 });
+    // inside the sector, the input smoothed and the first stride-2 conv anti-aliased.
+    expect(config).toMatchObject({ head: 'logistic', trainableLayers: 0, colour: 'grey', sector: 'mask', augment: false, inputBlur: 1, antiAlias: 1 });
   });
 
   it('keeps what the command line sets, option by option', () => {
-    const config = configFor(['--model', 'mobilenet_v1', '--head', 'pocovid', '--trainable-layers', '2', '--augment', 'on', '--colour', 'rgb', '--input-blur', '0']);
-    expect(config).toMatchObject({ head: 'pocovid', trainableLayers: 2, augment: true, colour: 'rgb', inputBlur: 0 });
+    const config = configFor(['--model', 'mobilenet_v1', '--head', 'pocovid', '--trainable-layers', '2', '--augment', 'on', '--colour', 'rgb', '--input-blur', '0', '--anti-alias', '0']);
+    expect(config).toMatchObject({ head: 'pocovid', trainableLayers: 2, augment: true, colour: 'rgb', inputBlur: 0, antiAlias: 0 });
     // The options it did not set still come from the recipe.
     expect(config.sector).toBe(MODEL_RECIPES['mobilenet_v1']!.sector);
   });
@@ -32,7 +32,7 @@ describe('default recipes through the CLI', () => {
   it('gives a model without a recipe the schema defaults', () => {
     expect(MODEL_RECIPES['vgg16']).toBeUndefined();
     const config = configFor(['--model', 'vgg16']);
-    expect(config).toMatchObject({ colour: 'rgb', sector: 'off', classWeights: 'none', augment: true, inputBlur: 0 });
+    expect(config).toMatchObject({ colour: 'rgb', sector: 'off', classWeights: 'none', augment: true, inputBlur: 0, antiAlias: 0 });
     // The model's own head and trainable layers (POCOVID-Net's head, the model's default block).
     expect(config.head).toBeUndefined();
     expect(config.trainableLayers).toBeUndefined();
