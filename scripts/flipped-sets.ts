@@ -2,7 +2,7 @@
 // that flipped under any perturbation, its clean video-level probabilities (the mean of its frames,
 // from the run's predictions.csv) and the set its fold's model gives them (video level; frame level
 // for a still image), with that fold's own calibration.
-//   npx tsx scripts/flipped-sets.ts RUN        (RUN: a cv run with RUN/robustness/robustness.json)
+//   npx tsx scripts/flipped-sets.ts RUN [DIR]   (RUN: a cv run; DIR: robustness's --out, default RUN/robustness)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { conformalSet } from '../src/eval/conformal.js';
@@ -10,8 +10,9 @@ import { readPredictionsCsv } from '../src/eval/csv.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 
 const run = process.argv[2];
-if (!run) throw new Error('usage: npx tsx scripts/flipped-sets.ts RUN');
-const report = JSON.parse(readFileSync(join(run, 'robustness', 'robustness.json'), 'utf8')) as { perturbations: { name: string; flippedVideos: string[] }[] };
+if (!run) throw new Error('usage: npx tsx scripts/flipped-sets.ts RUN [ROBUSTNESS_DIR]');
+const robustnessDir = process.argv[3] ?? join(run, 'robustness');
+const report = JSON.parse(readFileSync(join(robustnessDir, 'robustness.json'), 'utf8')) as { perturbations: { name: string; flippedVideos: string[] }[] };
 const bySource = new Map<string, string[]>();
 for (const p of report.perturbations) for (const source of p.flippedVideos) bySource.set(source, [...(bySource.get(source) ?? []), p.name]);
 const { rows, classes } = readPredictionsCsv(join(run, 'predictions.csv'));

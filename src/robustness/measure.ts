@@ -12,6 +12,7 @@ import { resizeRgb } from '../media/resize.js';
 import { meanAbsoluteDifference } from '../data/perturb.js';
 import { createProgress } from '../data/progress.js';
 import type { ManifestRow } from '../data/types.js';
+import type { ConformalCalibration } from '../eval/conformal.js';
 import { readPredictionsCsv } from '../eval/csv.js';
 import type { PredictionRow, VideoAggregation } from '../eval/types.js';
 import { initEngine } from '../engine/index.js';
@@ -79,7 +80,8 @@ export interface RobustnessMeasurement {
   batchSize: number;
   mirrorAverage: boolean;
   perturbations: Perturbation[];
-  folds: { fold: number; runtime: Runtime; frames: number; model: string }[];
+  /** Each fold's model, runtime and frames, and its prediction-set calibration when it has one. */
+  folds: { fold: number; runtime: Runtime; frames: number; model: string; conformal?: ConformalCalibration }[];
   /**
    * The native source frames behind the resize perturbations: the folder, why there is none, the
    * build's sampling, the largest mean difference (grey levels) between data build's resize of a
@@ -289,7 +291,8 @@ export async function measureRobustness(options: RobustnessOptions): Promise<Rob
         frames += groupRecords.length;
         progress.update(++done, `fold ${unit.fold}`);
       }
-      folds.push({ fold: unit.fold, runtime: runner.runtime, frames, model: unit.modelDir });
+      const conformal = loaded.meta.conformal;
+      folds.push({ fold: unit.fold, runtime: runner.runtime, frames, model: unit.modelDir, ...(conformal ? { conformal } : {}) });
     } finally {
       await runner?.dispose();
       model.dispose();

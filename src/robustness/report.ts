@@ -10,7 +10,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import type { RobustnessMeasurement, SkippedSource } from './measure.js';
 import { NATIVE_MATCH_TOLERANCE } from './native.js';
 import { DOWN_UP_FACTOR } from './perturbations.js';
-import { checkTargets, pct, ROBUSTNESS_TARGETS, summarisePerturbation, type PerturbationSummary, type TargetCheck } from './stats.js';
+import { checkTargets, pct, ROBUSTNESS_TARGETS, summarisePerturbation, type PerturbationSummary, type PredictionSetOf, type TargetCheck } from './stats.js';
+import { conformalSet } from '../eval/conformal.js';
 
 export interface RobustnessReport {
   run: string;
@@ -46,10 +47,20 @@ export function buildRobustnessReport(m: RobustnessMeasurement): RobustnessRepor
     native: m.native,
     targets: ROBUSTNESS_TARGETS,
     perturbations: m.perturbations.map((p) => {
-      const summary = summarisePerturbation(p, m.records, m.classes, m.videoAggregation);
+      const summary = summarisePerturbation(p, m.records, m.classes, m.videoAggregation, predictionSets(m.folds));
       return { ...summary, target: checkTargets(summary) };
     }),
     skipped: m.skipped,
+  };
+}
+
+/** Each fold's prediction sets from its own calibration; undefined unless every fold has one. */
+function predictionSets(folds: RobustnessMeasurement['folds']): PredictionSetOf | undefined {
+  if (folds.length === 0 || folds.some((f) => !f.conformal)) return undefined;
+  const byFold = new Map(folds.map((f) => [f.fold, f.conformal!]));
+  return (fold, level, probs) => {
+    const calibration = byFold.get(fold);
+    return calibration?.levels[level] ? conformalSet(calibration, level, probs).classes : undefined;
   };
 }
 
@@ -85,13 +96,13 @@ export function formatRobustnessMarkdown(report: RobustnessReport): string {
     '',
     `Run \`${report.run}\`, dataset \`${report.data}\`: ${report.frames} test frames from ${report.videos} videos and images, each classified by the model of its own fold (folds ${report.folds.map((f) => f.fold).join(', ')}; ${[...new Set(report.folds.map((f) => f.runtime))].join(', ')}). Video decision: ${report.videoAggregation} over its frames. Seed ${report.seed}.`,
     '',
-    '| perturbation | frames | frame labels flipped | videos | video labels flipped | top-prob. change: mean | median | p95 | max | mean \\|Δ pixel\\| (grey levels) | perturbed from | target (issue 15) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| perturbation | frames | frame labels flipped | videos | video labels flipped | of those, the class was in the clean set | video sets changed | top-prob. change: mean | median | p95 | max | mean \\|Δ pixel\\| (grey levels) | perturbed from | target (issue 15) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const p of report.perturbations) {
     const target = p.target === null ? '–' : p.target.met ? 'met' : `missed: ${p.target.missed.join('; ')}`;
     lines.push(
-      `| ${p.name} | ${p.frames} | ${share(p.frameFlips, p.frames, p.frameFlipRate)} | ${p.videos} | ${share(p.videoFlips, p.videos, p.videoFlipRate)} | ${num(p.meanTopProbChange)} | ${num(p.medianTopProbChange)} | ${num(p.p95TopProbChange)} | ${num(p.maxTopProbChange)} | ${num(p.meanPixelChange, 2)} | ${origin(p)} | ${target} |`,
+      `| ${p.name} | ${p.frames} | ${share(p.frameFlips, p.frames, p.frameFlipRate)} | ${p.videos} | ${share(p.videoFlips, p.videos, p.videoFlipRate)} | ${p.flippedVideosInSet ?? '–'} | ${p.videoSetChanges ?? '–'} | ${num(p.meanTopProbChange)} | ${num(p.medianTopProbChange)} | ${num(p.p95TopProbChange)} | ${num(p.maxTopProbChange)} | ${num(p.meanPixelChange, 2)} | ${origin(p)} | ${target} |`,
     );
   }
   lines.push('', 'Accuracy, clean → perturbed (the same frames and videos):', '', '| perturbation | frame accuracy | video accuracy | video top-prob. change: mean | p95 | max |', '|---|---|---|---:|---:|---:|');
@@ -104,7 +115,7 @@ export function formatRobustnessMarkdown(report: RobustnessReport): string {
   const t = report.targets;
   lines.push(
     '',
-    `Top-probability change: |p'(ĉ) − p(ĉ)| for the class ĉ decided on the clean frame. Targets (issue 15, for ${t.perturbations.join(', ')}): at most ${pct(t.maxFrameFlipRate)} of frame labels and ${t.maxVideoFlipRate} video labels flip, mean top-probability change under ${t.maxMeanTopProbChange}.`,
+    `Top-probability change: |p'(ĉ) − p(ĉ)| for the class ĉ decided on the clean frame. Prediction sets (the two set columns): each video's from its fold's own calibration at its coverage, video level (frame level for a still image); a flipped video whose clean set already held the class it flipped to was told "cannot decide between them" either way, and a set that does not change is the same answer. Targets (issue 15, for ${t.perturbations.join(', ')}): at most ${pct(t.maxFrameFlipRate)} of frame labels and ${t.maxVideoFlipRate} video labels flip, mean top-probability change under ${t.maxMeanTopProbChange}.`,
     '',
   );
   const n = report.native;

@@ -82,7 +82,17 @@ export interface PerturbationSummary {
   perFold: FoldFlips[];
   /** Sources whose video decision changed. */
   flippedVideos: string[];
+  /**
+   * Videos whose prediction set (their fold's calibration; frame level for a still image) changes;
+   * null without calibrations. A set that stays the same is the same answer to a clinician.
+   */
+  videoSetChanges: number | null;
+  /** Of the flipped videos, those whose clean set already held the class they flipped to ("cannot decide" either way); null without calibrations. */
+  flippedVideosInSet: number | null;
 }
+
+/** A fold's prediction set (class indices) for a video's mean probabilities, or a still image's; undefined when the fold has no calibration. */
+export type PredictionSetOf = (fold: number, level: 'frame' | 'video', probs: readonly number[]) => readonly number[] | undefined;
 
 const rate = (count: number, of: number): number | null => (of === 0 ? null : count / of);
 
@@ -98,6 +108,7 @@ export function summarisePerturbation(
   records: readonly FrameRecord[],
   classes: readonly string[],
   videoAggregation: VideoAggregation,
+  setOf?: PredictionSetOf,
 ): PerturbationSummary {
   const had = records.filter((r) => r.perturbed[perturbation.name]);
   const clean = had.map((r) => toRow(r, r.clean, classes));
@@ -120,6 +131,7 @@ export function summarisePerturbation(
   }));
   const frameFlips = frameFlipped.filter(Boolean).length;
   const videoFlips = videoFlipped.filter(Boolean).length;
+  const sets = setOf && videoSets(cleanVideos, perturbedVideos, had, classes, setOf);
   const frameDistribution = distribution(changes);
   const pixelChanges = had.map((r) => r.perturbed[perturbation.name]!.pixelChange);
   return {
@@ -147,7 +159,33 @@ export function summarisePerturbation(
     },
     perFold,
     flippedVideos: cleanVideos.filter((_, i) => videoFlipped[i]).map((v) => v.source),
+    videoSetChanges: sets ? sets.changed : null,
+    flippedVideosInSet: sets ? sets.flippedInSet : null,
   };
+}
+
+/** How many videos' sets change, and how many flipped videos had the class they flipped to in their clean set; undefined if a fold has no calibration. */
+function videoSets(
+  clean: readonly PredictionRow[],
+  perturbed: readonly PredictionRow[],
+  frames: readonly FrameRecord[],
+  classes: readonly string[],
+  setOf: PredictionSetOf,
+): { changed: number; flippedInSet: number } | undefined {
+  const frameCount = new Map<string, number>();
+  for (const r of frames) frameCount.set(r.source, (frameCount.get(r.source) ?? 0) + 1);
+  let changed = 0;
+  let flippedInSet = 0;
+  for (let i = 0; i < clean.length; i++) {
+    const video = clean[i]!;
+    const level = frameCount.get(video.source) === 1 ? 'frame' : 'video';
+    const before = setOf(video.fold, level, video.probs);
+    const after = setOf(video.fold, level, perturbed[i]!.probs);
+    if (!before || !after) return undefined;
+    if (before.length !== after.length || before.some((k) => !after.includes(k))) changed++;
+    if (video.predicted !== perturbed[i]!.predicted && before.includes(classes.indexOf(perturbed[i]!.predicted))) flippedInSet++;
+  }
+  return { changed, flippedInSet };
 }
 
 /**

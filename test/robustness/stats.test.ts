@@ -7,6 +7,7 @@ import { DOWN_UP_FACTOR, PERTURBATION_NAMES, selectPerturbations } from '../../s
 import { buildRobustnessReport, cleanCheckWarning, formatRobustnessMarkdown } from '../../src/robustness/report.js';
 import { checkTargets, distribution, summarisePerturbation, topProbabilityChange, type FrameRecord } from '../../src/robustness/stats.js';
 import type { RobustnessMeasurement } from '../../src/robustness/measure.js';
+import type { ConformalCalibration } from '../../src/eval/conformal.js';
 
 const CLASSES = ['a', 'b', 'c'];
 
@@ -79,6 +80,25 @@ describe('summarisePerturbation', () => {
     const byMean = summarisePerturbation({ name: 'noise-1', description: 'd' }, v3, CLASSES, 'mean');
     expect([byVote.videoFlips, byVote.flippedVideos, byVote.accuracy.video]).toEqual([1, ['V3'], { clean: 0, perturbed: 1 }]);
     expect([byMean.videoFlips, byMean.accuracy.video]).toEqual([0, { clean: 1, perturbed: 1 }]);
+  });
+
+  it('counts the videos whose prediction set changes and the flips the clean set already allowed, at video level or frame level for a still image', () => {
+    // A set rule by hand: every class with probability ≥ 0.3. S is a still image that flips a → b.
+    const levels: string[] = [];
+    const setOf = (fold: number, level: 'frame' | 'video', probs: readonly number[]) => {
+      levels.push(`${fold}:${level}`);
+      return probs.flatMap((p, k) => (p >= 0.3 ? [k] : []));
+    };
+    const still = frame('s', 'S', 0, [0.5, 0.45, 0.05], [0.2, 0.75, 0.05]);
+    const s = summarisePerturbation({ name: 'noise-1', description: 'd' }, [...RECORDS, still], CLASSES, 'mean', setOf);
+    // V1 {a, b} → {a, b}; V2 {a, b} → {a, b}, flipped a → b, b in its clean set; S {a, b} → {b}, flipped, b in its set.
+    expect([s.videoFlips, s.flippedVideosInSet, s.videoSetChanges]).toEqual([2, 2, 1]);
+    expect(levels.sort()).toEqual(['0:frame', '0:frame', '0:video', '0:video', '1:video', '1:video']);
+    // A flip to a class outside the clean set is not counted as allowed.
+    const narrow = summarisePerturbation({ name: 'noise-1', description: 'd' }, [still], CLASSES, 'mean', (_f, _l, probs) => [probs.indexOf(Math.max(...probs))]);
+    expect([narrow.videoFlips, narrow.flippedVideosInSet, narrow.videoSetChanges]).toEqual([1, 0, 1]);
+    // Without calibrations: null, not 0.
+    expect(summarisePerturbation({ name: 'noise-1', description: 'd' }, RECORDS, CLASSES, 'mean')).toMatchObject({ videoSetChanges: null, flippedVideosInSet: null });
   });
 
   it('reports null rates, not 0, for a perturbation no frame had', () => {
@@ -165,12 +185,35 @@ describe('the report', () => {
     expect(report.perturbations[0]).toMatchObject({ name: 'noise-1', frameFlipRate: 0.4, videoFlipRate: 0.5, meanTopProbChange: expect.closeTo(0.148, 12), target: { met: false } });
     expect([report.frames, report.videos]).toEqual([6, 3]);
     const md = formatRobustnessMarkdown(report);
-    expect(md).toContain('| noise-1 | 5 | 2/5 (40.0%) | 2 | 1/2 (50.0%) | 0.1480 | 0.0200 | 0.4400 | 0.5000 | 0.50 | stored | missed: frame flips 40.0% > 1.0%;');
+    expect(md).toContain('| noise-1 | 5 | 2/5 (40.0%) | 2 | 1/2 (50.0%) | – | – | 0.1480 | 0.0200 | 0.4400 | 0.5000 | 0.50 | stored | missed: frame flips 40.0% > 1.0%;');
     expect(md).toContain('| h264 | 0 | – | 0 | – | – |');
     expect(md).toContain('Native frames unavailable (gone)');
     expect(md).toContain('- I (h264): why');
     expect(md).not.toContain('Warning');
     expect(cleanCheckWarning(report)).toBeUndefined();
+  });
+
+  it('takes each fold\'s prediction sets from its own calibration', () => {
+    // APS scores all 0.95: a set holds the classes until their mass passes 0.95.
+    const calibration = (scores: number): ConformalCalibration => ({
+      kind: 'pocovid-conformal', version: 1, method: 'aps', lambda: 0, kReg: 0, classes: CLASSES, coverage: 0.9, calibratedOn: 'validation',
+      levels: { video: { n: 9, scores: Array(9).fill(scores) }, frame: { n: 9, scores: Array(9).fill(scores) } },
+    });
+    const measurement = (withSets: boolean): RobustnessMeasurement => ({
+      run: 'r', data: 'd', classes: CLASSES, seed: 0, videoAggregation: 'mean', mirrorAverage: false, batchSize: 16,
+      perturbations: selectPerturbations(['noise-1']),
+      folds: [
+        { fold: 0, runtime: 'ort', frames: 3, model: 'm0', conformal: calibration(0.95) },
+        { fold: 1, runtime: 'ort', frames: 3, model: 'm1', ...(withSets ? { conformal: calibration(0.95) } : {}) },
+      ],
+      native: { dir: null, unavailable: 'gone', fps: 3, maxFrames: 30, worstMismatch: 0, fallbacks: [] },
+      skipped: [], records: RECORDS, cleanCheck: { frames: 6, maxAbsDifference: 0, labelAgreement: 1 },
+    });
+    // V1: {a, b} before and after. V2: {a} → {b}, a flip to a class its clean set did not hold.
+    expect(buildRobustnessReport(measurement(true)).perturbations[0]).toMatchObject({ videoFlips: 1, videoSetChanges: 1, flippedVideosInSet: 0 });
+    // One fold without a calibration: no set figures rather than half of them.
+    expect(buildRobustnessReport(measurement(false)).perturbations[0]).toMatchObject({ videoSetChanges: null, flippedVideosInSet: null });
+    expect(formatRobustnessMarkdown(buildRobustnessReport(measurement(true)))).toContain('| noise-1 | 5 | 2/5 (40.0%) | 2 | 1/2 (50.0%) | 0 | 1 |');
   });
 
   it('warns when the clean pass does not reproduce the run\'s predictions', () => {
