@@ -11,8 +11,10 @@ type SymbolicTensor = tfl.SymbolicTensor;
 
 /** Pointwise filters of blocks 1..12, and the blocks whose depthwise conv has stride 2. */
 const POINTWISE_FILTERS = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024];
-const STRIDE_2_BLOCKS = new Set([2, 4, 6, 12]);
+const STRIDE_2_BLOCKS = [2, 4, 6, 12];
 const BLOCKS = POINTWISE_FILTERS.length;
+/** The stride-2 convolutions in graph order: the first n are anti-aliased by `--anti-alias n`. */
+const STRIDED_CONVS: readonly string[] = ['conv1', ...STRIDE_2_BLOCKS.map((i) => `conv_dw_${i}`)];
 
 /** Keras MobileNet: BatchNorm epsilon 1e-3 (its default momentum 0.99), then ReLU6. */
 function bnRelu6(x: SymbolicTensor, name: string): SymbolicTensor {
@@ -37,20 +39,14 @@ export const MOBILENET_V1_CONV_UNITS: readonly (readonly string[])[] = [
  * pretrained weights are the same.
  */
 export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit, antiAlias = 0): SymbolicTensor {
-  let stridedSoFar = 0;
-  /** Whether the stride-2 conv `name` is the next one and anti-aliased: recorded once per conv, in graph order. */
-  const aliased = new Set<string>();
-  const stride = (strided: boolean, name: string): number => {
-    if (!strided) return 1;
-    if (stridedSoFar++ < antiAlias) aliased.add(name);
-    return aliased.has(name) ? 1 : 2;
-  };
+  const aliased = new Set(STRIDED_CONVS.slice(0, antiAlias));
+  const stride = (name: string): number => (STRIDED_CONVS.includes(name) && !aliased.has(name) ? 2 : 1);
   const downsample = (x: SymbolicTensor, name: string): SymbolicTensor => (aliased.has(name) ? antiAliasedDownsample(x, name) : x);
   let x = apply(
     tfl.layers.conv2d({
       filters: 32,
       kernelSize: 3,
-      strides: stride(true, 'conv1'),
+      strides: stride('conv1'),
       padding: 'same',
       useBias: false,
       name: 'conv1',
@@ -63,7 +59,7 @@ export function mobilenetV1Features(input: SymbolicTensor, init: SeededInit, ant
     x = apply(
       tfl.layers.depthwiseConv2d({
         kernelSize: 3,
-        strides: stride(STRIDE_2_BLOCKS.has(i), `conv_dw_${i}`),
+        strides: stride(`conv_dw_${i}`),
         padding: 'same',
         useBias: false,
         name: `conv_dw_${i}`,
@@ -117,7 +113,7 @@ const MIN_INPUT = 32;
 
 export function buildMobilenetV1(options: ModelOptions): BuiltModel {
   const head = { kind: 'pocovid', pooling: 'global', batchNorm: true } as const;
-  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head, stridedConvs: 5 };
+  const def = { name: 'mobilenet_v1', cfg, minInput: MIN_INPUT, units: MOBILENET_V1_CONV_UNITS, defaultTrainableLayers: spec.defaultTrainableLayers, head, stridedConvs: STRIDED_CONVS.length };
   return buildBackboneModel(def, options, (input, init) => mobilenetV1Features(input, init, options.antiAlias ?? 0));
 }
 
