@@ -27,12 +27,12 @@ export function formatRobustnessBench(report: RobustnessReport): string {
   const lines = [
     `robustness of ${report.run}: ${report.frames} test frames, ${report.videos} videos and images, folds ${report.folds.map((f) => f.fold).join(',')} (${[...new Set(report.folds.map((f) => f.runtime))].join(', ')})`,
     `targets (issue 15): frame flips ≤ ${pct(t.maxFrameFlipRate)}, video flips ${t.maxVideoFlipRate === 0 ? 'none' : `≤ ${pct(t.maxVideoFlipRate)}`}, mean top-probability change < ${t.maxMeanTopProbChange}`,
-    '| perturbation | frame flips | video flips | top-prob. change mean | p95 | max | target |',
-    '|---|---:|---:|---:|---:|---:|---|',
+    '| perturbation | frame flips | video flips | video sets changed | top-prob. change mean | p95 | max | target |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const p of report.perturbations) {
     const target = p.target === null ? '–' : p.target.met ? 'met' : `MISSED (${p.target.missed.join('; ')})`;
-    lines.push(`| ${p.name} | ${rate(p.frameFlipRate)} | ${rate(p.videoFlipRate)} | ${fixed(p.meanTopProbChange)} | ${fixed(p.p95TopProbChange)} | ${fixed(p.maxTopProbChange)} | ${target} |`);
+    lines.push(`| ${p.name} | ${rate(p.frameFlipRate)} | ${rate(p.videoFlipRate)} | ${p.videoSetChanges ?? '–'} | ${fixed(p.meanTopProbChange)} | ${fixed(p.p95TopProbChange)} | ${fixed(p.maxTopProbChange)} | ${target} |`);
   }
   return lines.join('\n');
 }

@@ -184,7 +184,12 @@ describe('pocovid bench --robustness', () => {
     expect(existsSync(written) ? readFileSync(written, 'utf8') : null).toBe(before);
     const text = formatRobustnessBench(report);
     expect(text).toContain('targets (issue 15): frame flips ≤ 1.0%, video flips none, mean top-probability change < 0.01');
-    for (const name of ROBUSTNESS_TARGETS.perturbations) expect(text).toMatch(new RegExp(`\\| ${name} \\| \\d+\\.\\d% \\| \\d+\\.\\d% \\| 0\\.\\d{4} \\| .* \\| (met|MISSED .*) \\|`));
+    // The folds' models carry calibrations, so the video sets are counted (a number, not '–').
+    for (const p of report.perturbations as { videoSetChanges: number | null; flippedVideosInSet: number | null; videoFlips: number }[]) {
+      expect(Number.isInteger(p.videoSetChanges)).toBe(true);
+      expect(p.flippedVideosInSet).toBeLessThanOrEqual(p.videoFlips);
+    }
+    for (const name of ROBUSTNESS_TARGETS.perturbations) expect(text).toMatch(new RegExp(`\\| ${name} \\| \\d+\\.\\d% \\| \\d+\\.\\d% \\| \\d+ \\| 0\\.\\d{4} \\| .* \\| (met|MISSED .*) \\|`));
     const brittle = { ...report, perturbations: [{ ...report.perturbations[0], frameFlipRate: 0.07, target: { met: false, missed: ['frame flips 7.0% > 1.0%'] } }] };
     expect(formatRobustnessBench(brittle)).toMatch(/\| noise-1 \| 7\.0% \| .* \| MISSED \(frame flips 7\.0% > 1\.0%\) \|/);
   });
