@@ -5,7 +5,7 @@
 //   npx tsx scripts/flipped-sets.ts RUN [DIR]   (RUN: a cv run; DIR: robustness's --out, default RUN/robustness)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { conformalSet } from '../src/eval/conformal.js';
+import { predictionSetOf } from '../src/decision/prediction_set.js';
 import { readPredictionsCsv } from '../src/eval/csv.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 
@@ -23,7 +23,7 @@ for (const [source, perturbations] of bySource) {
   const mean = classes.map((_, k) => mine.reduce((a, r) => a + r.probs[k]!, 0) / mine.length);
   const conformal = readModelMeta(join(run, `fold-${mine[0]!.fold}`, 'model')).conformal;
   const level = mine.length === 1 ? 'frame' : 'video';
-  const set = conformal ? conformalSet(conformal, level, mean) : undefined;
-  const shown = set ? `${set.classes.map((k) => classes[k]).join(' or ')} (${level}, ${set.calibrationSize})` : 'no calibration';
+  const set = conformal ? predictionSetOf(conformal, level, mean, classes) : undefined;
+  const shown = set ? `${set.classes.join(' or ')} (${level}, ${set.calibrationSize})` : 'no calibration';
   console.log(`| ${source} | ${mine[0]!.label} | ${mean.map((p) => p.toFixed(3)).join(' / ')} | ${perturbations.join(', ')} | ${shown} |`);
 }

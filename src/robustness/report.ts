@@ -11,7 +11,7 @@ import type { RobustnessMeasurement, SkippedSource } from './measure.js';
 import { NATIVE_MATCH_TOLERANCE } from './native.js';
 import { DOWN_UP_FACTOR } from './perturbations.js';
 import { checkTargets, pct, ROBUSTNESS_TARGETS, summarisePerturbation, type PerturbationSummary, type PredictionSetOf, type TargetCheck } from './stats.js';
-import { conformalSet } from '../eval/conformal.js';
+import { predictionSetOf } from '../decision/prediction_set.js';
 
 export interface RobustnessReport {
   run: string;
@@ -33,6 +33,7 @@ export interface RobustnessReport {
 }
 
 export function buildRobustnessReport(m: RobustnessMeasurement): RobustnessReport {
+  const setOf = predictionSets(m.folds, m.classes);
   return {
     run: m.run,
     data: m.data,
@@ -47,21 +48,18 @@ export function buildRobustnessReport(m: RobustnessMeasurement): RobustnessRepor
     native: m.native,
     targets: ROBUSTNESS_TARGETS,
     perturbations: m.perturbations.map((p) => {
-      const summary = summarisePerturbation(p, m.records, m.classes, m.videoAggregation, predictionSets(m.folds));
+      const summary = summarisePerturbation(p, m.records, m.classes, m.videoAggregation, setOf);
       return { ...summary, target: checkTargets(summary) };
     }),
     skipped: m.skipped,
   };
 }
 
-/** Each fold's prediction sets from its own calibration; undefined unless every fold has one. */
-function predictionSets(folds: RobustnessMeasurement['folds']): PredictionSetOf | undefined {
+/** Each fold's prediction sets from its own calibration, as predict shows them; undefined unless every fold has one. */
+function predictionSets(folds: RobustnessMeasurement['folds'], classes: readonly string[]): PredictionSetOf | undefined {
   if (folds.length === 0 || folds.some((f) => !f.conformal)) return undefined;
   const byFold = new Map(folds.map((f) => [f.fold, f.conformal!]));
-  return (fold, level, probs) => {
-    const calibration = byFold.get(fold);
-    return calibration?.levels[level] ? conformalSet(calibration, level, probs).classes : undefined;
-  };
+  return (fold, level, probs) => predictionSetOf(byFold.get(fold)!, level, probs, classes)?.classes;
 }
 
 /**

@@ -91,8 +91,8 @@ export interface PerturbationSummary {
   flippedVideosInSet: number | null;
 }
 
-/** A fold's prediction set (class indices) for a video's mean probabilities, or a still image's; undefined when the fold has no calibration. */
-export type PredictionSetOf = (fold: number, level: 'frame' | 'video', probs: readonly number[]) => readonly number[] | undefined;
+/** A fold's prediction set (class names) for a video's mean probabilities, or a still image's; undefined when the fold has no calibration at that level. */
+export type PredictionSetOf = (fold: number, level: 'frame' | 'video', probs: readonly number[]) => readonly string[] | undefined;
 
 const rate = (count: number, of: number): number | null => (of === 0 ? null : count / of);
 
@@ -131,7 +131,7 @@ export function summarisePerturbation(
   }));
   const frameFlips = frameFlipped.filter(Boolean).length;
   const videoFlips = videoFlipped.filter(Boolean).length;
-  const sets = setOf && videoSets(cleanVideos, perturbedVideos, had, classes, setOf);
+  const sets = setOf && videoSets(cleanVideos, perturbedVideos, had, setOf);
   const frameDistribution = distribution(changes);
   const pixelChanges = had.map((r) => r.perturbed[perturbation.name]!.pixelChange);
   return {
@@ -169,7 +169,6 @@ function videoSets(
   clean: readonly PredictionRow[],
   perturbed: readonly PredictionRow[],
   frames: readonly FrameRecord[],
-  classes: readonly string[],
   setOf: PredictionSetOf,
 ): { changed: number; flippedInSet: number } | undefined {
   const frameCount = new Map<string, number>();
@@ -183,7 +182,7 @@ function videoSets(
     const after = setOf(video.fold, level, perturbed[i]!.probs);
     if (!before || !after) return undefined;
     if (before.length !== after.length || before.some((k) => !after.includes(k))) changed++;
-    if (video.predicted !== perturbed[i]!.predicted && before.includes(classes.indexOf(perturbed[i]!.predicted))) flippedInSet++;
+    if (video.predicted !== perturbed[i]!.predicted && before.includes(perturbed[i]!.predicted)) flippedInSet++;
   }
   return { changed, flippedInSet };
 }

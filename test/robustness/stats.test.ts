@@ -87,7 +87,7 @@ describe('summarisePerturbation', () => {
     const levels: string[] = [];
     const setOf = (fold: number, level: 'frame' | 'video', probs: readonly number[]) => {
       levels.push(`${fold}:${level}`);
-      return probs.flatMap((p, k) => (p >= 0.3 ? [k] : []));
+      return CLASSES.filter((_, k) => probs[k]! >= 0.3);
     };
     const still = frame('s', 'S', 0, [0.5, 0.45, 0.05], [0.2, 0.75, 0.05]);
     const s = summarisePerturbation({ name: 'noise-1', description: 'd' }, [...RECORDS, still], CLASSES, 'mean', setOf);
@@ -95,7 +95,7 @@ describe('summarisePerturbation', () => {
     expect([s.videoFlips, s.flippedVideosInSet, s.videoSetChanges]).toEqual([2, 2, 1]);
     expect(levels.sort()).toEqual(['0:frame', '0:frame', '0:video', '0:video', '1:video', '1:video']);
     // A flip to a class outside the clean set is not counted as allowed.
-    const narrow = summarisePerturbation({ name: 'noise-1', description: 'd' }, [still], CLASSES, 'mean', (_f, _l, probs) => [probs.indexOf(Math.max(...probs))]);
+    const narrow = summarisePerturbation({ name: 'noise-1', description: 'd' }, [still], CLASSES, 'mean', (_f, _l, probs) => [CLASSES[probs.indexOf(Math.max(...probs))]!]);
     expect([narrow.videoFlips, narrow.flippedVideosInSet, narrow.videoSetChanges]).toEqual([1, 0, 1]);
     // Without calibrations: null, not 0.
     expect(summarisePerturbation({ name: 'noise-1', description: 'd' }, RECORDS, CLASSES, 'mean')).toMatchObject({ videoSetChanges: null, flippedVideosInSet: null });
