@@ -4,13 +4,13 @@
 // An exam is named only by what the user gave: the folder's name or the mapping's patient id.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseCsvWithLines } from '../data/csv.js';
+import { formatCsv, parseCsvWithLines } from '../data/csv.js';
 import { decideExam } from '../decision/exam.js';
 import { abstentionNote, setCell, type PredictionSet } from '../decision/prediction_set.js';
 import { BadInputError } from '../errors.js';
 import { collectInputs } from '../media/inputs.js';
 import type { Pipeline } from './pipeline.js';
-import { csvCell, fixed, predictFiles, summaryLine, toLine, type FileOutcome, type PredictFilesOptions } from './predict_files.js';
+import { fixed, predictFiles, summaryLine, toLine, type FileOutcome, type PredictFilesOptions } from './predict_files.js';
 
 export interface ExamInput {
   /** The folder's name, or the mapping's patient id. */
@@ -155,7 +155,7 @@ export function examsToCsv(outcomes: ExamOutcome[], classes: string[]): string {
     o.exam, String(o.zones.length), String(o.zones.length - o.refusedZones - o.failedZones), String(o.refusedZones), String(o.failedZones),
     o.label ?? '', ...classes.map((c) => fixed(o.probabilities?.[c])), setCell(o.predictionSet),
   ]);
-  return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+  return formatCsv([header, ...rows]);
 }
 
 /** The exams decided, then the zones as predict's summary counts files. */

@@ -1,6 +1,7 @@
 // `pocovid predict` as a library: collect files (folders recursed), classify each, keep going past
 // bad files, write optional heatmap PNGs, and format the results as a table, JSON or CSV.
 import { basename, extname, join, relative } from 'node:path';
+import { formatCsv } from '../data/csv.js';
 import { BadInputError, PocovidError } from '../errors.js';
 import { sniffFileSync } from '../media/sniff.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -61,10 +62,6 @@ export async function predictFiles(pipeline: Pipeline, files: string[], options:
 
 export const fixed = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '' : v.toFixed(digits));
 
-export function csvCell(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
 export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
   // `set`: the prediction set's classes joined by "|" (one class = decided), empty without a calibration.
   const header = ['file', 'kind', 'label', 'confidence', 'entropy', 'ensemble_std', 'mc_dropout_std', ...classes.map((c) => `p_${c}`), 'set', 'frames', 'flagged', 'reason', 'warning', 'heatmap', 'error'];
@@ -77,7 +74,7 @@ export function toCsv(outcomes: FileOutcome[], classes: string[]): string {
       o.guard?.reason ?? '', o.warning ?? '', o.heatmapFile ?? '', '',
     ];
   });
-  return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+  return formatCsv([header, ...rows]);
 }
 
 /** One human-readable line per file; an abstaining prediction set is said next to the label. */
