@@ -1,38 +1,21 @@
 // `pocovid update`: continue a run's models on new data (head or a new layer) and report the gain
 // on the new data and the forgetting on the run's own test folds.
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { evaluateRun } from '../eval/report.js';
+import { trainConfigSchema } from '../train/config.js';
 import { UPDATE_MODES, updateRun, type UpdateMode } from '../train/update.js';
+import { integer, listOf, onOff, schemaNumber } from './options.js';
 
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a whole number >= 0`);
-  return n;
-}
-
-function positive(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number > 0`);
-  return n;
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n < 1)) throw new InvalidArgumentError(`"${value}" is not a number between 0 and 1`);
-  return n;
-}
-
-function onOff(value: string): boolean {
-  if (value === 'on' || value === 'off') return value === 'on';
-  throw new InvalidArgumentError(`"${value}": use on or off`);
-}
+// The training options update may override take their rule from the training schema, as train's do.
+const trainRule = (field: 'epochs' | 'lr' | 'batchSize' | 'seed' | 'views' | 'validationFraction' | 'earlyStoppingPatience'): ((value: string) => number) =>
+  schemaNumber(trainConfigSchema.shape[field]);
 
 interface UpdateCliOptions {
   run: string;
   data: string;
   out: string;
   mode: UpdateMode;
-  fold?: string;
+  fold?: number[];
   newFold: number;
   epochs: number;
   lr?: number;
@@ -54,16 +37,16 @@ export function register(program: Command): void {
     .requiredOption('--data <dataset>', 'the new dataset (pocovid data build)')
     .requiredOption('--out <dir>', 'output folder: fold-<k>/ (a run each), update.json, update.md')
     .addOption(new Option('--mode <mode>', 'head: fine-tune the trainable part; new-layer: add a layer before the classifier and train only it').choices([...UPDATE_MODES]).default('head'))
-    .option('--fold <list>', "the run's folds to update, comma-separated (default: all)")
-    .option('--new-fold <k>', "the new dataset's test fold; its other folds train", int, 0)
-    .option('--epochs <n>', 'epochs on the new data', int, 10)
-    .option('--lr <rate>', "learning rate (default: the run's)", positive)
-    .option('--batch-size <n>', "batch size (default: the run's)", int)
-    .option('--seed <n>', "seed (default: the run's)", int)
-    .option('--views <n>', "augmented views per image (default: the run's)", int)
+    .option('--fold <list>', "the run's folds to update, comma-separated (default: all)", listOf(integer(0), 'a comma-separated list of fold numbers'))
+    .option('--new-fold <k>', "the new dataset's test fold; its other folds train", integer(0), 0)
+    .option('--epochs <n>', 'epochs on the new data', trainRule('epochs'), 10)
+    .option('--lr <rate>', "learning rate (default: the run's)", trainRule('lr'))
+    .option('--batch-size <n>', "batch size (default: the run's)", trainRule('batchSize'))
+    .option('--seed <n>', "seed (default: the run's)", trainRule('seed'))
+    .option('--views <n>', "augmented views per image (default: the run's)", trainRule('views'))
     .option('--augment <on|off>', "augmentation (default: the run's)", onOff)
-    .option('--validation-fraction <f>', "share of the new training patients held out to choose the checkpoint (default: the run's)", fraction)
-    .option('--patience <n>', "early-stopping patience (default: the run's)", int)
+    .option('--validation-fraction <f>', "share of the new training patients held out to choose the checkpoint (default: the run's)", trainRule('validationFraction'))
+    .option('--patience <n>', "early-stopping patience (default: the run's)", trainRule('earlyStoppingPatience'))
     .addOption(new Option('--runtime <engine>', 'forward passes on ONNX Runtime (ort), TF.js (tfjs), or ort where it loads (auto)').choices(['auto', 'ort', 'tfjs']).default('auto'))
     .option('--quiet', 'no progress output')
     .action(async (o: UpdateCliOptions) => {
@@ -72,7 +55,7 @@ export function register(program: Command): void {
         data: o.data,
         out: o.out,
         mode: o.mode,
-        folds: o.fold?.split(',').map((f) => int(f.trim())),
+        folds: o.fold,
         newTestFold: o.newFold,
         epochs: o.epochs,
         lr: o.lr,

@@ -119,6 +119,12 @@ describe('every command refuses a bad value the same way', () => {
     [['bench', '--runtimes', 'auto'], "pocovid: option '--runtimes <list>' argument 'auto' is invalid. \"auto\": Expected one of ort, tfjs."],
     [['predict', '--model', 'm'], 'pocovid: predict needs files or folders (or --exam-map <csv>)'],
     [['cv', '--lr-decay', 'fast', '--data', 'd', '--model', 'm', '--out', 'o'], "pocovid: option '--lr-decay <kind>' argument 'fast' is invalid. Allowed choices are original, none."],
+    // update's overrides of the run's training options follow the training schema, as train's do.
+    [['update', '--run', 'r', '--data', 'd', '--out', 'o', '--batch-size', '0'], "pocovid: option '--batch-size <n>' argument '0' is invalid. Expected a whole number ≥ 1."],
+    [['update', '--run', 'r', '--data', 'd', '--out', 'o', '--lr', '1e'], "pocovid: option '--lr <rate>' argument '1e' is invalid. Expected a number > 0."],
+    [['update', '--run', 'r', '--data', 'd', '--out', 'o', '--validation-fraction', '1'], "pocovid: option '--validation-fraction <f>' argument '1' is invalid. Expected a number > 0 and < 1."],
+    [['update', '--run', 'r', '--data', 'd', '--out', 'o', '--fold', '0,x'], "pocovid: option '--fold <list>' argument '0,x' is invalid. \"x\": Expected a whole number ≥ 0."],
+    [['update', '--run', 'r', '--data', 'd', '--out', 'o', '--augment', 'yes'], "pocovid: option '--augment <on|off>' argument 'yes' is invalid. Expected on or off."],
   ];
   for (const [args, line] of others) {
     it(`${args.join(' ')}`, async () => {
