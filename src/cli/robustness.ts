@@ -89,6 +89,6 @@ export function register(program: Command): void {
         const target = p.target === null ? '' : p.target.met ? '  target met' : `  target missed (${p.target.missed.join('; ')})`;
         console.log(`${p.name.padEnd(16)} frames ${rate(p.frameFlipRate).padStart(6)} flipped, videos ${rate(p.videoFlipRate).padStart(6)} flipped, top-prob change mean ${p.meanTopProbChange?.toFixed(4) ?? '–'}${target}`);
       }
-      console.log(`wrote ${written.markdown}, ${written.json}, ${written.config}${written.plots.length ? ` and ${outDir}/plots/robustness.svg|png` : ''}`);
+      console.log(`wrote ${written.markdown}, ${written.json}, ${written.frames}, ${written.config}${written.plots.length ? ` and ${outDir}/plots/robustness.svg|png` : ''}`);
     });
 }

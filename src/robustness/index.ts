@@ -24,6 +24,7 @@ export async function runRobustness(options: RunRobustnessOptions): Promise<{ re
   const outDir = options.out ?? join(options.run, 'robustness');
   const written = await writeRobustnessOutputs(
     report,
+    measurement.records,
     {
       runtime: options.runtime ?? 'auto',
       source: options.source,

@@ -1,12 +1,13 @@
 // The robustness report: robustness.json (what --json prints), robustness.md (the tables),
-// plots/robustness.svg|png and config.json (the resolved options and tool versions), all written
-// atomically into one folder.
+// frames.csv (every frame's probabilities, clean and perturbed), plots/robustness.svg|png and
+// config.json (the resolved options and tool versions), all written atomically into one folder.
 import { join } from 'node:path';
 import { findFfmpeg } from '../media/ffmpeg.js';
 import { H264_DEFAULTS } from '../media/h264.js';
 import { renderRobustness } from '../plots/robustness.js';
 import { toolVersions } from '../train/versions.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { FRAMES_CSV, formatFramesCsv } from './frames_csv.js';
 import type { RobustnessMeasurement, SkippedSource } from './measure.js';
 import { NATIVE_MATCH_TOLERANCE } from './native.js';
 import { DOWN_UP_FACTOR } from './perturbations.js';
@@ -136,6 +137,7 @@ export function formatRobustnessMarkdown(report: RobustnessReport): string {
 export interface WrittenRobustness {
   json: string;
   markdown: string;
+  frames: string;
   config: string;
   plots: string[];
 }
@@ -148,9 +150,21 @@ export interface RobustnessRunConfig {
   perturbations: { name: string; description: string }[];
 }
 
-/** Writes the report, its tables, its chart and the resolved config into `outDir`. */
-export async function writeRobustnessOutputs(report: RobustnessReport, config: RobustnessRunConfig, outDir: string, options: { plots?: boolean } = {}): Promise<WrittenRobustness> {
-  const written: WrittenRobustness = { json: join(outDir, 'robustness.json'), markdown: join(outDir, 'robustness.md'), config: join(outDir, 'config.json'), plots: [] };
+/** Writes the report, its tables, the frames it was counted from, its chart and the resolved config into `outDir`. */
+export async function writeRobustnessOutputs(
+  report: RobustnessReport,
+  records: RobustnessMeasurement['records'],
+  config: RobustnessRunConfig,
+  outDir: string,
+  options: { plots?: boolean } = {},
+): Promise<WrittenRobustness> {
+  const written: WrittenRobustness = {
+    json: join(outDir, 'robustness.json'),
+    markdown: join(outDir, 'robustness.md'),
+    frames: join(outDir, FRAMES_CSV),
+    config: join(outDir, 'config.json'),
+    plots: [],
+  };
   let ffmpeg: string;
   try {
     const found = findFfmpeg();
@@ -182,6 +196,7 @@ export async function writeRobustnessOutputs(report: RobustnessReport, config: R
   await writeFileAtomic(written.config, JSON.stringify(resolved, null, 2) + '\n');
   await writeFileAtomic(written.json, JSON.stringify(report, null, 2) + '\n');
   await writeFileAtomic(written.markdown, formatRobustnessMarkdown(report));
+  await writeFileAtomic(written.frames, formatFramesCsv(records, report.classes));
   if (options.plots !== false) {
     const chart = await renderRobustness(report.perturbations, ROBUSTNESS_TARGETS, join(outDir, 'plots', 'robustness'));
     written.plots.push(chart.svgPath, chart.pngPath);

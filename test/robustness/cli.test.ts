@@ -13,6 +13,8 @@ import { readManifest } from '../../src/data/manifest.js';
 import type { ManifestRow } from '../../src/data/types.js';
 import { readPredictionsCsv } from '../../src/eval/csv.js';
 import { PERTURBATION_NAMES, ROBUSTNESS_TARGETS } from '../../src/robustness/index.js';
+import { parseFramesCsv } from '../../src/robustness/frames_csv.js';
+import { summarisePerturbation } from '../../src/robustness/stats.js';
 
 let root: string;
 let source: string;
@@ -105,6 +107,14 @@ describe('pocovid robustness', () => {
     expect(JSON.parse(readFileSync(join(out, 'robustness.json'), 'utf8'))).toEqual(report);
     const md = readFileSync(join(out, 'robustness.md'), 'utf8');
     for (const name of PERTURBATION_NAMES) expect(md).toContain(`| ${name} | `);
+    // frames.csv holds what the figures were counted from: counted again, they are the report's.
+    const frames = parseFramesCsv(readFileSync(join(out, 'frames.csv'), 'utf8'), 'frames.csv');
+    expect(frames.classes).toEqual(report.classes);
+    expect(frames.records.map((r) => r.path).sort()).toEqual(tested.map((r) => r.path).sort());
+    for (const p of report.perturbations) {
+      const again = summarisePerturbation(p, frames.records, frames.classes, 'mean');
+      expect({ ...again, videoSetChanges: p.videoSetChanges, flippedVideosInSet: p.flippedVideosInSet }, p.name).toEqual((({ target: _, ...rest }) => rest)(p));
+    }
     expect(existsSync(join(out, 'plots', 'robustness.svg'))).toBe(true);
     expect(readFileSync(join(out, 'plots', 'robustness.png')).subarray(1, 4).toString()).toBe('PNG');
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
