@@ -8,6 +8,7 @@
 // The export is the run's fold ensemble, as `pocovid export --run` makes it for the page (frozen
 // BatchNorm folded into its convolution); the reference is the run's exact float32 model, unfolded.
 // `--every k` takes every k-th frame of the manifest.
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { openDataset } from '../src/data/dataset.js';
 import { argMax } from '../src/decision/combine.js';
 import { exportRun } from '../src/infer/export.js';
 import { createPipeline } from '../src/infer/pipeline.js';
+import { SHARED_WEIGHTS_FILE } from '../src/model_dir/names.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../src/model_dir/weight_dtype.js';
 import { writeJsonAtomicSync } from '../src/util/atomic.js';
 
@@ -34,8 +36,9 @@ if (!Number.isInteger(every) || every < 1) throw new Error(`--every must be a wh
 const dtypes = values.dtypes.split(',') as WeightDtype[];
 for (const d of dtypes) if (!WEIGHT_DTYPES.includes(d) || d === 'float32') throw new Error(`--dtypes: ${d} is not one of float16, uint8`);
 
+/** Bytes of weights a loader reads: every member's .bin and the members' shared-weights.bin, stored once. */
 async function weightBytes(folder: string): Promise<number> {
-  let total = 0;
+  let total = existsSync(join(folder, SHARED_WEIGHTS_FILE)) ? (await stat(join(folder, SHARED_WEIGHTS_FILE))).size : 0;
   for (const member of (await readdir(folder)).filter((n) => n.startsWith('member-'))) {
     for (const file of (await readdir(join(folder, member))).filter((n) => n.endsWith('.bin'))) total += (await stat(join(folder, member, file))).size;
   }
