@@ -1,8 +1,10 @@
 // What happens after each epoch, as small handlers the epoch loop calls in order (MONAI's
-// engine + handlers): the history file, model selection with early stopping, the learning-rate
-// plateau rule, and the checkpoint that lets a killed run resume. Each handler keeps its own state,
-// which the checkpoint stores and a resumed run restores.
+// engine + handlers): the stop at a non-finite loss, the history file, model selection with early
+// stopping, the learning-rate plateau rule, and the checkpoint that lets a killed run resume. Each
+// handler keeps its own state, which the checkpoint stores and a resumed run restores.
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NonFiniteTrainingError } from '../errors.js';
 import { readHistoryJsonl } from '../plots/history.js';
 import type { BuiltModel } from '../models/types.js';
 import { loadCheckpoint, saveCheckpoint, snapshotWeights, type WeightSnapshot } from './checkpoint.js';
@@ -173,5 +175,40 @@ export class CheckpointHandler {
     for (const handler of this.handlers) if (handler.stateKey && handler.state) handlers[handler.stateKey] = handler.state();
     const state: CheckpointState = { epoch: end.log.epoch, stoppedEarly: stopping, shuffleSeed: this.shuffleSeed, handlers };
     await saveCheckpoint(this.dir, end.built, end.optimizer, state, this.selection.best);
+  }
+}
+
+// Training stops at the first non-finite number instead of carrying it on: a NaN loss means the
+// weights have diverged (or a checkpoint it resumed from was damaged), and every epoch after it
+// would only write NaN checkpoints and a model that diagnoses nothing.
+/**
+ * First of the epoch handlers: stops the fold when an epoch's training or validation loss is NaN
+ * or infinite, before the history, the selection or the checkpoint record anything of it.
+ */
+export class FiniteLossHandler implements TrainingHandler {
+  /** Set when the run resumed from a checkpoint: then that checkpoint is the first suspect. */
+  resumed = false;
+
+  constructor(
+    private readonly fold: number,
+    private readonly checkpointDir: string,
+    /** A refit has no validation split, so no validation loss to check. */
+    private readonly hasValidation = true,
+  ) {}
+
+  afterEpoch({ log }: EpochEnd): void {
+    this.check(log.loss, 'the training loss', log.epoch);
+    if (this.hasValidation) this.check(log.valLoss, 'the validation loss', log.epoch);
+  }
+
+  private check(value: number, what: string, epoch: number): void {
+    if (Number.isFinite(value)) return;
+    const where = `fold ${this.fold}, epoch ${epoch + 1}: ${what} is ${value}`;
+    if (this.resumed) {
+      throw new NonFiniteTrainingError(
+        `${where} after resuming from the checkpoint ${join(this.checkpointDir, 'state.json')}: it may be damaged; delete ${this.checkpointDir} to train this fold again from its first epoch`,
+      );
+    }
+    throw new NonFiniteTrainingError(`${where}: the weights diverged; train again with a lower --lr (the last good checkpoint is in ${this.checkpointDir})`);
   }
 }

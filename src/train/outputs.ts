@@ -11,13 +11,36 @@ import { calibrateFromRows } from '../eval/conformal_rows.js';
 import { CALIBRATION_PREDICTIONS_FILE } from '../eval/conformal_io.js';
 import type { ConformalCalibration } from '../eval/conformal.js';
 import type { GuardStats } from '../guard/guard.js';
-import type { CalibrationPredictions, TrainFoldResult } from './train_fold.js';
+import type { TrainConfig } from './config.js';
 
 export interface PredictionOut {
   row: ManifestRow;
   label: string;
   predicted: string;
   probabilities: number[];
+}
+
+/** What trainFold returns. */
+export interface TrainFoldResult {
+  out: string;
+  config: TrainConfig;
+  classes: string[];
+  bestEpoch: number;
+  bestValBalancedAccuracy: number;
+  epochsRun: number;
+  stoppedEarly: boolean;
+  featureCacheSeconds: number;
+  /** Backbone outputs this fold computed, and those it took from earlier folds of the same cv. */
+  featureEntries: { computed: number; reused: number };
+  trainSeconds: number;
+  trainImgPerSec: number;
+  testPredictions: PredictionOut[];
+}
+
+/** What the prediction sets are calibrated on (see writeFoldOutputs). */
+export interface CalibrationPredictions {
+  predictions: PredictionOut[];
+  calibratedOn: 'validation' | 'out-of-fold';
 }
 
 export const PREDICTIONS_FILE = 'predictions.csv';

@@ -20,12 +20,11 @@ import { loadTrainingData, trainingClasses, type FrameInputs } from './data_acce
 import { restoreWeights } from './checkpoint.js';
 import { applyInitialWeights, type WeightsUsed } from './initial_weights.js';
 import type { BuiltModel } from '../models/types.js';
-import { writeFoldOutputs, type PredictionOut } from './outputs.js';
+import { writeFoldOutputs, type CalibrationPredictions, type PredictionOut, type TrainFoldResult } from './outputs.js';
 import { toolVersions } from './versions.js';
 import { fitGuardOnRows } from '../guard/fit_dataset.js';
-import { CheckpointHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
+import { CheckpointHandler, FiniteLossHandler, HistoryHandler, PlateauHandler, SelectionHandler, type TrainingHandler } from './handlers.js';
 import { runEpochs } from './epoch_loop.js';
-import { FiniteLossHandler } from './finite.js';
 import { fitLogisticHead, LOGISTIC_FILE, type LogisticData } from './logistic_head.js';
 import { DEFAULT_PRETRAIN, pretrainVideoContrastive } from './pretrain_video.js';
 import type { FoldData } from './data_access.js';
@@ -35,22 +34,7 @@ import type { HeadSources } from './head_sources.js';
 export const PRETRAIN_FILE = 'pretrain.json';
 
 export type { EpochLog } from './handlers.js';
-
-export interface TrainFoldResult {
-  out: string;
-  config: TrainConfig;
-  classes: string[];
-  bestEpoch: number;
-  bestValBalancedAccuracy: number;
-  epochsRun: number;
-  stoppedEarly: boolean;
-  featureCacheSeconds: number;
-  /** Backbone outputs this fold computed, and those it took from earlier folds of the same cv. */
-  featureEntries: { computed: number; reused: number };
-  trainSeconds: number;
-  trainImgPerSec: number;
-  testPredictions: PredictionOut[];
-}
+export type { TrainFoldResult } from './outputs.js';
 
 export interface TrainFoldOptions {
   quiet?: boolean;
@@ -107,12 +91,6 @@ function logisticData(features: NonNullable<HeadSources['features']>, data: Fold
 function logisticEntryFrame(features: NonNullable<HeadSources['features']>, data: FoldData): (entry: number) => number {
   const { train, views } = features;
   return (e) => (e < train.count ? Math.floor(e / views) : data.train.count + (e - train.count));
-}
-
-/** What the prediction sets are calibrated on (see writeFoldOutputs). */
-export interface CalibrationPredictions {
-  predictions: PredictionOut[];
-  calibratedOn: 'validation' | 'out-of-fold';
 }
 
 export async function trainFold(input: TrainConfigInput, options: TrainFoldOptions = {}): Promise<TrainFoldResult> {
