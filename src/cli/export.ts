@@ -43,8 +43,8 @@ export function register(program: Command): void {
     .addOption(new Option('--format <format>', 'tfjs, or onnx: also write each member as <member>/model.onnx').choices(['tfjs', 'onnx']).default('tfjs'))
     .addOption(
       // float16 by default: half the page's download, and on the real data (bench/weight_dtype.ts,
-      // mobilenet_v1's 5-fold ensemble, 405 frames) every label equal to float32's, probabilities
-      // within 0.018. uint8 changed 13% of those labels: never the default.
+      // the default recipe's 5-fold ensemble, 405 frames) every label equal to float32's,
+      // probabilities within 0.034. uint8 changed 38% of those labels: never the default.
       new Option('--weights-dtype <dtype>', 'how model.json\'s weights are stored: float16 (half the download, the default), float32 (the run\'s exact weights), or uint8 (a quarter; per tensor; changes labels, check it first); dequantised to float32 when loaded, everywhere')
         .choices([...WEIGHT_DTYPES])
         .default('float16'),
