@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { predictionSetOf } from '../src/decision/prediction_set.js';
 import { readPredictionsCsv } from '../src/eval/csv.js';
+import { aggregateVideos } from '../src/eval/video.js';
 import { readModelMeta } from '../src/model_dir/model_dir.js';
 
 const run = process.argv[2];
@@ -16,14 +17,15 @@ const report = JSON.parse(readFileSync(join(robustnessDir, 'robustness.json'), '
 const bySource = new Map<string, string[]>();
 for (const p of report.perturbations) for (const source of p.flippedVideos) bySource.set(source, [...(bySource.get(source) ?? []), p.name]);
 const { rows, classes } = readPredictionsCsv(join(run, 'predictions.csv'));
+// Each video's probabilities by the evaluation's rule (the mean of its frames).
+const videos = new Map(aggregateVideos(rows, classes, 'mean').map((v) => [v.source, v]));
 console.log('| source | label | clean probabilities (' + classes.join(' / ') + ') | flips under | set (level, calibration size) |');
 console.log('|---|---|---|---|---|');
 for (const [source, perturbations] of bySource) {
-  const mine = rows.filter((r) => r.source === source);
-  const mean = classes.map((_, k) => mine.reduce((a, r) => a + r.probs[k]!, 0) / mine.length);
-  const conformal = readModelMeta(join(run, `fold-${mine[0]!.fold}`, 'model')).conformal;
-  const level = mine.length === 1 ? 'frame' : 'video';
-  const set = conformal ? predictionSetOf(conformal, level, mean, classes) : undefined;
+  const video = videos.get(source)!;
+  const conformal = readModelMeta(join(run, `fold-${video.fold}`, 'model')).conformal;
+  const level = rows.filter((r) => r.source === source).length === 1 ? 'frame' : 'video';
+  const set = conformal ? predictionSetOf(conformal, level, video.probs, classes) : undefined;
   const shown = set ? `${set.classes.join(' or ')} (${level}, ${set.calibrationSize})` : 'no calibration';
-  console.log(`| ${source} | ${mine[0]!.label} | ${mean.map((p) => p.toFixed(3)).join(' / ')} | ${perturbations.join(', ')} | ${shown} |`);
+  console.log(`| ${source} | ${video.label} | ${video.probs.map((p) => p.toFixed(3)).join(' / ')} | ${perturbations.join(', ')} | ${shown} |`);
 }

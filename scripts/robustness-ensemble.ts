@@ -5,9 +5,9 @@
 //   npx tsx scripts/robustness-ensemble.ts DIR DIR [DIR...]   (DIR: robustness --out folders)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { averageRecords, videosNearBoundary } from '../src/robustness/ensemble.js';
+import { averageRecords } from '../src/robustness/ensemble.js';
 import { parseFramesCsv } from '../src/robustness/frames_csv.js';
-import { summarisePerturbation, type FrameRecord, type PerturbationSummary } from '../src/robustness/stats.js';
+import { summarisePerturbation, videosNearBoundary, type FrameRecord, type PerturbationSummary } from '../src/robustness/stats.js';
 
 const dirs = process.argv.slice(2);
 if (dirs.length < 2) throw new Error('usage: npx tsx scripts/robustness-ensemble.ts DIR DIR [DIR...]  (robustness output folders holding frames.csv)');
@@ -33,4 +33,4 @@ row('clean accuracy (frame, video)', (records) => {
   const { frame, video } = summary(records, names[0]!).accuracy;
   return `${frame.clean!.toFixed(3)}, ${video.clean!.toFixed(3)}`;
 });
-for (const within of [0.02, 0.05]) row(`videos within ${within} of the boundary`, (records) => String(videosNearBoundary(records, within)));
+for (const within of [0.02, 0.05]) row(`videos within ${within} of the boundary`, (records) => String(videosNearBoundary(records, classes, within)));

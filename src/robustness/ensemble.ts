@@ -42,13 +42,3 @@ export function averageRecords(runs: readonly NamedRecords[]): FrameRecord[] {
     return { ...record, clean: mean(all.map((r) => r.clean)), perturbed };
   });
 }
-
-/** How many videos (sources) have their clean mean probabilities' top two classes within `within` of each other. */
-export function videosNearBoundary(records: readonly FrameRecord[], within: number): number {
-  const bySource = new Map<string, number[][]>();
-  for (const r of records) bySource.set(r.source, [...(bySource.get(r.source) ?? []), r.clean]);
-  return [...bySource.values()].filter((frames) => {
-    const [top, second] = mean(frames).sort((a, b) => b - a);
-    return top! - second! < within;
-  }).length;
-}

@@ -100,6 +100,18 @@ function toRow(record: FrameRecord, probs: number[], classes: readonly string[])
   return { path: record.path, source: record.source, patient: record.patient, fold: record.fold, label: record.label, predicted: classes[argMax(probs)]!, probs };
 }
 
+/**
+ * How many videos (sources) the evaluation's video rule (mean of the clean frames' probabilities)
+ * leaves with their top two classes within `within` of each other: the ones any small change can flip.
+ */
+export function videosNearBoundary(records: readonly FrameRecord[], classes: readonly string[], within: number): number {
+  const videos = aggregateVideos(records.map((r) => toRow(r, r.clean, classes)), classes, 'mean');
+  return videos.filter((v) => {
+    const [top, second] = [...v.probs].sort((a, b) => b - a);
+    return top! - second! < within;
+  }).length;
+}
+
 const accuracyOf = (rows: readonly PredictionRow[]): number | null => rate(rows.filter((r) => r.predicted === r.label).length, rows.length);
 
 /** The report line of one perturbation over every frame that had it. */

@@ -1,9 +1,8 @@
 // Averaging robustness records over runs (fold seeds) into their ensemble's records: the mean of
 // each frame's clean and perturbed probabilities, in the first run's order; runs that do not hold
-// the same frames, sources, labels and perturbations are refused by name. And the count of videos
-// near the decision boundary.
+// the same frames, sources, labels and perturbations are refused by name.
 import { describe, expect, it } from 'vitest';
-import { averageRecords, videosNearBoundary } from '../../src/robustness/ensemble.js';
+import { averageRecords } from '../../src/robustness/ensemble.js';
 import type { FrameRecord } from '../../src/robustness/stats.js';
 
 function frame(path: string, source: string, fold: number, clean: number[], noise?: number[]): FrameRecord {
@@ -33,15 +32,5 @@ describe('averageRecords', () => {
     expect(() => averageRecords([a, { name: 'b', records: [B[0]!, { ...B[1]!, label: 'b' }] }])).toThrow('b: frame f1 has another source or label than in a');
     expect(() => averageRecords([a, { name: 'b', records: [B[0]!, frame('f1', 'V', 2, [0.2, 0.8])] }])).toThrow('b: frame f1 has perturbations none, a noise-1');
     expect(() => averageRecords([])).toThrow('no runs');
-  });
-});
-
-describe('videosNearBoundary', () => {
-  it("counts the videos whose mean's top two classes are closer than the bound", () => {
-    const records = [frame('1', 'V', 0, [0.6, 0.4]), frame('2', 'V', 0, [0.44, 0.56]), frame('3', 'W', 0, [0.9, 0.1]), frame('4', 'X', 0, [0.51, 0.49])];
-    // V: mean 0.52 / 0.48 (0.04 apart); W: 0.8 apart; X: 0.02 apart.
-    expect(videosNearBoundary(records, 0.03)).toBe(1);
-    expect(videosNearBoundary(records, 0.05)).toBe(2);
-    expect(videosNearBoundary(records, 1)).toBe(3);
   });
 });

@@ -1,11 +1,11 @@
 // The robustness figures on hand-made probabilities: frame and video flips (videos decided as the
 // evaluation decides them, mean or vote), the top-probability change distribution, accuracy, the
-// targets, the names of the perturbations and the Markdown table.
+// targets, the names of the perturbations, the Markdown table and the videos near the boundary.
 import { describe, expect, it } from 'vitest';
 import { resizeRoundTrip } from '../../src/data/perturb.js';
 import { DOWN_UP_FACTOR, PERTURBATION_NAMES, selectPerturbations } from '../../src/robustness/perturbations.js';
 import { buildRobustnessReport, cleanCheckWarning, formatRobustnessMarkdown } from '../../src/robustness/report.js';
-import { checkTargets, distribution, summarisePerturbation, topProbabilityChange, type FrameRecord } from '../../src/robustness/stats.js';
+import { checkTargets, distribution, summarisePerturbation, topProbabilityChange, videosNearBoundary, type FrameRecord } from '../../src/robustness/stats.js';
 import type { RobustnessMeasurement } from '../../src/robustness/measure.js';
 import type { ConformalCalibration } from '../../src/eval/conformal.js';
 
@@ -220,5 +220,16 @@ describe('the report', () => {
     const off = { cleanCheck: { frames: 10, maxAbsDifference: 0.04, labelAgreement: 0.9 } };
     expect(cleanCheckWarning(off)).toBe("the clean frames' probabilities differ from the run's predictions.csv by up to 0.040 (same label on 90.0%): the frames or their preprocessing are not those the run was evaluated on");
     expect(cleanCheckWarning({ cleanCheck: { frames: 10, maxAbsDifference: 2e-6, labelAgreement: 1 } })).toBeUndefined();
+  });
+});
+
+describe('videosNearBoundary', () => {
+  it("counts the videos whose mean (the evaluation's video rule) has its top two classes closer than the bound", () => {
+    const records = [frame('1', 'V', 0, [0.6, 0.4, 0]), frame('2', 'V', 0, [0.44, 0.56, 0]), frame('3', 'W', 0, [0.9, 0.1, 0]), frame('4', 'X', 1, [0.2, 0.31, 0.49])];
+    // V: mean 0.52 / 0.48 (0.04 apart); W: 0.8 apart; X: 0.18 apart.
+    expect(videosNearBoundary(records, CLASSES, 0.03)).toBe(0);
+    expect(videosNearBoundary(records, CLASSES, 0.05)).toBe(1);
+    expect(videosNearBoundary(records, CLASSES, 0.2)).toBe(2);
+    expect(videosNearBoundary(records, CLASSES, 1)).toBe(3);
   });
 });
